@@ -1,0 +1,1 @@
+//! Audio in and out: decoding, WAV encoding, resampling and channel handling.

@@ -1,0 +1,33 @@
+//! The library's error type: every variant carries the context a one-line message needs.
+
+use std::path::PathBuf;
+
+/// Errors raised by the afx library. The CLI prints them as one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown knob `{name}` (run `afx params` for the list)")]
+    UnknownKnob { name: String },
+    #[error("knob `{name}` = {value} is out of range [{min}, {max}] {unit}")]
+    KnobOutOfRange { name: String, value: f64, min: f64, max: f64, unit: &'static str },
+    #[error("knob `{name}` has a non-finite value")]
+    KnobNotFinite { name: String },
+    #[error("invalid knob file {path}: {reason}")]
+    KnobFile { path: PathBuf, reason: String },
+    #[error("sample rate {sample_rate} Hz is outside the supported range {min}..={max} Hz")]
+    SampleRate { sample_rate: u32, min: u32, max: u32 },
+    #[error("{path}: cannot read audio: {reason}")]
+    AudioRead { path: PathBuf, reason: String },
+    #[error("{path}: cannot write audio: {reason}")]
+    AudioWrite { path: PathBuf, reason: String },
+    #[error("{what}: {reason}")]
+    BadAudio { what: String, reason: String },
+    #[error("output {path} is also an input; refusing to overwrite it")]
+    OutputIsInput { path: PathBuf },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,2 @@
+//! Gradient estimators: from the gradient of a loss with respect to a rendered output, the
+//! gradient with respect to the knobs.

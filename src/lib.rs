@@ -1,0 +1,18 @@
+//! afx: neural networks that learn to turn the knobs of real audio effects.
+//!
+//! The effect chain (parametric EQ, then compressor) lives in [`fx`] as plain Rust kernels with
+//! hand-written adjoints; [`grad`] turns rendering into knob gradients (exact, SPSA, finite
+//! differences); [`spectral`] holds the multi-resolution STFT loss and its gradient; [`metrics`]
+//! the evaluation measures; [`audio`] decoding, encoding and resampling.
+
+pub mod audio;
+pub mod bench;
+pub mod error;
+pub mod fx;
+pub mod grad;
+pub mod metrics;
+pub mod real;
+pub mod spectral;
+
+pub use error::{Error, Result};
+pub use real::Real;

@@ -1,0 +1,1 @@
+//! Evaluation metrics between an estimate and a target recording.
