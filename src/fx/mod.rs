@@ -1,6 +1,15 @@
 //! The effect chain: RBJ biquad parametric EQ then a log-domain feed-forward compressor, as
 //! plain-Rust kernels with hand-written adjoints. Nothing here knows about learning.
 
+pub mod biquad;
+pub mod chain;
+pub mod compressor;
+pub mod eq;
+mod jet;
 pub mod params;
 
-pub use params::{KNOBS, Knobs, KnobSpec, NUM_KNOBS, Skew};
+pub use chain::{Chain, ChainGrad, ChainSettings, ChainTape, check_sample_rate, forward, render, vjp};
+pub use params::{KNOBS, KnobSpec, Knobs, NUM_KNOBS, Skew};
+
+#[cfg(test)]
+pub(crate) mod test_signals;

@@ -1,0 +1,279 @@
+//! RBJ Audio-EQ-Cookbook biquads (Bristow-Johnson, "Cookbook formulae for audio EQ biquad
+//! filter coefficients"): coefficient design with its Jacobian, and the true recursive filter
+//! in transposed direct form II with its exact adjoint.
+
+use super::jet::Jet;
+use crate::Real;
+
+/// The highest centre/corner frequency a section may have, as a fraction of the sample rate.
+pub const MAX_FREQ_FRACTION: f64 = 0.45;
+
+/// The shape of one EQ section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    LowShelf,
+    Peaking,
+    HighShelf,
+}
+
+/// Biquad coefficients normalised by `a0`:
+/// `y[n] = b0·x[n] + b1·x[n−1] + b2·x[n−2] − a1·y[n−1] − a2·y[n−2]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Coeffs {
+    pub b0: f64,
+    pub b1: f64,
+    pub b2: f64,
+    pub a1: f64,
+    pub a2: f64,
+}
+
+impl Coeffs {
+    /// The pass-through filter.
+    pub const IDENTITY: Coeffs = Coeffs { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 };
+
+    /// The coefficients as an array `[b0, b1, b2, a1, a2]`.
+    pub fn to_array(self) -> [f64; 5] {
+        [self.b0, self.b1, self.b2, self.a1, self.a2]
+    }
+
+    /// Complex frequency response `H(e^{jω})` at `freq_hz`, as `(re, im)`.
+    pub fn response(&self, freq_hz: f64, sample_rate: f64) -> (f64, f64) {
+        let w = 2.0 * std::f64::consts::PI * freq_hz / sample_rate;
+        let (s1, c1) = w.sin_cos();
+        let (s2, c2) = (2.0 * w).sin_cos();
+        let (nr, ni) = (self.b0 + self.b1 * c1 + self.b2 * c2, -(self.b1 * s1 + self.b2 * s2));
+        let (dr, di) = (1.0 + self.a1 * c1 + self.a2 * c2, -(self.a1 * s1 + self.a2 * s2));
+        let d = dr * dr + di * di;
+        ((nr * dr + ni * di) / d, (ni * dr - nr * di) / d)
+    }
+
+    /// Magnitude response in dB at `freq_hz`.
+    pub fn magnitude_db(&self, freq_hz: f64, sample_rate: f64) -> f64 {
+        let (re, im) = self.response(freq_hz, sample_rate);
+        10.0 * (re * re + im * im).log10()
+    }
+}
+
+/// Coefficients of one section together with their partial derivatives with respect to
+/// `(gain_db, freq_hz, q)`: `jacobian[p]` holds `∂coeffs/∂param_p`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Design {
+    pub coeffs: Coeffs,
+    pub jacobian: [Coeffs; 3],
+}
+
+/// Designs one RBJ section and its Jacobian.
+///
+/// With `A = 10^(gain_db/40)`, `ω0 = 2π·f/fs` and `α = sin ω0 / (2Q)` (the cookbook's Q form,
+/// which for the shelves sets the shelf slope), the peaking section is
+/// `b = [1 + αA, −2cos ω0, 1 − αA]`, `a = [1 + α/A, −2cos ω0, 1 − α/A]`, and the shelves use the
+/// cookbook's formulas with `2√A·α`; all are divided by `a0`. A frequency above
+/// [`MAX_FREQ_FRACTION`]·fs is clamped there, where its derivative is zero.
+pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64) -> Design {
+    let g = Jet::<3>::variable(gain_db, 0);
+    let f_max = MAX_FREQ_FRACTION * sample_rate;
+    let f = if freq_hz > f_max { Jet::constant(f_max) } else { Jet::variable(freq_hz, 1) };
+    let q = Jet::variable(q, 2);
+
+    let a = (g * (std::f64::consts::LN_10 / 40.0)).exp();
+    let w0 = f * (2.0 * std::f64::consts::PI / sample_rate);
+    let (sin, cos) = (w0.sin(), w0.cos());
+    let alpha = sin / (q * 2.0);
+    let one = Jet::constant(1.0);
+    let two_sqrt_a_alpha = a.sqrt() * alpha * 2.0;
+
+    let [b0, b1, b2, a0, a1, a2] = match shape {
+        Shape::Peaking => [
+            one + alpha * a,
+            cos * -2.0,
+            one - alpha * a,
+            one + alpha / a,
+            cos * -2.0,
+            one - alpha / a,
+        ],
+        Shape::LowShelf => {
+            let (ap1, am1) = (a + 1.0, a + -1.0);
+            [
+                a * (ap1 - am1 * cos + two_sqrt_a_alpha),
+                a * (am1 - ap1 * cos) * 2.0,
+                a * (ap1 - am1 * cos - two_sqrt_a_alpha),
+                ap1 + am1 * cos + two_sqrt_a_alpha,
+                (am1 + ap1 * cos) * -2.0,
+                ap1 + am1 * cos - two_sqrt_a_alpha,
+            ]
+        }
+        Shape::HighShelf => {
+            let (ap1, am1) = (a + 1.0, a + -1.0);
+            [
+                a * (ap1 + am1 * cos + two_sqrt_a_alpha),
+                a * (am1 + ap1 * cos) * -2.0,
+                a * (ap1 + am1 * cos - two_sqrt_a_alpha),
+                ap1 - am1 * cos + two_sqrt_a_alpha,
+                (am1 - ap1 * cos) * 2.0,
+                ap1 - am1 * cos - two_sqrt_a_alpha,
+            ]
+        }
+    };
+    let n = [b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0];
+    let pick = |p: Option<usize>| {
+        let v = |j: Jet<3>| p.map_or(j.value, |p| j.grad[p]);
+        Coeffs { b0: v(n[0]), b1: v(n[1]), b2: v(n[2]), a1: v(n[3]), a2: v(n[4]) }
+    };
+    Design { coeffs: pick(None), jacobian: [pick(Some(0)), pick(Some(1)), pick(Some(2))] }
+}
+
+/// Coefficients and state of one biquad in transposed direct form II, in the sample type `T`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Biquad<T> {
+    b0: T,
+    b1: T,
+    b2: T,
+    a1: T,
+    a2: T,
+    s1: T,
+    s2: T,
+}
+
+impl<T: Real> Biquad<T> {
+    /// A filter with the given coefficients and zero state.
+    pub fn new(c: Coeffs) -> Self {
+        let mut f = Biquad::default();
+        f.set_coeffs(c);
+        f
+    }
+
+    /// Changes the coefficients, keeping the state.
+    pub fn set_coeffs(&mut self, c: Coeffs) {
+        (self.b0, self.b1, self.b2, self.a1, self.a2) =
+            (T::of(c.b0), T::of(c.b1), T::of(c.b2), T::of(c.a1), T::of(c.a2));
+    }
+
+    /// Clears the state.
+    pub fn reset(&mut self) {
+        self.s1 = T::zero();
+        self.s2 = T::zero();
+    }
+
+    /// Filters one sample.
+    #[inline(always)]
+    pub fn tick(&mut self, x: T) -> T {
+        let y = self.b0 * x + self.s1;
+        self.s1 = self.b1 * x - self.a1 * y + self.s2;
+        self.s2 = self.b2 * x - self.a2 * y;
+        y
+    }
+}
+
+/// The reverse-time state of one biquad's adjoint.
+///
+/// Running [`Adjoint::step`] from the last sample to the first computes, with
+/// `λ[n] = ∂L/∂y[n] − a1·λ[n+1] − a2·λ[n+2]` (the all-pole part run backwards in time),
+/// `∂L/∂x[n] = b0·λ[n] + b1·λ[n+1] + b2·λ[n+2]`, and accumulates `∂L/∂b_k = Σ λ[n]·x[n−k]` and
+/// `∂L/∂a_k = −Σ λ[n]·y[n−k]` (zero initial state, so samples before the start are zero).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Adjoint<T> {
+    l1: T,
+    l2: T,
+    /// `∂L/∂[b0, b1, b2, a1, a2]` so far.
+    pub coeff_grad: [f64; 5],
+}
+
+impl<T: Real> Adjoint<T> {
+    /// One reverse step at sample `n`: `g_y = ∂L/∂y[n]`, `x = [x[n], x[n−1], x[n−2]]`,
+    /// `y = [y[n−1], y[n−2]]`; returns `∂L/∂x[n]`.
+    #[inline(always)]
+    pub fn step(&mut self, f: &Biquad<T>, g_y: T, x: [T; 3], y: [T; 2]) -> T {
+        let l0 = g_y - f.a1 * self.l1 - f.a2 * self.l2;
+        let g_x = f.b0 * l0 + f.b1 * self.l1 + f.b2 * self.l2;
+        let l = l0.to64();
+        let g = &mut self.coeff_grad;
+        g[0] += l * x[0].to64();
+        g[1] += l * x[1].to64();
+        g[2] += l * x[2].to64();
+        g[3] -= l * y[0].to64();
+        g[4] -= l * y[1].to64();
+        self.l2 = self.l1;
+        self.l1 = l0;
+        g_x
+    }
+}
+
+/// Chains coefficient gradients into `(gain_db, freq_hz, q)` gradients through a [`Design`].
+pub fn param_grad(design: &Design, coeff_grad: &[f64; 5]) -> [f64; 3] {
+    design.jacobian.map(|j| j.to_array().iter().zip(coeff_grad).map(|(d, g)| d * g).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FS: f64 = 48_000.0;
+
+    #[test]
+    fn responses_match_the_cookbook_definitions() {
+        for gain in [-24.0, -7.5, 0.0, 6.0, 24.0] {
+            // A peaking section has exactly `gain` at its centre frequency.
+            let p = design(Shape::Peaking, gain, 1000.0, 2.0, FS).coeffs;
+            assert!((p.magnitude_db(1000.0, FS) - gain).abs() < 1e-9, "peak {gain}");
+            // Shelves: full gain on their side, unity on the other, half the gain (in dB) at
+            // the corner frequency.
+            let lo = design(Shape::LowShelf, gain, 100.0, 0.707, FS).coeffs;
+            assert!((lo.magnitude_db(0.0, FS) - gain).abs() < 1e-9);
+            assert!(lo.magnitude_db(FS / 2.0, FS).abs() < 1e-9);
+            assert!((lo.magnitude_db(100.0, FS) - gain / 2.0).abs() < 1e-9);
+            let hi = design(Shape::HighShelf, gain, 8000.0, 0.707, FS).coeffs;
+            assert!((hi.magnitude_db(FS / 2.0, FS) - gain).abs() < 1e-9);
+            assert!(hi.magnitude_db(0.0, FS).abs() < 1e-9);
+            assert!((hi.magnitude_db(8000.0, FS) - gain / 2.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn jacobian_matches_central_differences() {
+        let cases = [
+            (Shape::LowShelf, 9.0, 35.0, 0.3, 8_000.0),
+            (Shape::Peaking, -13.0, 1500.0, 7.0, 44_100.0),
+            (Shape::Peaking, 24.0, 200.0, 0.1, 192_000.0),
+            (Shape::HighShelf, -24.0, 11_000.0, 10.0, 96_000.0),
+            (Shape::HighShelf, 3.0, 5000.0, 1.0, 24_000.0),
+        ];
+        for (shape, g, f, q, fs) in cases {
+            let d = design(shape, g, f, q, fs);
+            let at = |p: [f64; 3]| design(shape, p[0], p[1], p[2], fs).coeffs.to_array();
+            for i in 0..3 {
+                let mut p = [g, f, q];
+                let h = 1e-6 * p[i].abs().max(1.0);
+                p[i] += h;
+                let plus = at(p);
+                p[i] -= 2.0 * h;
+                let minus = at(p);
+                for k in 0..5 {
+                    let fd = (plus[k] - minus[k]) / (2.0 * h);
+                    let an = d.jacobian[i].to_array()[k];
+                    assert!((fd - an).abs() <= 1e-6 * (1.0 + an.abs()), "{shape:?} p{i} c{k}: {fd} vs {an}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frequency_is_clamped_below_nyquist_with_zero_derivative() {
+        let d = design(Shape::Peaking, 6.0, 8000.0, 1.0, 16_000.0);
+        let clamped = design(Shape::Peaking, 6.0, 0.45 * 16_000.0, 1.0, 16_000.0);
+        assert_eq!(d.coeffs, clamped.coeffs);
+        assert_eq!(d.jacobian[1], Coeffs::default());
+    }
+
+    #[test]
+    fn recursion_matches_the_difference_equation() {
+        let c = design(Shape::Peaking, 12.0, 3000.0, 4.0, FS).coeffs;
+        let x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let mut f = Biquad::<f64>::new(c);
+        let y: Vec<f64> = x.iter().map(|&v| f.tick(v)).collect();
+        for n in 0..x.len() {
+            let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };
+            let direct = c.b0 * x[n] + c.b1 * get(&x, 1) + c.b2 * get(&x, 2) - c.a1 * get(&y, 1) - c.a2 * get(&y, 2);
+            assert!((direct - y[n]).abs() < 1e-12);
+        }
+    }
+}
