@@ -1,1 +1,176 @@
-//! Benchmarks that run from the binary (`afx bench`).
+//! Benchmarks that run from the binary (`afx bench`): the speed targets of the effect chain,
+//! its exact gradients and the estimators, on generated program material.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::fx::{Chain, Knobs};
+use crate::grad::{ChainFx, Channels, Estimator, Example, Render, Spsa, chain_loss_and_grad};
+use crate::spectral::{MrStftBatch, MrStftConfig};
+
+/// The DeepAFx-ST training batch: 6 examples of 131072 samples at 24 kHz.
+pub const BATCH: usize = 6;
+pub const BATCH_SAMPLES: usize = 131_072;
+pub const BATCH_RATE: u32 = 24_000;
+/// Threads for the batch benchmarks (the project's 2-core machine).
+pub const BATCH_THREADS: usize = 2;
+
+/// Results of `afx bench`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Streaming chain (6 sections + compressor), mono, f32, one core.
+    pub chain_forward_msamples_per_s: f64,
+    /// Value and exact knob gradients of chain + MR-STFT/L1 loss for the training batch.
+    pub grad_step_seconds: f64,
+    /// Rendering the training batch once (streaming chain).
+    pub forward_batch_seconds: f64,
+    /// SPSA knob gradients with one pair for the training batch (two renders per example).
+    pub spsa_one_pair_seconds: f64,
+    /// `spsa_one_pair_seconds / forward_batch_seconds` (target: at most 3).
+    pub spsa_over_forward: f64,
+    /// Threads used for the batch benchmarks.
+    pub batch_threads: usize,
+}
+
+/// Deterministic program-like material: two sines with a tremolo and a little noise.
+pub fn program_signal(len: usize, sample_rate: f64, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|n| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let noise = state as f32 / u32::MAX as f32 - 0.5;
+            let t = n as f64 / sample_rate;
+            let env = 0.1 + 0.8 * (0.5 + 0.5 * (2.0 * std::f64::consts::PI * 3.0 * t).sin());
+            let tone = 0.5 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 0.3 * (2.0 * std::f64::consts::PI * 1870.0 * t).sin();
+            (env * tone) as f32 + 0.05 * noise
+        })
+        .collect()
+}
+
+/// Knobs that engage every section and the compressor.
+pub fn busy_knobs() -> Knobs {
+    let mut k = Knobs::default();
+    for (name, v) in [
+        ("eq.low_shelf.gain_db", 4.0),
+        ("eq.band1.gain_db", -3.0),
+        ("eq.band2.gain_db", 5.0),
+        ("eq.band3.gain_db", -6.0),
+        ("eq.band4.gain_db", 2.0),
+        ("eq.high_shelf.gain_db", 3.0),
+        ("comp.threshold_db", -24.0),
+        ("comp.ratio", 4.0),
+    ] {
+        k.set(name, v).expect("valid bench knob");
+    }
+    k
+}
+
+/// Best-of-`reps` wall time of `f` in seconds.
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Streaming forward throughput: mono, 2^20 samples at 48 kHz in 4096-sample blocks.
+pub fn chain_forward_msamples_per_s() -> f64 {
+    let len = 1 << 20;
+    let input = program_signal(len, 48_000.0, 1);
+    let mut chain = Chain::<f32>::new(&busy_knobs(), 48_000, 1).expect("valid chain");
+    let mut buf = input.clone();
+    let seconds = best_of(5, || {
+        buf.copy_from_slice(&input);
+        chain.reset();
+        for block in buf.chunks_mut(4096) {
+            chain.process(&mut [block]);
+        }
+    });
+    std::hint::black_box(&buf);
+    len as f64 / seconds / 1e6
+}
+
+/// The training batch: inputs, normalised knobs of a guess, targets rendered with other knobs.
+struct TrainingBatch {
+    inputs: Vec<Channels>,
+    knobs: Vec<Vec<f32>>,
+    targets: Vec<Channels>,
+}
+
+impl TrainingBatch {
+    fn new() -> Self {
+        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let inputs: Vec<Channels> =
+            (0..BATCH).map(|b| vec![program_signal(BATCH_SAMPLES, BATCH_RATE as f64, b as u32 + 1)]).collect();
+        let guess: Vec<f32> = Knobs::default().to_normalized().iter().map(|&v| v as f32).collect();
+        let truth: Vec<f32> = busy_knobs().to_normalized().iter().map(|&v| v as f32).collect();
+        let targets = inputs
+            .iter()
+            .map(|x| {
+                let mut y = Channels::new();
+                fx.render(x, &truth, &mut y);
+                y
+            })
+            .collect();
+        TrainingBatch { inputs, knobs: vec![guess; BATCH], targets }
+    }
+
+    fn examples(&self) -> Vec<Example<'_>> {
+        self.inputs.iter().zip(&self.knobs).map(|(i, k)| Example { input: i, knobs: k }).collect()
+    }
+}
+
+/// Times the batch benchmarks on a pool of [`BATCH_THREADS`] threads.
+fn batch_benchmarks() -> (f64, f64, f64) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
+    pool.install(|| {
+        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let data = TrainingBatch::new();
+        let batch = data.examples();
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+        let grad_step = best_of(5, || {
+            std::hint::black_box(chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss));
+        });
+        let forward = best_of(5, || {
+            use rayon::prelude::*;
+            let out: Vec<Channels> = batch
+                .par_iter()
+                .map(|e| {
+                    let mut y = Channels::new();
+                    fx.render(e.input, e.knobs, &mut y);
+                    y
+                })
+                .collect();
+            std::hint::black_box(out);
+        });
+        let (_, _, _) = chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss);
+        let grad_output: Vec<Channels> = data.targets.clone();
+        let spsa = Spsa { pairs: 1, ..Spsa::default() };
+        let mut seed = 0;
+        let spsa_time = best_of(5, || {
+            seed += 1;
+            std::hint::black_box(spsa.knob_gradients(&fx, &batch, &grad_output, seed));
+        });
+        (grad_step, forward, spsa_time)
+    })
+}
+
+/// Runs every benchmark.
+pub fn run() -> BenchReport {
+    let chain_forward_msamples_per_s = chain_forward_msamples_per_s();
+    let (grad_step_seconds, forward_batch_seconds, spsa_one_pair_seconds) = batch_benchmarks();
+    BenchReport {
+        chain_forward_msamples_per_s,
+        grad_step_seconds,
+        forward_batch_seconds,
+        spsa_one_pair_seconds,
+        spsa_over_forward: spsa_one_pair_seconds / forward_batch_seconds,
+        batch_threads: BATCH_THREADS,
+    }
+}

@@ -5,9 +5,11 @@
 //! differences); [`spectral`] holds the multi-resolution STFT loss and its gradient; [`metrics`]
 //! the evaluation measures; [`audio`] decoding, encoding and resampling.
 
+pub mod apply;
 pub mod audio;
 pub mod bench;
 pub mod error;
+pub mod example;
 pub mod fx;
 pub mod grad;
 pub mod metrics;

@@ -11,6 +11,10 @@ pub trait Real:
     fn of(x: f64) -> Self;
     /// Converts to `f64` exactly.
     fn to64(self) -> f64;
+    /// `log2`, vectorisable in `f32` (a few parts in 10^7), libm's in `f64`.
+    fn fast_log2(self) -> Self;
+    /// `2^x`, vectorisable in `f32` (a few parts in 10^7), libm's in `f64`.
+    fn fast_exp2(self) -> Self;
 }
 
 impl Real for f32 {
@@ -22,6 +26,14 @@ impl Real for f32 {
     fn to64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn fast_log2(self) -> Self {
+        crate::fx::fastmath::log2_f32(self)
+    }
+    #[inline(always)]
+    fn fast_exp2(self) -> Self {
+        crate::fx::fastmath::exp2_f32(self)
+    }
 }
 
 impl Real for f64 {
@@ -32,5 +44,13 @@ impl Real for f64 {
     #[inline(always)]
     fn to64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn fast_log2(self) -> Self {
+        self.log2()
+    }
+    #[inline(always)]
+    fn fast_exp2(self) -> Self {
+        self.exp2()
     }
 }

@@ -122,80 +122,86 @@ pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64
     Design { coeffs: pick(None), jacobian: [pick(Some(0)), pick(Some(1)), pick(Some(2))] }
 }
 
-/// Coefficients and state of one biquad in transposed direct form II, in the sample type `T`.
+/// Coefficients and state of one biquad in transposed direct form II. The arithmetic is in
+/// `f64` whatever the sample type: in `f32`, coefficient rounding moves the poles of
+/// low-frequency sections audibly (and makes the response jump as knobs move).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Biquad<T> {
-    b0: T,
-    b1: T,
-    b2: T,
-    a1: T,
-    a2: T,
-    s1: T,
-    s2: T,
+pub struct Biquad {
+    c: Coeffs,
+    s1: f64,
+    s2: f64,
 }
 
-impl<T: Real> Biquad<T> {
+impl Biquad {
     /// A filter with the given coefficients and zero state.
     pub fn new(c: Coeffs) -> Self {
-        let mut f = Biquad::default();
-        f.set_coeffs(c);
-        f
+        Biquad { c, s1: 0.0, s2: 0.0 }
     }
 
     /// Changes the coefficients, keeping the state.
     pub fn set_coeffs(&mut self, c: Coeffs) {
-        (self.b0, self.b1, self.b2, self.a1, self.a2) =
-            (T::of(c.b0), T::of(c.b1), T::of(c.b2), T::of(c.a1), T::of(c.a2));
+        self.c = c;
     }
 
     /// Clears the state.
     pub fn reset(&mut self) {
-        self.s1 = T::zero();
-        self.s2 = T::zero();
+        self.s1 = 0.0;
+        self.s2 = 0.0;
     }
 
     /// Filters one sample.
     #[inline(always)]
-    pub fn tick(&mut self, x: T) -> T {
-        let y = self.b0 * x + self.s1;
-        self.s1 = self.b1 * x - self.a1 * y + self.s2;
-        self.s2 = self.b2 * x - self.a2 * y;
+    pub fn tick(&mut self, x: f64) -> f64 {
+        let c = &self.c;
+        let y = c.b0 * x + self.s1;
+        self.s1 = c.b1 * x - c.a1 * y + self.s2;
+        self.s2 = c.b2 * x - c.a2 * y;
         y
     }
 }
 
 /// The reverse-time state of one biquad's adjoint.
 ///
-/// Running [`Adjoint::step`] from the last sample to the first computes, with
-/// `λ[n] = ∂L/∂y[n] − a1·λ[n+1] − a2·λ[n+2]` (the all-pole part run backwards in time),
-/// `∂L/∂x[n] = b0·λ[n] + b1·λ[n+1] + b2·λ[n+2]`, and accumulates `∂L/∂b_k = Σ λ[n]·x[n−k]` and
-/// `∂L/∂a_k = −Σ λ[n]·y[n−k]` (zero initial state, so samples before the start are zero).
+/// Running [`Adjoint::step`] from the last sample to the first computes
+/// `λ[n] = ∂L/∂y[n] − a1·λ[n+1] − a2·λ[n+2]` (the all-pole part run backwards in time) and
+/// `∂L/∂x[n] = b0·λ[n] + b1·λ[n+1] + b2·λ[n+2]`; [`coeff_grad`] then turns `λ` into the
+/// coefficient gradients.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Adjoint<T> {
-    l1: T,
-    l2: T,
-    /// `∂L/∂[b0, b1, b2, a1, a2]` so far.
-    pub coeff_grad: [f64; 5],
+pub struct Adjoint {
+    l1: f64,
+    l2: f64,
 }
 
-impl<T: Real> Adjoint<T> {
-    /// One reverse step at sample `n`: `g_y = ∂L/∂y[n]`, `x = [x[n], x[n−1], x[n−2]]`,
-    /// `y = [y[n−1], y[n−2]]`; returns `∂L/∂x[n]`.
+impl Adjoint {
+    /// One reverse step: from `g_y = ∂L/∂y[n]`, returns `(λ[n], ∂L/∂x[n])`.
     #[inline(always)]
-    pub fn step(&mut self, f: &Biquad<T>, g_y: T, x: [T; 3], y: [T; 2]) -> T {
-        let l0 = g_y - f.a1 * self.l1 - f.a2 * self.l2;
-        let g_x = f.b0 * l0 + f.b1 * self.l1 + f.b2 * self.l2;
-        let l = l0.to64();
-        let g = &mut self.coeff_grad;
-        g[0] += l * x[0].to64();
-        g[1] += l * x[1].to64();
-        g[2] += l * x[2].to64();
-        g[3] -= l * y[0].to64();
-        g[4] -= l * y[1].to64();
+    pub fn step(&mut self, c: &Coeffs, g_y: f64) -> (f64, f64) {
+        let l0 = g_y - c.a1 * self.l1 - c.a2 * self.l2;
+        let g_x = c.b0 * l0 + c.b1 * self.l1 + c.b2 * self.l2;
         self.l2 = self.l1;
         self.l1 = l0;
-        g_x
+        (l0, g_x)
     }
+}
+
+/// `∂L/∂[b0, b1, b2, a1, a2]` from the adjoint state `λ` and the filter's input `x` and output
+/// `y`: `∂L/∂b_k = Σ_n λ[n]·x[n−k]`, `∂L/∂a_k = −Σ_n λ[n]·y[n−k]` (zero initial state).
+pub fn coeff_grad<T: Real>(lambda: &[T], x: &[T], y: &[T]) -> [f64; 5] {
+    let lagged = |s: &[T], k: usize| if k < s.len() { dot(&lambda[k..], &s[..s.len() - k]) } else { 0.0 };
+    [lagged(x, 0), lagged(x, 1), lagged(x, 2), -lagged(y, 1), -lagged(y, 2)]
+}
+
+/// `Σ a[i]·b[i]` accumulated in `f64` over eight independent partial sums (so it vectorises).
+fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x.to64() * y.to64()).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i].to64() * y[i].to64();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Chains coefficient gradients into `(gain_db, freq_hz, q)` gradients through a [`Design`].
@@ -268,7 +274,7 @@ mod tests {
     fn recursion_matches_the_difference_equation() {
         let c = design(Shape::Peaking, 12.0, 3000.0, 4.0, FS).coeffs;
         let x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
-        let mut f = Biquad::<f64>::new(c);
+        let mut f = Biquad::new(c);
         let y: Vec<f64> = x.iter().map(|&v| f.tick(v)).collect();
         for n in 0..x.len() {
             let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };

@@ -62,8 +62,11 @@ pub fn gain_computer(x_g: f64, t: f64, r: f64, w: f64) -> (f64, [f64; 4]) {
 #[derive(Clone, Copy, Debug, Default)]
 struct Constants<T> {
     threshold: T,
-    inv_ratio: T,
+    /// `1 − 1/R`.
+    slope: T,
     knee: T,
+    /// `1 / (2W)`, or 0 for a hard knee.
+    inv_two_knee: T,
     alpha_attack: T,
     alpha_release: T,
     makeup_db: T,
@@ -73,56 +76,79 @@ impl<T: Real> Constants<T> {
     fn new(s: &CompressorSettings, sample_rate: f64) -> Self {
         Constants {
             threshold: T::of(s.threshold_db),
-            inv_ratio: T::of(1.0 / s.ratio),
+            slope: T::of(1.0 - 1.0 / s.ratio),
             knee: T::of(s.knee_db),
+            inv_two_knee: T::of(if s.knee_db > 0.0 { 0.5 / s.knee_db } else { 0.0 }),
             alpha_attack: T::of(smoothing_coeff(s.attack_ms, sample_rate)),
             alpha_release: T::of(smoothing_coeff(s.release_ms, sample_rate)),
             makeup_db: T::of(s.makeup_db),
         }
     }
 
-    /// Gain reduction `x_L = x_G − y_G` for a detector level `|x|`.
+    /// Detector level `x_G = max(20·log10(level + ε), floor)` in dB.
     #[inline(always)]
-    fn gain_reduction(&self, level: T) -> T {
-        let x_g = (T::of(20.0) * (level + T::of(LEVEL_EPS)).log10()).max(T::of(FLOOR_DB));
-        let over = T::of(2.0) * (x_g - self.threshold);
-        if over < -self.knee {
-            T::zero()
-        } else if over > self.knee || self.knee <= T::zero() {
-            (x_g - self.threshold) * (T::one() - self.inv_ratio)
-        } else {
-            let d = x_g - self.threshold + self.knee * T::of(0.5);
-            (T::one() - self.inv_ratio) * d * d / (T::of(2.0) * self.knee)
-        }
+    fn level_db(&self, level: T) -> T {
+        let db_per_log2 = T::of(20.0 / std::f64::consts::LOG2_10);
+        (db_per_log2 * (level + T::of(LEVEL_EPS)).fast_log2()).max(T::of(FLOOR_DB))
+    }
+
+    /// Gain reduction `x_L = x_G − y_G` for a detector level `x_G` in dB, written without
+    /// branches so that loops over blocks vectorise.
+    #[inline(always)]
+    fn gain_reduction(&self, x_g: T) -> T {
+        let above = x_g - self.threshold;
+        let d = above + self.knee * T::of(0.5);
+        let soft = self.slope * d * d * self.inv_two_knee;
+        let hard = self.slope * above;
+        let over = above + above;
+        let compressed = if over > self.knee || self.knee <= T::zero() { hard } else { soft };
+        if over < -self.knee { T::zero() } else { compressed }
     }
 
     /// Linear gain `10^((makeup − y_L) / 20)` for a smoothed gain reduction `y_L`.
     #[inline(always)]
     fn gain(&self, y_l: T) -> T {
-        ((self.makeup_db - y_l) * T::of(std::f64::consts::LOG2_10 / 20.0)).exp2()
+        ((self.makeup_db - y_l) * T::of(std::f64::consts::LOG2_10 / 20.0)).fast_exp2()
     }
 
-    /// One step of the branching smoother.
+    /// One step of the branching smoother. Both candidates are computed and one is picked,
+    /// which keeps the comparison off the recursion's critical path.
     #[inline(always)]
     fn smooth(&self, y_prev: T, x_l: T) -> T {
-        let alpha = if x_l > y_prev { self.alpha_attack } else { self.alpha_release };
-        x_l + alpha * (y_prev - x_l)
+        let attack = x_l + self.alpha_attack * (y_prev - x_l);
+        let release = x_l + self.alpha_release * (y_prev - x_l);
+        if x_l > y_prev { attack } else { release }
     }
 }
 
-/// Runs the kernel in place over `channels[c][offset..offset + x_l.len()]`, writing the gain
-/// reduction before and after smoothing into `x_l` and `y_l`.
+/// Runs the kernel in place over `channels[c][offset..offset + x_l.len()]`, writing the
+/// detector level `x_G` and the gain reduction before and after smoothing into `x_g`, `x_l` and
+/// `y_l`; `gain` receives the linear gain. Each pass but the recursion is a plain loop over the
+/// span, so it vectorises.
+#[allow(clippy::too_many_arguments)]
 fn process_span<T: Real>(
     k: &Constants<T>,
     state: &mut T,
     channels: &mut [&mut [T]],
     offset: usize,
+    x_g: &mut [T],
     x_l: &mut [T],
     y_l: &mut [T],
+    gain: &mut [T],
 ) {
-    for (i, v) in x_l.iter_mut().enumerate() {
-        let level = channels.iter().fold(T::zero(), |m, c| m.max(c[offset + i].abs()));
-        *v = k.gain_reduction(level);
+    let span = offset..offset + x_l.len();
+    let (first, rest) = channels.split_first_mut().expect("at least one channel");
+    for (v, x) in x_g.iter_mut().zip(&first[span.clone()]) {
+        *v = x.abs();
+    }
+    for c in rest.iter() {
+        for (v, x) in x_g.iter_mut().zip(&c[span.clone()]) {
+            *v = v.max(x.abs());
+        }
+    }
+    for (g, l) in x_g.iter_mut().zip(x_l.iter_mut()) {
+        *g = k.level_db(*g);
+        *l = k.gain_reduction(*g);
     }
     let mut y = *state;
     for (out, &x) in y_l.iter_mut().zip(x_l.iter()) {
@@ -130,9 +156,12 @@ fn process_span<T: Real>(
         *out = y;
     }
     *state = y;
+    for (g, &yl) in gain.iter_mut().zip(y_l.iter()) {
+        *g = k.gain(yl);
+    }
     for c in channels.iter_mut() {
-        for (s, &yl) in c[offset..offset + y_l.len()].iter_mut().zip(y_l.iter()) {
-            *s = *s * k.gain(yl);
+        for (s, &g) in c[span.clone()].iter_mut().zip(gain.iter()) {
+            *s = *s * g;
         }
     }
 }
@@ -142,8 +171,7 @@ fn process_span<T: Real>(
 pub struct Compressor<T> {
     k: Constants<T>,
     y_l: T,
-    scratch_x: [T; BLOCK],
-    scratch_y: [T; BLOCK],
+    scratch: [[T; BLOCK]; 4],
 }
 
 impl<T: Real> Compressor<T> {
@@ -152,8 +180,7 @@ impl<T: Real> Compressor<T> {
         Compressor {
             k: Constants::new(settings, sample_rate),
             y_l: T::zero(),
-            scratch_x: [T::zero(); BLOCK],
-            scratch_y: [T::zero(); BLOCK],
+            scratch: [[T::zero(); BLOCK]; 4],
         }
     }
 
@@ -172,7 +199,8 @@ impl<T: Real> Compressor<T> {
         let len = channels.first().map_or(0, |c| c.len());
         for start in (0..len).step_by(BLOCK) {
             let n = BLOCK.min(len - start);
-            process_span(&self.k, &mut self.y_l, channels, start, &mut self.scratch_x[..n], &mut self.scratch_y[..n]);
+            let [x_g, x_l, y_l, gain] = &mut self.scratch;
+            process_span(&self.k, &mut self.y_l, channels, start, &mut x_g[..n], &mut x_l[..n], &mut y_l[..n], &mut gain[..n]);
         }
     }
 }
@@ -180,8 +208,10 @@ impl<T: Real> Compressor<T> {
 /// What the adjoint needs from a forward pass: the gain reduction before and after smoothing.
 #[derive(Clone, Debug, Default)]
 pub struct CompressorTape<T> {
+    pub x_g: Vec<T>,
     pub x_l: Vec<T>,
     pub y_l: Vec<T>,
+    pub gain: Vec<T>,
 }
 
 /// Compresses whole signals in place from rest, recording the tape for [`adjoint`].
@@ -192,10 +222,12 @@ pub fn forward<T: Real>(
     tape: &mut CompressorTape<T>,
 ) {
     let len = channels.first().map_or(0, |c| c.len());
-    tape.x_l.resize(len, T::zero());
-    tape.y_l.resize(len, T::zero());
+    for buf in [&mut tape.x_g, &mut tape.x_l, &mut tape.y_l, &mut tape.gain] {
+        buf.resize(len, T::zero());
+    }
     let k = Constants::new(settings, sample_rate);
-    process_span(&k, &mut T::zero(), channels, 0, &mut tape.x_l, &mut tape.y_l);
+    let t = tape;
+    process_span(&k, &mut T::zero(), channels, 0, &mut t.x_g, &mut t.x_l, &mut t.y_l, &mut t.gain);
 }
 
 /// Gradients of the compressor knobs, in the order threshold, ratio, attack, release, knee,
@@ -219,52 +251,49 @@ pub fn adjoint<T: Real>(
     let len = tape.y_l.len();
     let k = Constants::<T>::new(settings, sample_rate);
     let (alpha_a, alpha_r) = (k.alpha_attack.to64(), k.alpha_release.to64());
+    // Output stage, `out_c = x_c · gain`, `gain = 10^((makeup − y_L)/20)`: `u[n] = ∂L/∂log-gain`.
     let ln10_20 = std::f64::consts::LN_10 / 20.0;
-    let mut g_makeup = 0.0;
-    let (mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0);
-    let mut g_curve = [0.0f64; 3]; // T, R, W through the static curve
-    let mut lambda = 0.0; // ∂L/∂y_L[n] through the recursion, from later samples
-    let mut alpha_next = 0.0; // α used at step n + 1
-    for n in (0..len).rev() {
-        let y_l = tape.y_l[n];
-        let gain = k.gain(y_l).to64();
-        // output_c = x_c · gain
-        let mut g_gain = 0.0;
-        for (gc, xc) in grad.iter_mut().zip(input) {
-            g_gain += gc[n].to64() * xc[n].to64();
-            gc[n] = gc[n] * T::of(gain);
+    let mut u = vec![0.0f64; len];
+    for (gc, xc) in grad.iter_mut().zip(input) {
+        for (((u, g), &x), &gain) in u.iter_mut().zip(gc.iter_mut()).zip(xc.iter()).zip(&tape.gain) {
+            *u += g.to64() * x.to64() * gain.to64() * ln10_20;
+            *g = *g * gain;
         }
-        let g_log_gain = g_gain * gain * ln10_20;
-        g_makeup += g_log_gain;
-        lambda = -g_log_gain + alpha_next * lambda;
-        // y_L[n] = x_L[n] + α (y_L[n−1] − x_L[n])
+    }
+    let g_makeup: f64 = u.iter().sum();
+    // Smoother, run backwards: `λ[n] = −u[n] + α[n+1]·λ[n+1]`; `u` becomes `∂L/∂x_L`.
+    let (mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0);
+    let (mut lambda, mut alpha_next) = (0.0f64, 0.0f64);
+    for n in (0..len).rev() {
+        lambda = alpha_next * lambda - u[n];
         let y_prev = if n > 0 { tape.y_l[n - 1] } else { T::zero() };
         let x_l = tape.x_l[n];
-        let attack = x_l > y_prev;
-        let alpha = if attack { alpha_a } else { alpha_r };
         let g_alpha = lambda * (y_prev.to64() - x_l.to64());
+        let attack = x_l > y_prev;
         if attack {
             g_alpha_a += g_alpha;
         } else {
             g_alpha_r += g_alpha;
         }
-        let g_x_l = (1.0 - alpha) * lambda;
-        alpha_next = alpha;
-        // x_L = x_G − y_G(x_G; T, R, W), x_G = max(20 log10(|x_c*| + ε), floor)
-        let (c_max, level) = input
-            .iter()
-            .enumerate()
-            .fold((0, T::zero()), |(ci, m), (c, x)| if x[n].abs() > m { (c, x[n].abs()) } else { (ci, m) });
-        let level = level.to64();
-        let raw_db = 20.0 * (level + LEVEL_EPS).log10();
-        let x_g = raw_db.max(FLOOR_DB);
+        alpha_next = if attack { alpha_a } else { alpha_r };
+        u[n] = (1.0 - alpha_next) * lambda;
+    }
+    // Static curve and detector: `x_L = x_G − y_G(x_G; T, R, W)`,
+    // `x_G = max(20·log10(|x_c*| + ε), floor)` through the loudest channel `c*`.
+    let mut g_curve = [0.0f64; 3];
+    for (n, (&g_x_l, &x_g)) in u.iter().zip(&tape.x_g).enumerate() {
+        let x_g = x_g.to64();
         let (_, d) = gain_computer(x_g, settings.threshold_db, settings.ratio, settings.knee_db);
         g_curve[0] -= g_x_l * d[1];
         g_curve[1] -= g_x_l * d[2];
         g_curve[2] -= g_x_l * d[3];
-        if raw_db > FLOOR_DB && level > 0.0 {
-            let g_x_g = g_x_l * (1.0 - d[0]);
-            let g_level = g_x_g * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
+        if x_g > FLOOR_DB {
+            let (c_max, level) = input
+                .iter()
+                .enumerate()
+                .fold((0, T::zero()), |(ci, m), (c, x)| if x[n].abs() > m { (c, x[n].abs()) } else { (ci, m) });
+            let level = level.to64();
+            let g_level = g_x_l * (1.0 - d[0]) * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
             let x = input[c_max][n];
             grad[c_max][n] = grad[c_max][n] + T::of(g_level * x.to64().signum());
         }

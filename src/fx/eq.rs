@@ -28,22 +28,23 @@ pub fn design_all(settings: &EqSettings, sample_rate: f64) -> [Design; NUM_EQ_SE
     })
 }
 
-type Cascade<T> = [Biquad<T>; NUM_EQ_SECTIONS];
+type Cascade = [Biquad; NUM_EQ_SECTIONS];
 
-fn cascade<T: Real>(designs: &[Design; NUM_EQ_SECTIONS]) -> Cascade<T> {
+fn cascade(designs: &[Design; NUM_EQ_SECTIONS]) -> Cascade {
     designs.map(|d| Biquad::new(d.coeffs))
 }
 
 /// The streaming EQ: one cascade per channel, state carried across blocks.
 #[derive(Clone, Debug)]
 pub struct Eq<T> {
-    channels: Vec<Cascade<T>>,
+    channels: Vec<Cascade>,
+    sample_type: std::marker::PhantomData<T>,
 }
 
 impl<T: Real> Eq<T> {
     /// An EQ at rest for `channels` channels.
     pub fn new(settings: &EqSettings, sample_rate: f64, channels: usize) -> Self {
-        Eq { channels: vec![cascade(&design_all(settings, sample_rate)); channels] }
+        Eq { channels: vec![cascade(&design_all(settings, sample_rate)); channels], sample_type: std::marker::PhantomData }
     }
 
     /// Changes the settings, keeping every filter's state.
@@ -67,7 +68,7 @@ impl<T: Real> Eq<T> {
         assert_eq!(channels.len(), self.channels.len(), "channel count");
         for (filters, signal) in self.channels.iter_mut().zip(channels.iter_mut()) {
             for s in signal.iter_mut() {
-                *s = filters.iter_mut().fold(*s, |v, f| f.tick(v));
+                *s = T::of(filters.iter_mut().fold(s.to64(), |v, f| f.tick(v)));
             }
         }
     }
@@ -80,15 +81,15 @@ pub type EqTape<T> = [Vec<T>; NUM_EQ_SECTIONS];
 /// Filters one channel from rest, recording every section's output; returns the EQ output
 /// (`stages[NUM_EQ_SECTIONS − 1]`).
 pub fn forward<'a, T: Real>(designs: &[Design; NUM_EQ_SECTIONS], input: &[T], stages: &'a mut EqTape<T>) -> &'a [T] {
-    let mut filters = cascade::<T>(designs);
+    let mut filters = cascade(designs);
     for s in stages.iter_mut() {
         s.resize(input.len(), T::zero());
     }
     for (n, &x) in input.iter().enumerate() {
-        let mut v = x;
+        let mut v = x.to64();
         for (f, stage) in filters.iter_mut().zip(stages.iter_mut()) {
             v = f.tick(v);
-            stage[n] = v;
+            stage[n] = T::of(v);
         }
     }
     &stages[NUM_EQ_SECTIONS - 1]
@@ -106,20 +107,22 @@ pub fn adjoint<T: Real>(
     grad: &mut [T],
     knob_grad: &mut EqGrad,
 ) {
-    let filters = cascade::<T>(designs);
-    let mut adj = [Adjoint::<T>::default(); NUM_EQ_SECTIONS];
-    let at = |s: &[T], n: usize, k: usize| if n >= k { s[n - k] } else { T::zero() };
-    for n in (0..input.len()).rev() {
-        let mut g = grad[n];
+    let len = input.len();
+    let mut adj = [Adjoint::default(); NUM_EQ_SECTIONS];
+    let mut lambda: [Vec<T>; NUM_EQ_SECTIONS] = std::array::from_fn(|_| vec![T::zero(); len]);
+    for n in (0..len).rev() {
+        let mut g = grad[n].to64();
         for k in (0..NUM_EQ_SECTIONS).rev() {
-            let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
-            let y = &stages[k];
-            g = adj[k].step(&filters[k], g, [x[n], at(x, n, 1), at(x, n, 2)], [at(y, n, 1), at(y, n, 2)]);
+            let (l, g_x) = adj[k].step(&designs[k].coeffs, g);
+            lambda[k][n] = T::of(l);
+            g = g_x;
         }
-        grad[n] = g;
+        grad[n] = T::of(g);
     }
-    for ((kg, a), d) in knob_grad.iter_mut().zip(&adj).zip(designs) {
-        for (g, p) in kg.iter_mut().zip(biquad::param_grad(d, &a.coeff_grad)) {
+    for k in 0..NUM_EQ_SECTIONS {
+        let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
+        let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
+        for (g, p) in knob_grad[k].iter_mut().zip(biquad::param_grad(&designs[k], &coeff_grad)) {
             *g += p;
         }
     }

@@ -1,2 +1,127 @@
-//! Gradient estimators: from the gradient of a loss with respect to a rendered output, the
-//! gradient with respect to the knobs.
+//! Gradient estimators: from the gradient of a loss with respect to rendered outputs, the
+//! gradient with respect to each example's normalised knobs.
+//!
+//! Every estimator implements [`Estimator`]. [`Spsa`] and [`FiniteDiff`] need nothing but the
+//! ability to [`Render`], so any black-box effect can be trained through; [`Exact`] needs the
+//! hand-written adjoint of a [`Differentiable`] effect.
+
+mod exact;
+mod finite_diff;
+mod spsa;
+
+pub use exact::{Exact, chain_loss_and_grad};
+pub use finite_diff::FiniteDiff;
+pub use spsa::Spsa;
+
+use crate::fx::{self, ChainTape, Knobs, NUM_KNOBS};
+
+/// Planar audio: one `Vec` per channel.
+pub type Channels = Vec<Vec<f32>>;
+
+/// One example of a batch: the effect's input and its normalised knobs (`[0, 1]` each).
+#[derive(Clone, Copy, Debug)]
+pub struct Example<'a> {
+    pub input: &'a [Vec<f32>],
+    pub knobs: &'a [f32],
+}
+
+/// What a black-box effect offers: rendering an input with normalised knobs.
+pub trait Render: Sync {
+    /// Number of knobs.
+    fn num_knobs(&self) -> usize;
+    /// Renders `input` into `output` (resized as needed); knobs are clamped to `[0, 1]`.
+    fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels);
+}
+
+/// An effect that also offers the exact vector–Jacobian product.
+pub trait Differentiable: Render {
+    /// `∂L/∂knobs` (normalised) given `∂L/∂output` for one example.
+    fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>]) -> Vec<f32>;
+}
+
+/// A way to turn output gradients into knob gradients.
+pub trait Estimator<F: ?Sized> {
+    /// `∂L/∂knobs` for every example. `grad_output[b]` is `∂L/∂output` of example `b`;
+    /// `seed` fixes every random choice of this call.
+    fn knob_gradients(&self, fx: &F, batch: &[Example], grad_output: &[Channels], seed: u64) -> Vec<Vec<f32>>;
+}
+
+/// The plain-Rust effect chain (EQ then compressor) at a fixed sample rate, as a renderable and
+/// differentiable effect over the normalised knobs.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainFx {
+    pub sample_rate: u32,
+}
+
+impl ChainFx {
+    fn knobs(knobs: &[f32]) -> Knobs {
+        let n: Vec<f64> = knobs.iter().map(|&v| v as f64).collect();
+        Knobs::from_normalized(&n)
+    }
+}
+
+impl Render for ChainFx {
+    fn num_knobs(&self) -> usize {
+        NUM_KNOBS
+    }
+
+    fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
+        output.resize_with(input.len(), Vec::new);
+        for (o, i) in output.iter_mut().zip(input) {
+            o.clear();
+            o.extend_from_slice(i);
+        }
+        let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
+        fx::Chain::new(&Self::knobs(knobs), self.sample_rate, views.len())
+            .expect("valid sample rate and knobs")
+            .process(&mut views);
+    }
+}
+
+impl Differentiable for ChainFx {
+    fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>]) -> Vec<f32> {
+        let k = Self::knobs(knobs);
+        let inputs: Vec<&[f32]> = input.iter().map(|c| c.as_slice()).collect();
+        let grads: Vec<&[f32]> = grad_output.iter().map(|c| c.as_slice()).collect();
+        let mut tape = ChainTape::default();
+        fx::forward(&k, self.sample_rate, &inputs, &mut tape);
+        let g = fx::vjp(&k, self.sample_rate, &inputs, &tape, &grads);
+        g.knobs_normalized(&k).iter().map(|&v| v as f32).collect()
+    }
+}
+
+/// `Σ_c Σ_t g[c][t] · (a[c][t] − b[c][t])`: the change of a linearised loss between two renders.
+fn directional_change(grad_output: &[Vec<f32>], a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    grad_output
+        .iter()
+        .zip(a.iter().zip(b))
+        .map(|(g, (a, b))| g.iter().zip(a.iter().zip(b)).map(|(g, (a, b))| *g as f64 * (*a as f64 - *b as f64)).sum::<f64>())
+        .sum()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::fx::test_signals::{program, random_knobs, weights};
+
+    /// A small batch of program material with random knobs and random output gradients.
+    pub fn batch(seed: u64, items: usize, len: usize, fs: u32) -> (Vec<Channels>, Vec<Vec<f32>>, Vec<Channels>) {
+        let to32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let inputs = (0..items).map(|b| program(seed + b as u64, 1, len, fs as f64).into_iter().map(to32).collect()).collect();
+        let knobs =
+            (0..items).map(|b| random_knobs(seed * 7 + b as u64).to_normalized().iter().map(|&v| v as f32).collect()).collect();
+        let grads = (0..items).map(|b| vec![to32(weights(seed * 13 + b as u64, len))]).collect();
+        (inputs, knobs, grads)
+    }
+
+    pub fn examples<'a>(inputs: &'a [Channels], knobs: &'a [Vec<f32>]) -> Vec<Example<'a>> {
+        inputs.iter().zip(knobs).map(|(i, k)| Example { input: i, knobs: k }).collect()
+    }
+
+    pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        dot / (na * nb)
+    }
+}

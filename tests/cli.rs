@@ -1,0 +1,136 @@
+//! Drives the `afx` binary end to end on generated audio.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn afx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_afx")).args(args).output().expect("run afx")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_wav(path: &Path) -> (u32, u16, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    (spec.sample_rate, spec.channels, r.samples::<f32>().map(Result::unwrap).collect())
+}
+
+fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    samples.iter().for_each(|s| w.write_sample(*s).unwrap());
+    w.finalize().unwrap();
+}
+
+#[test]
+fn example_apply_analyze_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join("out.wav");
+    let o = afx(&["example", "--output", input.to_str().unwrap(), "--seconds", "2", "--sample-rate", "48000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Neutral EQ, ratio 1 and +6 dB make-up: the chain is exactly a gain of 10^(6/20).
+    let knobs = dir.path().join("knobs.json");
+    std::fs::write(&knobs, r#"{"comp.ratio": 1.0, "comp.makeup_db": 6.0}"#).unwrap();
+    let o = afx(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--params", knobs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (rate_in, ch_in, x) = read_wav(&input);
+    let (rate_out, ch_out, y) = read_wav(&output);
+    assert_eq!((rate_in, ch_in), (48_000, 2));
+    assert_eq!((rate_out, ch_out, y.len()), (48_000, 2, x.len()));
+    let g = 10f32.powf(6.0 / 20.0);
+    for (a, b) in x.iter().zip(&y) {
+        assert!((a * g - b).abs() < 1e-5, "{a} -> {b}");
+    }
+    // analyze reports the 6 dB level difference in RMS and loudness.
+    let o = afx(&["analyze", "--estimate", output.to_str().unwrap(), "--target", input.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!((m["rms_error_db"].as_f64().unwrap() - 6.0).abs() < 1e-3, "{m}");
+    assert!((m["loudness_error_lu"].as_f64().unwrap() - 6.0).abs() < 0.01, "{m}");
+    assert!(m["crest_factor_error_db"].as_f64().unwrap() < 1e-3, "{m}");
+}
+
+#[test]
+fn set_overrides_and_16_bit_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join("out.wav");
+    assert!(afx(&["example", "--output", input.to_str().unwrap(), "--seconds", "1", "--channels", "1"]).status.success());
+    let o = afx(&[
+        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(),
+        "--set", "comp.threshold_db=-30", "--set", "comp.ratio=8", "--format", "i16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = hound::WavReader::open(&output).unwrap();
+    assert_eq!((r.spec().bits_per_sample, r.spec().channels), (16, 1));
+}
+
+#[test]
+fn params_lists_every_knob() {
+    let o = afx(&["params", "--json"]);
+    assert!(o.status.success());
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.len(), afx::fx::NUM_KNOBS);
+    let ratio = list.iter().find(|k| k["name"] == "comp.ratio").unwrap();
+    assert_eq!((ratio["min"].as_f64(), ratio["max"].as_f64(), ratio["default"].as_f64()), (Some(1.0), Some(20.0), Some(2.0)));
+    let table = String::from_utf8(afx(&["params"]).stdout).unwrap();
+    assert!(table.contains("eq.high_shelf.freq_hz") && table.contains("12000"));
+}
+
+/// Every bad input gives a non-zero exit, one line on stderr naming the problem, and no output.
+#[test]
+fn bad_inputs_fail_cleanly_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.wav");
+    assert!(afx(&["example", "--output", good.to_str().unwrap(), "--seconds", "1"]).status.success());
+    let silent = dir.path().join("silent.wav");
+    write_wav(&silent, 44_100, 1, &vec![0.0; 44_100]);
+    let nan = dir.path().join("nan.wav");
+    write_wav(&nan, 44_100, 1, &[0.1, f32::NAN, 0.2, 0.3]);
+    let empty = dir.path().join("empty.wav");
+    write_wav(&empty, 44_100, 2, &[]);
+    let corrupt = dir.path().join("corrupt.wav");
+    std::fs::write(&corrupt, b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
+    let low_rate = dir.path().join("low.wav");
+    write_wav(&low_rate, 4_000, 1, &(0..4000).map(|n| (n as f32 * 0.1).sin()).collect::<Vec<_>>());
+    let bad_json = dir.path().join("bad.json");
+    std::fs::write(&bad_json, r#"{"eq.band9.gain_db": 1}"#).unwrap();
+    let out = dir.path().join("out.wav");
+    let (g, o) = (good.to_str().unwrap(), out.to_str().unwrap());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["apply", "--input", silent.to_str().unwrap(), "--output", o], "silent"),
+        (vec!["apply", "--input", nan.to_str().unwrap(), "--output", o], "non-finite"),
+        (vec!["apply", "--input", empty.to_str().unwrap(), "--output", o], "empty.wav"),
+        (vec!["apply", "--input", corrupt.to_str().unwrap(), "--output", o], "corrupt.wav"),
+        (vec!["apply", "--input", "/no/such/file.wav", "--output", o], "file.wav"),
+        (vec!["apply", "--input", low_rate.to_str().unwrap(), "--output", o], "4000 Hz"),
+        (vec!["apply", "--input", g, "--output", o, "--set", "comp.attack_ms=0"], "comp.attack_ms"),
+        (vec!["apply", "--input", g, "--output", o, "--set", "eq.band1.q=nan"], "eq.band1.q"),
+        (vec!["apply", "--input", g, "--output", o, "--set", "comp.knee"], "NAME=VALUE"),
+        (vec!["apply", "--input", g, "--output", o, "--params", bad_json.to_str().unwrap()], "eq.band9.gain_db"),
+        (vec!["analyze", "--estimate", g, "--target", silent.to_str().unwrap()], "silent"),
+    ];
+    for (args, needle) in cases {
+        let r = afx(&args);
+        let err = stderr(&r);
+        assert!(!r.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(needle), "{args:?}: `{err}` does not mention `{needle}`");
+        assert!(!out.exists(), "{args:?} left an output file");
+    }
+}
+
+#[test]
+fn refuses_to_overwrite_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    assert!(afx(&["example", "--output", input.to_str().unwrap(), "--seconds", "1"]).status.success());
+    let before = std::fs::read(&input).unwrap();
+    let r = afx(&["apply", "--input", input.to_str().unwrap(), "--output", input.to_str().unwrap(), "--set", "comp.ratio=10"]);
+    assert!(!r.status.success());
+    assert!(stderr(&r).contains("refusing"));
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
