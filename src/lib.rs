@@ -14,6 +14,7 @@ pub mod fx;
 pub mod grad;
 pub mod metrics;
 pub mod real;
+pub mod simd;
 pub mod spectral;
 
 pub use error::{Error, Result};

@@ -1,1 +1,385 @@
-//! Evaluation metrics between an estimate and a target recording.
+//! Evaluation metrics between an estimate and a target recording, as DeepAFx-ST reports them
+//! (adobe-research/DeepAFx-ST, `deepafx_st/metrics.py` and `scripts/eval_style.py`).
+//!
+//! Every metric takes the two recordings as planar channels at one sample rate, checked once by
+//! [`AudioPair::new`]; [`compare`] computes them all.
+
+use ebur128::{EbuR128, Mode};
+use serde::Serialize;
+
+use crate::spectral::loss::POWER_EPS;
+use crate::spectral::{MelFilterbank, MrStftConfig, MrStftLoss, Stft};
+use crate::{Error, Result};
+
+/// The shortest common length accepted: one frame of the spectral centroid's 2048-point FFT.
+pub const MIN_SAMPLES: usize = 2048;
+
+/// All metrics of an estimate against a target; lower is better, 0 for identical recordings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Metrics {
+    /// [`AudioPair::mrstft`].
+    pub mrstft: f64,
+    /// [`AudioPair::mel_distance`].
+    pub mel_distance: f64,
+    /// [`AudioPair::centroid_error_hz`].
+    pub centroid_error_hz: f64,
+    /// [`AudioPair::rms_error_db`].
+    pub rms_error_db: f64,
+    /// [`AudioPair::crest_factor_error_db`].
+    pub crest_factor_error_db: f64,
+    /// [`AudioPair::loudness_error_lu`].
+    pub loudness_error_lu: f64,
+}
+
+/// Computes every metric of `estimate` against `target` (planar channels at `sample_rate`);
+/// see [`AudioPair::new`] for what is checked and how lengths are matched.
+pub fn compare(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> Result<Metrics> {
+    let pair = AudioPair::new(estimate, target, sample_rate)?;
+    Ok(Metrics {
+        mrstft: pair.mrstft(),
+        mel_distance: pair.mel_distance(),
+        centroid_error_hz: pair.centroid_error_hz(),
+        rms_error_db: pair.rms_error_db(),
+        crest_factor_error_db: pair.crest_factor_error_db(),
+        loudness_error_lu: pair.loudness_error_lu()?,
+    })
+}
+
+/// An estimate and a target with the same channel count and length, in `f64`, ready to measure.
+pub struct AudioPair {
+    estimate: Vec<Vec<f64>>,
+    target: Vec<Vec<f64>>,
+    sample_rate: u32,
+}
+
+impl AudioPair {
+    /// Checks the recordings and truncates both to the shorter one's length.
+    ///
+    /// Errors if the channel counts differ or are 0, the channels of one recording differ in
+    /// length, a sample is not finite, the sample rate is 0, or the common length is below
+    /// [`MIN_SAMPLES`].
+    pub fn new(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> Result<Self> {
+        let bad = |reason: String| Error::BadAudio { what: "metrics".into(), reason };
+        if sample_rate == 0 {
+            return Err(bad("sample rate is 0 Hz".into()));
+        }
+        if estimate.len() != target.len() || estimate.is_empty() {
+            return Err(bad(format!(
+                "estimate has {} channels and target {}; need the same, at least one",
+                estimate.len(),
+                target.len()
+            )));
+        }
+        let length = |what: &str, channels: &[Vec<f32>]| -> Result<usize> {
+            if channels.iter().any(|c| c.len() != channels[0].len()) {
+                return Err(bad(format!("{what}'s channels differ in length")));
+            }
+            for (c, channel) in channels.iter().enumerate() {
+                if let Some(i) = channel.iter().position(|x| !x.is_finite()) {
+                    return Err(bad(format!("{what} channel {c} sample {i} is {}", channel[i])));
+                }
+            }
+            Ok(channels[0].len())
+        };
+        let len = length("estimate", estimate)?.min(length("target", target)?);
+        if len < MIN_SAMPLES {
+            return Err(bad(format!("{len} common samples; need at least {MIN_SAMPLES}")));
+        }
+        let to64 = |channels: &[Vec<f32>]| -> Vec<Vec<f64>> {
+            channels.iter().map(|c| c[..len].iter().map(|&x| f64::from(x)).collect()).collect()
+        };
+        Ok(Self { estimate: to64(estimate), target: to64(target), sample_rate })
+    }
+
+    /// Samples per channel after truncation.
+    pub fn num_samples(&self) -> usize {
+        self.estimate[0].len()
+    }
+
+    /// The multi-resolution STFT distance, the [`MrStftLoss`] with its default resolutions and
+    /// weights but without the time-domain term (`l1_weight = 0`), averaged over channels: the
+    /// `MRSTFT` metric of DeepAFx-ST's `scripts/eval_style.py`.
+    pub fn mrstft(&self) -> f64 {
+        let mut loss = MrStftLoss::<f64>::new(MrStftConfig { l1_weight: 0.0, ..MrStftConfig::default() });
+        self.mean_over_channels(|e, t| loss.value(e, t))
+    }
+
+    /// The mel spectral distance, auraloss `MelSTFTLoss(sr, fft_size=65536, hop_size=65536,
+    /// win_length=65536, n_mels=128, w_sc=0, w_log_mag=1, w_lin_mag=1)` (DeepAFx-ST's
+    /// `MelSpectralDistance`), averaged over channels:
+    ///
+    /// `D = mean|ln S(x̂) − ln S(x)| + mean|S(x̂) − S(x)|`, `S(x) = W · sqrt(max(|STFT x|², 1e-8))`
+    ///
+    /// with `W` librosa's default mel bank ([`MelFilterbank::librosa_default`]) and means over
+    /// frames × 128 bands. Deviations: a recording shorter than 65536 samples uses as FFT size and
+    /// hop the largest power of two not above its length, where auraloss would fail; a band whose filter is
+    /// empty (possible only for such small FFTs) is 0 in both recordings and its log term is
+    /// taken as 0, where auraloss gives NaN.
+    pub fn mel_distance(&self) -> f64 {
+        let n_fft = 1usize << self.num_samples().min(65536).ilog2();
+        let mut stft = Stft::<f64>::new(n_fft, n_fft);
+        let bank = MelFilterbank::librosa_default(f64::from(self.sample_rate), n_fft);
+        let size = stft.num_frames(self.num_samples()) * stft.num_bins();
+        let (mut spectrum, mut mel_e, mut mel_t) = (vec![0.0; size], Vec::new(), Vec::new());
+        let floor = POWER_EPS.sqrt();
+        let mut mel_spectrogram = |signal: &[f64], mel: &mut Vec<f64>| {
+            stft.magnitudes(signal, &mut spectrum);
+            let frames = spectrum.chunks_exact_mut(bank.num_bins());
+            mel.resize(frames.len() * bank.num_mels(), 0.0);
+            for (frame, out) in frames.zip(mel.chunks_exact_mut(bank.num_mels())) {
+                frame.iter_mut().for_each(|m| *m = m.max(floor));
+                bank.apply(frame, out);
+            }
+        };
+        self.mean_over_channels(|e, t| {
+            mel_spectrogram(e, &mut mel_e);
+            mel_spectrogram(t, &mut mel_t);
+            let log_mag = |a: f64, b: f64| if a > 0.0 && b > 0.0 { (a.ln() - b.ln()).abs() } else { 0.0 };
+            let sum: f64 = mel_e.iter().zip(&mel_t).map(|(&a, &b)| log_mag(a, b) + (a - b).abs()).sum();
+            sum / mel_e.len() as f64
+        })
+    }
+
+    /// The spectral centroid error in Hz, `|c(x̂) − c(x)|`, where `c` is the mean over channels
+    /// and frames of the per-frame centroid `Σ_k f_k |X_k| / Σ_k |X_k|` (torchaudio
+    /// `SpectralCentroid(sr, n_fft=2048, hop_length=512)`: periodic Hann, centred reflect-padded
+    /// frames, `f_k = k · ⌊sr/2⌋ / 1024`). As DeepAFx-ST's `SpectralCentroidError`, `1e-16` is
+    /// added to every sample so that silent frames have a (near-DC) centroid instead of 0/0.
+    pub fn centroid_error_hz(&self) -> f64 {
+        let sample_rate = self.sample_rate;
+        (mean_centroid_hz(&self.estimate, sample_rate) - mean_centroid_hz(&self.target, sample_rate)).abs()
+    }
+
+    /// The RMS level error in dB, `|20·log10 max(rms(x̂), 1e-8) − 20·log10 max(rms(x), 1e-8)|`,
+    /// averaged over channels. DeepAFx-ST's `RMSEnergyError` takes `20·ln` (natural log), which
+    /// is not decibels; this is in true dB (its values are `ln 10 ≈ 2.30` times smaller).
+    pub fn rms_error_db(&self) -> f64 {
+        self.mean_over_channels(|e, t| (db(rms(e)) - db(rms(t))).abs())
+    }
+
+    /// The crest factor error in dB, `|cf(x̂) − cf(x)|` with `cf = 20·log10(max(peak, 1e-8) /
+    /// max(rms, 1e-8))`, averaged over channels. As [`AudioPair::rms_error_db`], log10 where
+    /// DeepAFx-ST's `CrestFactorError` takes `ln`; the peak is clamped too, so that a silent
+    /// channel has a crest factor of 0 dB rather than −∞.
+    pub fn crest_factor_error_db(&self) -> f64 {
+        let crest_db = |x: &[f64]| db(peak(x)) - db(rms(x));
+        self.mean_over_channels(|e, t| (crest_db(e) - crest_db(t)).abs())
+    }
+
+    /// The integrated loudness error in LU, `|I(x̂) − I(x)|`, with `I` the gated integrated
+    /// loudness of ITU-R BS.1770-4 (libebur128's algorithm, the `ebur128` crate, default channel
+    /// weights) over all channels together, mono measured as mono. DeepAFx-ST's `LoudnessError`
+    /// (pyloudnorm) flattened all channels into one signal and duplicated it to stereo; for mono
+    /// that adds 3 LU to both sides, which cancels in the difference.
+    ///
+    /// Errors if either recording has no gating block above −70 LUFS (silent, or shorter than
+    /// 400 ms), whose loudness is −∞.
+    pub fn loudness_error_lu(&self) -> Result<f64> {
+        let estimate = integrated_loudness_lufs(&self.estimate, self.sample_rate, "estimate")?;
+        let target = integrated_loudness_lufs(&self.target, self.sample_rate, "target")?;
+        Ok((estimate - target).abs())
+    }
+
+    fn mean_over_channels(&self, mut metric: impl FnMut(&[f64], &[f64]) -> f64) -> f64 {
+        let sum: f64 = self.estimate.iter().zip(&self.target).map(|(e, t)| metric(e, t)).sum();
+        sum / self.estimate.len() as f64
+    }
+}
+
+/// The mean over channels and frames of the per-frame spectral centroid in Hz (see
+/// [`AudioPair::centroid_error_hz`]).
+fn mean_centroid_hz(channels: &[Vec<f64>], sample_rate: u32) -> f64 {
+    const N_FFT: usize = 2048;
+    let mut stft = Stft::<f64>::new(N_FFT, 512);
+    let bin_hz = f64::from(sample_rate / 2) / (N_FFT / 2) as f64;
+    let mut offset = Vec::new();
+    let mut magnitudes = vec![0.0; stft.num_frames(channels[0].len()) * stft.num_bins()];
+    let mut sum = 0.0;
+    let mut frames = 0;
+    for channel in channels {
+        offset.clear();
+        offset.extend(channel.iter().map(|x| x + 1e-16));
+        stft.magnitudes(&offset, &mut magnitudes);
+        for frame in magnitudes.chunks_exact(stft.num_bins()) {
+            let weighted: f64 = frame.iter().enumerate().map(|(k, m)| k as f64 * m).sum();
+            sum += bin_hz * weighted / frame.iter().sum::<f64>();
+            frames += 1;
+        }
+    }
+    sum / frames as f64
+}
+
+/// Integrated loudness in LUFS per ITU-R BS.1770-4; `what` names the recording in errors.
+fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<f64> {
+    let bad = |reason: String| Error::BadAudio { what: what.into(), reason };
+    let meter_error = |e: ebur128::Error| bad(format!("loudness meter failed: {e}"));
+    let mut meter = EbuR128::new(channels.len() as u32, sample_rate, Mode::I).map_err(meter_error)?;
+    let planar: Vec<&[f64]> = channels.iter().map(Vec::as_slice).collect();
+    meter.add_frames_planar_f64(&planar).map_err(meter_error)?;
+    let lufs = meter.loudness_global().map_err(meter_error)?;
+    if !lufs.is_finite() {
+        return Err(
+            bad("integrated loudness is -inf LUFS (silent, or shorter than one 400 ms block)".into()),
+        );
+    }
+    Ok(lufs)
+}
+
+fn rms(x: &[f64]) -> f64 {
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+fn peak(x: &[f64]) -> f64 {
+    x.iter().fold(0.0, |p, v| p.max(v.abs()))
+}
+
+/// `20·log10(max(x, 1e-8))`.
+fn db(x: f64) -> f64 {
+    20.0 * x.max(1e-8).log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const RATE: u32 = 48000;
+
+    fn sine(freq_hz: f64, amplitude: f64, len: usize) -> Vec<f32> {
+        let w = 2.0 * std::f64::consts::PI * freq_hz / f64::from(RATE);
+        (0..len).map(|i| (amplitude * (w * i as f64).sin()) as f32).collect()
+    }
+
+    fn noise(amplitude: f32, len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-amplitude..amplitude)).collect()
+    }
+
+    fn scaled(x: &[f32], gain: f32) -> Vec<f32> {
+        x.iter().map(|v| v * gain).collect()
+    }
+
+    fn pair(estimate: Vec<f32>, target: Vec<f32>) -> AudioPair {
+        AudioPair::new(&[estimate], &[target], RATE).unwrap()
+    }
+
+    #[test]
+    fn rms_and_crest_of_sines_and_squares_are_analytic() {
+        let len = 48000; // whole periods of 1 kHz
+        let level = pair(sine(1000.0, 0.5, len), sine(1000.0, 0.25, len));
+        assert!((level.rms_error_db() - 20.0 * 2f64.log10()).abs() < 1e-4);
+        assert!(level.crest_factor_error_db() < 1e-4);
+        let square: Vec<f32> = sine(1000.0, 1.0, len).iter().map(|&v| 0.5 * v.signum()).collect();
+        let shape = pair(sine(1000.0, 0.5, len), square);
+        assert!(shape.rms_error_db() > 2.9, "a square is 3 dB louder than a sine of the same peak");
+        assert!((shape.crest_factor_error_db() - 10.0 * 2f64.log10()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn centroid_of_a_sine_is_its_frequency() {
+        let bin_hz = f64::from(RATE) / 2048.0;
+        for freq in [440.0, 3000.0, 9000.0] {
+            let centroid =
+                mean_centroid_hz(&[sine(freq, 0.5, 48000).iter().map(|&v| f64::from(v)).collect()], RATE);
+            assert!((centroid - freq).abs() < bin_hz, "{freq} Hz: centroid {centroid}");
+        }
+        let error = pair(sine(1000.0, 0.5, 48000), sine(4000.0, 0.5, 48000)).centroid_error_hz();
+        assert!((error - 3000.0).abs() < bin_hz, "{error}");
+    }
+
+    #[test]
+    fn loudness_matches_the_bs1770_calibration() {
+        // BS.1770: a 0 dBFS-peak 1 kHz sine in one front channel reads −3.01 LKFS, so a mono sine
+        // of peak −20 dBFS reads −23.01 and a stereo one of peak −23 dBFS (EBU Tech 3341 case 1)
+        // reads −23.0.
+        let mono = [sine(1000.0, 0.1, 5 * 48000).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()];
+        let lufs = integrated_loudness_lufs(&mono, RATE, "mono").unwrap();
+        assert!((lufs - (-23.01)).abs() < 0.05, "mono: {lufs}");
+        let channel: Vec<f64> =
+            sine(1000.0, 10f64.powf(-23.0 / 20.0), 5 * 48000).iter().map(|&v| f64::from(v)).collect();
+        let lufs = integrated_loudness_lufs(&[channel.clone(), channel], RATE, "stereo").unwrap();
+        assert!((lufs - (-23.0)).abs() < 0.05, "stereo: {lufs}");
+        let x = noise(0.3, 3 * 48000, 1);
+        let error = pair(x.clone(), scaled(&x, 0.5)).loudness_error_lu().unwrap();
+        assert!((error - 20.0 * 2f64.log10()).abs() < 1e-3, "{error}");
+    }
+
+    #[test]
+    fn silence_has_no_loudness() {
+        let error = pair(vec![0.0; 48000], noise(0.3, 48000, 2)).loudness_error_lu();
+        assert!(matches!(error, Err(Error::BadAudio { .. })), "{error:?}");
+        assert!(compare(&[vec![0.0; 48000]], &[vec![0.0; 48000]], RATE).is_err());
+    }
+
+    /// For a gain `c` with every clamp inactive, a magnitude-linear distance `D(c·x, x) = |ln c| +
+    /// |c − 1|·S(x)`, so `D(3x, x) − 2·D(2x, x) = ln 3 − 2 ln 2` whatever `S` is.
+    fn gain_identity(distance: impl Fn(&AudioPair) -> f64, len: usize) {
+        let x = noise(0.5, len, 3);
+        let twice = distance(&pair(scaled(&x, 2.0), x.clone()));
+        let thrice = distance(&pair(scaled(&x, 3.0), x));
+        assert!((thrice - 2.0 * twice - (0.75f64).ln()).abs() < 1e-3, "{thrice} - 2·{twice}");
+    }
+
+    #[test]
+    fn mel_distance_is_log_and_linear_in_gain() {
+        gain_identity(AudioPair::mel_distance, 3 * 65536);
+        gain_identity(AudioPair::mel_distance, 10000); // 8192-point FFT
+    }
+
+    #[test]
+    fn mrstft_is_log_and_linear_in_gain_and_averages_channels() {
+        gain_identity(AudioPair::mrstft, 48000);
+        let (a, b, c, d) =
+            (noise(0.5, 20000, 4), noise(0.5, 20000, 5), noise(0.2, 20000, 6), noise(0.1, 20000, 7));
+        let stereo = AudioPair::new(&[a.clone(), c.clone()], &[b.clone(), d.clone()], RATE).unwrap().mrstft();
+        let left = pair(a, b).mrstft();
+        let right = pair(c, d).mrstft();
+        assert!((stereo - (left + right) / 2.0).abs() < 1e-12 * stereo);
+    }
+
+    #[test]
+    fn identical_recordings_score_zero() {
+        let x = vec![noise(0.5, 70000, 8), sine(440.0, 0.3, 70000)];
+        let metrics = compare(&x, &x, RATE).unwrap();
+        assert_eq!(
+            metrics,
+            Metrics {
+                mrstft: 0.0,
+                mel_distance: 0.0,
+                centroid_error_hz: 0.0,
+                rms_error_db: 0.0,
+                crest_factor_error_db: 0.0,
+                loudness_error_lu: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn the_longer_recording_is_truncated() {
+        let (x, y) = (vec![noise(0.5, 30000, 9)], noise(0.4, 30000, 10));
+        let mut longer = y.clone();
+        longer.extend(noise(0.9, 5000, 11));
+        assert_eq!(compare(&x, &[longer], RATE).unwrap(), compare(&x, &[y], RATE).unwrap());
+    }
+
+    #[test]
+    fn malformed_input_is_rejected() {
+        let x = noise(0.5, 4096, 12);
+        let mono = vec![x.clone()];
+        let rejected = |e: &[Vec<f32>], t: &[Vec<f32>]| {
+            matches!(AudioPair::new(e, t, RATE), Err(Error::BadAudio { .. }))
+        };
+        assert!(rejected(&mono, &[x.clone(), x.clone()]), "channel counts differ");
+        assert!(rejected(&[], &[]), "no channels");
+        assert!(rejected(&[vec![]], &[vec![]]), "empty");
+        assert!(rejected(&[x[..1000].to_vec()], &[x[..1000].to_vec()]), "too short");
+        assert!(rejected(&[x.clone(), x[..3000].to_vec()], &[x.clone(), x.clone()]), "ragged channels");
+        let mut nan = x.clone();
+        nan[17] = f32::NAN;
+        assert!(rejected(&[nan], &mono), "NaN");
+        let mut inf = x.clone();
+        inf[3] = f32::INFINITY;
+        assert!(rejected(&mono, &[inf]), "inf");
+    }
+}

@@ -2,6 +2,7 @@
 //! filter coefficients"): coefficient design with its Jacobian, and the true recursive filter
 //! in transposed direct form II with its exact adjoint.
 
+use crate::simd::{Kernel, dispatch, madd};
 use super::jet::Jet;
 use crate::Real;
 
@@ -149,13 +150,13 @@ impl Biquad {
         self.s2 = 0.0;
     }
 
-    /// Filters one sample.
+    /// Filters one sample (`FMA`: use fused multiply–adds, see [`madd`]).
     #[inline(always)]
-    pub fn tick(&mut self, x: f64) -> f64 {
+    pub fn tick<const FMA: bool>(&mut self, x: f64) -> f64 {
         let c = &self.c;
-        let y = c.b0 * x + self.s1;
-        self.s1 = c.b1 * x - c.a1 * y + self.s2;
-        self.s2 = c.b2 * x - c.a2 * y;
+        let y = madd::<FMA, _>(c.b0, x, self.s1);
+        self.s1 = madd::<FMA, _>(-c.a1, y, madd::<FMA, _>(c.b1, x, self.s2));
+        self.s2 = madd::<FMA, _>(-c.a2, y, c.b2 * x);
         y
     }
 }
@@ -175,9 +176,9 @@ pub struct Adjoint {
 impl Adjoint {
     /// One reverse step: from `g_y = ∂L/∂y[n]`, returns `(λ[n], ∂L/∂x[n])`.
     #[inline(always)]
-    pub fn step(&mut self, c: &Coeffs, g_y: f64) -> (f64, f64) {
-        let l0 = g_y - c.a1 * self.l1 - c.a2 * self.l2;
-        let g_x = c.b0 * l0 + c.b1 * self.l1 + c.b2 * self.l2;
+    pub fn step<const FMA: bool>(&mut self, c: &Coeffs, g_y: f64) -> (f64, f64) {
+        let l0 = madd::<FMA, _>(-c.a1, self.l1, madd::<FMA, _>(-c.a2, self.l2, g_y));
+        let g_x = madd::<FMA, _>(c.b0, l0, madd::<FMA, _>(c.b1, self.l1, c.b2 * self.l2));
         self.l2 = self.l1;
         self.l1 = l0;
         (l0, g_x)
@@ -187,21 +188,31 @@ impl Adjoint {
 /// `∂L/∂[b0, b1, b2, a1, a2]` from the adjoint state `λ` and the filter's input `x` and output
 /// `y`: `∂L/∂b_k = Σ_n λ[n]·x[n−k]`, `∂L/∂a_k = −Σ_n λ[n]·y[n−k]` (zero initial state).
 pub fn coeff_grad<T: Real>(lambda: &[T], x: &[T], y: &[T]) -> [f64; 5] {
-    let lagged = |s: &[T], k: usize| if k < s.len() { dot(&lambda[k..], &s[..s.len() - k]) } else { 0.0 };
+    let lagged = |s: &[T], k: usize| {
+        if k < s.len() { dispatch(Dot(&lambda[k..], &s[..s.len() - k])) } else { 0.0 }
+    };
     [lagged(x, 0), lagged(x, 1), lagged(x, 2), -lagged(y, 1), -lagged(y, 2)]
 }
 
-/// `Σ a[i]·b[i]` accumulated in `f64` over eight independent partial sums (so it vectorises).
-fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x.to64() * y.to64()).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i].to64() * y[i].to64();
+/// `Σ a[i]·b[i]` over sixteen independent partial sums in the sample type (so it vectorises),
+/// combined in `f64`.
+struct Dot<'a, T>(&'a [T], &'a [T]);
+
+impl<T: Real> Kernel for Dot<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<const FMA: bool>(self) -> f64 {
+        const LANES: usize = 16;
+        let mut acc = [T::zero(); LANES];
+        let (ca, cb) = (self.0.chunks_exact(LANES), self.1.chunks_exact(LANES));
+        let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x.to64() * y.to64()).sum();
+        for (x, y) in ca.zip(cb) {
+            for i in 0..LANES {
+                acc[i] = madd::<FMA, _>(x[i], y[i], acc[i]);
+            }
         }
+        acc.iter().map(|v| v.to64()).sum::<f64>() + tail
     }
-    acc.iter().sum::<f64>() + tail
 }
 
 /// Chains coefficient gradients into `(gain_db, freq_hz, q)` gradients through a [`Design`].
@@ -275,7 +286,7 @@ mod tests {
         let c = design(Shape::Peaking, 12.0, 3000.0, 4.0, FS).coeffs;
         let x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
         let mut f = Biquad::new(c);
-        let y: Vec<f64> = x.iter().map(|&v| f.tick(v)).collect();
+        let y: Vec<f64> = x.iter().map(|&v| f.tick::<false>(v)).collect();
         for n in 0..x.len() {
             let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };
             let direct = c.b0 * x[n] + c.b1 * get(&x, 1) + c.b2 * get(&x, 2) - c.a1 * get(&y, 1) - c.a2 * get(&y, 2);

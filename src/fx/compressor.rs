@@ -12,6 +12,7 @@
 //!   `x_L[n] > y_L[n−1]` and `α = α_R = exp(−ln 9 / (fs·release_s))` otherwise, `y_L[−1] = 0`;
 //! - output `x_c[n] · 10^((makeup − y_L[n]) / 20)`.
 
+use crate::simd::{Kernel, dispatch, madd};
 use crate::Real;
 
 /// Lowest detector level in dB.
@@ -114,54 +115,60 @@ impl<T: Real> Constants<T> {
     /// One step of the branching smoother. Both candidates are computed and one is picked,
     /// which keeps the comparison off the recursion's critical path.
     #[inline(always)]
-    fn smooth(&self, y_prev: T, x_l: T) -> T {
-        let attack = x_l + self.alpha_attack * (y_prev - x_l);
-        let release = x_l + self.alpha_release * (y_prev - x_l);
+    fn smooth<const FMA: bool>(&self, y_prev: T, x_l: T) -> T {
+        let attack = madd::<FMA, _>(self.alpha_attack, y_prev - x_l, x_l);
+        let release = madd::<FMA, _>(self.alpha_release, y_prev - x_l, x_l);
         if x_l > y_prev { attack } else { release }
     }
 }
 
-/// Runs the kernel in place over `channels[c][offset..offset + x_l.len()]`, writing the
-/// detector level `x_G` and the gain reduction before and after smoothing into `x_g`, `x_l` and
-/// `y_l`; `gain` receives the linear gain. Each pass but the recursion is a plain loop over the
-/// span, so it vectorises.
-#[allow(clippy::too_many_arguments)]
-fn process_span<T: Real>(
-    k: &Constants<T>,
-    state: &mut T,
-    channels: &mut [&mut [T]],
+/// The kernel over `channels[c][offset..offset + x_l.len()]`, in place, writing the detector
+/// level `x_G` and the gain reduction before and after smoothing into `x_g`, `x_l` and `y_l`, and
+/// the linear gain into `gain`. Each pass but the recursion is a plain loop over the span, so it
+/// vectorises.
+struct Span<'a, 'c, T> {
+    k: &'a Constants<T>,
+    state: &'a mut T,
+    channels: &'a mut [&'c mut [T]],
     offset: usize,
-    x_g: &mut [T],
-    x_l: &mut [T],
-    y_l: &mut [T],
-    gain: &mut [T],
-) {
-    let span = offset..offset + x_l.len();
-    let (first, rest) = channels.split_first_mut().expect("at least one channel");
-    for (v, x) in x_g.iter_mut().zip(&first[span.clone()]) {
-        *v = x.abs();
-    }
-    for c in rest.iter() {
-        for (v, x) in x_g.iter_mut().zip(&c[span.clone()]) {
-            *v = v.max(x.abs());
+    x_g: &'a mut [T],
+    x_l: &'a mut [T],
+    y_l: &'a mut [T],
+    gain: &'a mut [T],
+}
+
+impl<T: Real> Kernel for Span<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let Span { k, state, channels, offset, x_g, x_l, y_l, gain } = self;
+        let span = offset..offset + x_l.len();
+        let (first, rest) = channels.split_first_mut().expect("at least one channel");
+        for (v, x) in x_g.iter_mut().zip(&first[span.clone()]) {
+            *v = x.abs();
         }
-    }
-    for (g, l) in x_g.iter_mut().zip(x_l.iter_mut()) {
-        *g = k.level_db(*g);
-        *l = k.gain_reduction(*g);
-    }
-    let mut y = *state;
-    for (out, &x) in y_l.iter_mut().zip(x_l.iter()) {
-        y = k.smooth(y, x);
-        *out = y;
-    }
-    *state = y;
-    for (g, &yl) in gain.iter_mut().zip(y_l.iter()) {
-        *g = k.gain(yl);
-    }
-    for c in channels.iter_mut() {
-        for (s, &g) in c[span.clone()].iter_mut().zip(gain.iter()) {
-            *s = *s * g;
+        for c in rest.iter() {
+            for (v, x) in x_g.iter_mut().zip(&c[span.clone()]) {
+                *v = v.max(x.abs());
+            }
+        }
+        for (g, l) in x_g.iter_mut().zip(x_l.iter_mut()) {
+            *g = k.level_db(*g);
+            *l = k.gain_reduction(*g);
+        }
+        let mut y = *state;
+        for (out, &x) in y_l.iter_mut().zip(x_l.iter()) {
+            y = k.smooth::<FMA>(y, x);
+            *out = y;
+        }
+        *state = y;
+        for (g, &yl) in gain.iter_mut().zip(y_l.iter()) {
+            *g = k.gain(yl);
+        }
+        for c in channels.iter_mut() {
+            for (s, &g) in c[span.clone()].iter_mut().zip(gain.iter()) {
+                *s = *s * g;
+            }
         }
     }
 }
@@ -200,7 +207,16 @@ impl<T: Real> Compressor<T> {
         for start in (0..len).step_by(BLOCK) {
             let n = BLOCK.min(len - start);
             let [x_g, x_l, y_l, gain] = &mut self.scratch;
-            process_span(&self.k, &mut self.y_l, channels, start, &mut x_g[..n], &mut x_l[..n], &mut y_l[..n], &mut gain[..n]);
+            dispatch(Span {
+                k: &self.k,
+                state: &mut self.y_l,
+                channels,
+                offset: start,
+                x_g: &mut x_g[..n],
+                x_l: &mut x_l[..n],
+                y_l: &mut y_l[..n],
+                gain: &mut gain[..n],
+            });
         }
     }
 }
@@ -227,7 +243,16 @@ pub fn forward<T: Real>(
     }
     let k = Constants::new(settings, sample_rate);
     let t = tape;
-    process_span(&k, &mut T::zero(), channels, 0, &mut t.x_g, &mut t.x_l, &mut t.y_l, &mut t.gain);
+    dispatch(Span {
+        k: &k,
+        state: &mut T::zero(),
+        channels,
+        offset: 0,
+        x_g: &mut t.x_g,
+        x_l: &mut t.x_l,
+        y_l: &mut t.y_l,
+        gain: &mut t.gain,
+    });
 }
 
 /// Gradients of the compressor knobs, in the order threshold, ratio, attack, release, knee,

@@ -2,6 +2,7 @@
 //! recursive RBJ biquads (see [`super::biquad`]), with its exact adjoint.
 
 use super::biquad::{self, Adjoint, Biquad, Design, Shape};
+use crate::simd::{Kernel, dispatch};
 use super::params::NUM_EQ_SECTIONS;
 use crate::Real;
 
@@ -67,9 +68,65 @@ impl<T: Real> Eq<T> {
     pub fn process(&mut self, channels: &mut [&mut [T]]) {
         assert_eq!(channels.len(), self.channels.len(), "channel count");
         for (filters, signal) in self.channels.iter_mut().zip(channels.iter_mut()) {
-            for s in signal.iter_mut() {
-                *s = T::of(filters.iter_mut().fold(s.to64(), |v, f| f.tick(v)));
+            dispatch(Filter { filters, signal, stages: None });
+        }
+    }
+}
+
+/// Runs a signal in place through a cascade, sample by sample through all sections (which keeps
+/// several independent recursions in flight), optionally recording every section's output.
+struct Filter<'a, T> {
+    filters: &'a mut Cascade,
+    signal: &'a mut [T],
+    stages: Option<&'a mut EqTape<T>>,
+}
+
+impl<T: Real> Kernel for Filter<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let mut local = *self.filters;
+        match self.stages {
+            None => {
+                for s in self.signal.iter_mut() {
+                    *s = T::of(local.iter_mut().fold(s.to64(), |v, f| f.tick::<FMA>(v)));
+                }
             }
+            Some(stages) => {
+                for (n, s) in self.signal.iter_mut().enumerate() {
+                    let mut v = s.to64();
+                    for (f, stage) in local.iter_mut().zip(stages.iter_mut()) {
+                        v = f.tick::<FMA>(v);
+                        stage[n] = T::of(v);
+                    }
+                    *s = T::of(v);
+                }
+            }
+        }
+        *self.filters = local;
+    }
+}
+
+/// The reverse-time pass of the adjoint: every section's `λ`, and `∂L/∂input` in place.
+struct Reverse<'a, T> {
+    designs: &'a [Design; NUM_EQ_SECTIONS],
+    adj: &'a mut [Adjoint; NUM_EQ_SECTIONS],
+    lambda: &'a mut [Vec<T>; NUM_EQ_SECTIONS],
+    grad: &'a mut [T],
+}
+
+impl<T: Real> Kernel for Reverse<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        for n in (0..self.grad.len()).rev() {
+            let mut g = self.grad[n].to64();
+            for k in (0..NUM_EQ_SECTIONS).rev() {
+                let (l, g_x) = self.adj[k].step::<FMA>(&self.designs[k].coeffs, g);
+                self.lambda[k][n] = T::of(l);
+                g = g_x;
+            }
+            self.grad[n] = T::of(g);
         }
     }
 }
@@ -85,13 +142,8 @@ pub fn forward<'a, T: Real>(designs: &[Design; NUM_EQ_SECTIONS], input: &[T], st
     for s in stages.iter_mut() {
         s.resize(input.len(), T::zero());
     }
-    for (n, &x) in input.iter().enumerate() {
-        let mut v = x.to64();
-        for (f, stage) in filters.iter_mut().zip(stages.iter_mut()) {
-            v = f.tick(v);
-            stage[n] = T::of(v);
-        }
-    }
+    let mut signal = input.to_vec();
+    dispatch(Filter { filters: &mut filters, signal: &mut signal, stages: Some(stages) });
     &stages[NUM_EQ_SECTIONS - 1]
 }
 
@@ -110,15 +162,7 @@ pub fn adjoint<T: Real>(
     let len = input.len();
     let mut adj = [Adjoint::default(); NUM_EQ_SECTIONS];
     let mut lambda: [Vec<T>; NUM_EQ_SECTIONS] = std::array::from_fn(|_| vec![T::zero(); len]);
-    for n in (0..len).rev() {
-        let mut g = grad[n].to64();
-        for k in (0..NUM_EQ_SECTIONS).rev() {
-            let (l, g_x) = adj[k].step(&designs[k].coeffs, g);
-            lambda[k][n] = T::of(l);
-            g = g_x;
-        }
-        grad[n] = T::of(g);
-    }
+    dispatch(Reverse { designs, adj: &mut adj, lambda: &mut lambda, grad: &mut grad[..len] });
     for k in 0..NUM_EQ_SECTIONS {
         let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
         let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
