@@ -112,12 +112,13 @@ impl<T: Real> Constants<T> {
         ((self.makeup_db - y_l) * T::of(std::f64::consts::LOG2_10 / 20.0)).fast_exp2()
     }
 
-    /// One step of the branching smoother. Both candidates are computed and one is picked,
-    /// which keeps the comparison off the recursion's critical path.
+    /// One step of the branching smoother, `α·y_L[n−1] + (1 − α)·x_L[n]`. Both candidates are
+    /// computed and one is picked, and the `(1 − α)·x_L` terms do not depend on the previous
+    /// output, so the recursion's critical path is one (fused) multiply–add and a select.
     #[inline(always)]
     fn smooth<const FMA: bool>(&self, y_prev: T, x_l: T) -> T {
-        let attack = madd::<FMA, _>(self.alpha_attack, y_prev - x_l, x_l);
-        let release = madd::<FMA, _>(self.alpha_release, y_prev - x_l, x_l);
+        let attack = madd::<FMA, _>(self.alpha_attack, y_prev, (T::one() - self.alpha_attack) * x_l);
+        let release = madd::<FMA, _>(self.alpha_release, y_prev, (T::one() - self.alpha_release) * x_l);
         if x_l > y_prev { attack } else { release }
     }
 }
@@ -242,17 +243,21 @@ pub fn forward<T: Real>(
         buf.resize(len, T::zero());
     }
     let k = Constants::new(settings, sample_rate);
-    let t = tape;
-    dispatch(Span {
-        k: &k,
-        state: &mut T::zero(),
-        channels,
-        offset: 0,
-        x_g: &mut t.x_g,
-        x_l: &mut t.x_l,
-        y_l: &mut t.y_l,
-        gain: &mut t.gain,
-    });
+    let mut state = T::zero();
+    // Block by block like the streaming path: the passes stay in cache.
+    for start in (0..len).step_by(BLOCK) {
+        let end = (start + BLOCK).min(len);
+        dispatch(Span {
+            k: &k,
+            state: &mut state,
+            channels,
+            offset: start,
+            x_g: &mut tape.x_g[start..end],
+            x_l: &mut tape.x_l[start..end],
+            y_l: &mut tape.y_l[start..end],
+            gain: &mut tape.gain[start..end],
+        });
+    }
 }
 
 /// Gradients of the compressor knobs, in the order threshold, ratio, attack, release, knee,
