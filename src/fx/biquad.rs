@@ -161,6 +161,61 @@ impl Biquad {
     }
 }
 
+/// Lanes of [`run_cascade`]'s time-skewed vectors.
+const WAVEFRONT_LANES: usize = 8;
+
+/// Runs `signal` in place through a cascade of up to eight sections, exactly as ticking each
+/// sample through every section in turn would (same operations, same rounding), but with the
+/// sections as SIMD lanes: at step `t` section `k` filters sample `t − k`, taking as input what
+/// section `k − 1` produced one step earlier. The skew fills over the first steps of a call and
+/// drains over `N − 1` extra steps at its end (lanes outside `0 ≤ t − k < len` keep their state),
+/// so calls may have any length and the state between calls is the plain cascade's.
+#[inline(always)]
+pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(filters: &mut [Biquad; N], signal: &mut [T]) {
+    const L: usize = WAVEFRONT_LANES;
+    assert!((1..=L).contains(&N), "a cascade has 1 to {L} sections");
+    let len = signal.len();
+    let lane = |f: &dyn Fn(&Biquad) -> f64, pad: f64| -> [f64; L] { std::array::from_fn(|k| if k < N { f(&filters[k]) } else { pad }) };
+    let (b0, b1, b2) = (lane(&|f| f.c.b0, 1.0), lane(&|f| f.c.b1, 0.0), lane(&|f| f.c.b2, 0.0));
+    let (na1, na2) = (lane(&|f| -f.c.a1, 0.0), lane(&|f| -f.c.a2, 0.0));
+    let (mut s1, mut s2) = (lane(&|f| f.s1, 0.0), lane(&|f| f.s2, 0.0));
+    let mut z = [0.0f64; L];
+    let step = |x: &[f64; L], s1: &mut [f64; L], s2: &mut [f64; L]| -> [f64; L] {
+        let mut y = [0.0; L];
+        for k in 0..L {
+            y[k] = madd::<FMA, _>(b0[k], x[k], s1[k]);
+            s1[k] = madd::<FMA, _>(na1[k], y[k], madd::<FMA, _>(b1[k], x[k], s2[k]));
+            s2[k] = madd::<FMA, _>(na2[k], y[k], b2[k] * x[k]);
+        }
+        y
+    };
+    for t in 0..len + N - 1 {
+        let mut x = [0.0f64; L];
+        x[0] = if t < len { signal[t].to64() } else { 0.0 };
+        x[1..].copy_from_slice(&z[..L - 1]);
+        if t + 1 >= N && t < len {
+            z = step(&x, &mut s1, &mut s2);
+        } else {
+            // Filling or draining: only sections with a sample in range advance.
+            let (old1, old2) = (s1, s2);
+            z = step(&x, &mut s1, &mut s2);
+            for k in 0..N {
+                if k > t || t - k >= len {
+                    s1[k] = old1[k];
+                    s2[k] = old2[k];
+                }
+            }
+        }
+        if t + 1 >= N {
+            signal[t + 1 - N] = T::of(z[N - 1]);
+        }
+    }
+    for (k, f) in filters.iter_mut().enumerate() {
+        f.s1 = s1[k];
+        f.s2 = s2[k];
+    }
+}
+
 /// The reverse-time state of one biquad's adjoint.
 ///
 /// Running [`Adjoint::step`] from the last sample to the first computes

@@ -87,11 +87,7 @@ impl<T: Real> Kernel for Filter<'_, T> {
     fn run<const FMA: bool>(self) {
         let mut local = *self.filters;
         match self.stages {
-            None => {
-                for s in self.signal.iter_mut() {
-                    *s = T::of(local.iter_mut().fold(s.to64(), |v, f| f.tick::<FMA>(v)));
-                }
-            }
+            None => biquad::run_cascade::<FMA, _, NUM_EQ_SECTIONS>(&mut local, self.signal),
             Some(stages) => {
                 for (n, s) in self.signal.iter_mut().enumerate() {
                     let mut v = s.to64();

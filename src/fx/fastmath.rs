@@ -26,13 +26,16 @@ pub fn exp2_f32(x: f32) -> f32 {
     // Adding and removing 1.5·2^23 rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-126.0, 127.0);
-    let n = (x + ROUND) - ROUND;
+    let shifted = x + ROUND;
+    let n = shifted - ROUND;
+    // The rounded integer sits in the low mantissa bits of `shifted`: no float-to-int conversion.
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let f = (x - n) * std::f32::consts::LN_2;
     let p = 1.0
         + f * (1.0
             + f * (1.0 / 2.0
                 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
-    p * f32::from_bits((((n as i32) + 127) << 23) as u32)
+    p * f32::from_bits(((n_int + 127) << 23) as u32)
 }
 
 #[cfg(test)]
