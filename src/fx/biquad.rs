@@ -149,29 +149,24 @@ impl Biquad {
         self.s1 = 0.0;
         self.s2 = 0.0;
     }
-
-    /// Filters one sample (`FMA`: use fused multiply–adds, see [`madd`]).
-    #[inline(always)]
-    pub fn tick<const FMA: bool>(&mut self, x: f64) -> f64 {
-        let c = &self.c;
-        let y = madd::<FMA, _>(c.b0, x, self.s1);
-        self.s1 = madd::<FMA, _>(-c.a1, y, madd::<FMA, _>(c.b1, x, self.s2));
-        self.s2 = madd::<FMA, _>(-c.a2, y, c.b2 * x);
-        y
-    }
 }
 
 /// Lanes of [`run_cascade`]'s time-skewed vectors.
 const WAVEFRONT_LANES: usize = 8;
 
-/// Runs `signal` in place through a cascade of up to eight sections, exactly as ticking each
+/// Runs `signal` in place through a cascade of up to eight sections, exactly as running each
 /// sample through every section in turn would (same operations, same rounding), but with the
 /// sections as SIMD lanes: at step `t` section `k` filters sample `t − k`, taking as input what
 /// section `k − 1` produced one step earlier. The skew fills over the first steps of a call and
 /// drains over `N − 1` extra steps at its end (lanes outside `0 ≤ t − k < len` keep their state),
-/// so calls may have any length and the state between calls is the plain cascade's.
+/// so calls may have any length and the state between calls is the plain cascade's. With
+/// `stages`, every section's output is also recorded (`stages[k][n]`, each `signal.len()` long).
 #[inline(always)]
-pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(filters: &mut [Biquad; N], signal: &mut [T]) {
+pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(
+    filters: &mut [Biquad; N],
+    signal: &mut [T],
+    mut stages: Option<&mut [Vec<T>; N]>,
+) {
     const L: usize = WAVEFRONT_LANES;
     assert!((1..=L).contains(&N), "a cascade has 1 to {L} sections");
     let len = signal.len();
@@ -206,6 +201,13 @@ pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(filters: &mut [Biqu
                 }
             }
         }
+        if let Some(stages) = stages.as_deref_mut() {
+            for (k, stage) in stages.iter_mut().enumerate() {
+                if k <= t && t - k < len {
+                    stage[t - k] = T::of(z[k]);
+                }
+            }
+        }
         if t + 1 >= N {
             signal[t + 1 - N] = T::of(z[N - 1]);
         }
@@ -216,27 +218,46 @@ pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(filters: &mut [Biqu
     }
 }
 
-/// The reverse-time state of one biquad's adjoint.
-///
-/// Running [`Adjoint::step`] from the last sample to the first computes
-/// `λ[n] = ∂L/∂y[n] − a1·λ[n+1] − a2·λ[n+2]` (the all-pole part run backwards in time) and
-/// `∂L/∂x[n] = b0·λ[n] + b1·λ[n+1] + b2·λ[n+2]`; [`coeff_grad`] then turns `λ` into the
-/// coefficient gradients.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Adjoint {
-    l1: f64,
-    l2: f64,
-}
-
-impl Adjoint {
-    /// One reverse step: from `g_y = ∂L/∂y[n]`, returns `(λ[n], ∂L/∂x[n])`.
-    #[inline(always)]
-    pub fn step<const FMA: bool>(&mut self, c: &Coeffs, g_y: f64) -> (f64, f64) {
-        let l0 = madd::<FMA, _>(-c.a1, self.l1, madd::<FMA, _>(-c.a2, self.l2, g_y));
-        let g_x = madd::<FMA, _>(c.b0, l0, madd::<FMA, _>(c.b1, self.l1, c.b2 * self.l2));
-        self.l2 = self.l1;
-        self.l1 = l0;
-        (l0, g_x)
+/// The reverse-time pass of a cascade's adjoint, from zero state, with the sections as SIMD
+/// lanes like [`run_cascade`]. For each section, run from the last sample to the first,
+/// `λ[n] = ∂L/∂y[n] − a1·λ[n+1] − a2·λ[n+2]` (the all-pole part backwards in time) and
+/// `∂L/∂x[n] = b0·λ[n] + b1·λ[n+1] + b2·λ[n+2]`, which is `∂L/∂y` of the section before.
+/// `grad` holds `∂L/∂output` of the last section on entry and `∂L/∂input` of the first on
+/// return; `lambda[k]` receives section `k`'s `λ` (for [`coeff_grad`]). Lane `j` is section
+/// `N − 1 − j` and at step `t` handles the sample `t − j` places from the end; steps outside a
+/// lane's range start from or feed only zeros, so no masking is needed.
+#[inline(always)]
+pub fn run_cascade_adjoint<const FMA: bool, T: Real, const N: usize>(
+    coeffs: &[Coeffs; N],
+    grad: &mut [T],
+    lambda: &mut [Vec<T>; N],
+) {
+    const L: usize = WAVEFRONT_LANES;
+    assert!((1..=L).contains(&N), "a cascade has 1 to {L} sections");
+    let len = grad.len();
+    let lane = |f: &dyn Fn(&Coeffs) -> f64| -> [f64; L] { std::array::from_fn(|j| if j < N { f(&coeffs[N - 1 - j]) } else { 0.0 }) };
+    let (b0, b1, b2) = (lane(&|c| c.b0), lane(&|c| c.b1), lane(&|c| c.b2));
+    let (na1, na2) = (lane(&|c| -c.a1), lane(&|c| -c.a2));
+    let (mut l1, mut l2) = ([0.0f64; L], [0.0f64; L]);
+    let mut z = [0.0f64; L];
+    for t in 0..len + N - 1 {
+        let mut g = [0.0f64; L];
+        g[0] = if t < len { grad[len - 1 - t].to64() } else { 0.0 };
+        g[1..].copy_from_slice(&z[..L - 1]);
+        for j in 0..L {
+            let l0 = madd::<FMA, _>(na1[j], l1[j], madd::<FMA, _>(na2[j], l2[j], g[j]));
+            z[j] = madd::<FMA, _>(b0[j], l0, madd::<FMA, _>(b1[j], l1[j], b2[j] * l2[j]));
+            l2[j] = l1[j];
+            l1[j] = l0;
+        }
+        for (j, section) in lambda.iter_mut().rev().enumerate() {
+            if j <= t && t - j < len {
+                section[len - 1 - (t - j)] = T::of(l1[j]);
+            }
+        }
+        if t + 1 >= N {
+            grad[len - 1 - (t + 1 - N)] = T::of(z[N - 1]);
+        }
     }
 }
 
@@ -337,15 +358,33 @@ mod tests {
     }
 
     #[test]
-    fn recursion_matches_the_difference_equation() {
-        let c = design(Shape::Peaking, 12.0, 3000.0, 4.0, FS).coeffs;
+    fn cascade_matches_the_difference_equations_for_any_split() {
+        let sections = [
+            design(Shape::Peaking, 12.0, 3000.0, 4.0, FS).coeffs,
+            design(Shape::LowShelf, -6.0, 150.0, 0.7, FS).coeffs,
+            design(Shape::HighShelf, 9.0, 9000.0, 2.0, FS).coeffs,
+        ];
         let x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
-        let mut f = Biquad::new(c);
-        let y: Vec<f64> = x.iter().map(|&v| f.tick::<false>(v)).collect();
-        for n in 0..x.len() {
-            let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };
-            let direct = c.b0 * x[n] + c.b1 * get(&x, 1) + c.b2 * get(&x, 2) - c.a1 * get(&y, 1) - c.a2 * get(&y, 2);
-            assert!((direct - y[n]).abs() < 1e-12);
+        // Independent reference: each section's difference equation over the whole signal.
+        let mut expected = x.clone();
+        for c in &sections {
+            let input = expected.clone();
+            for n in 0..input.len() {
+                let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };
+                expected[n] = c.b0 * input[n] + c.b1 * get(&input, 1) + c.b2 * get(&input, 2)
+                    - c.a1 * get(&expected, 1)
+                    - c.a2 * get(&expected, 2);
+            }
+        }
+        for split in [1usize, 2, 3, 7, 150, 300] {
+            let mut filters = sections.map(Biquad::new);
+            let mut y = x.clone();
+            for chunk in y.chunks_mut(split) {
+                run_cascade::<false, f64, 3>(&mut filters, chunk, None);
+            }
+            for (n, (a, b)) in y.iter().zip(&expected).enumerate() {
+                assert!((a - b).abs() < 1e-12, "split {split}, sample {n}: {a} vs {b}");
+            }
         }
     }
 }

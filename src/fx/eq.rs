@@ -1,7 +1,7 @@
 //! Six-section parametric EQ: low shelf, four peaking bands, high shelf, in series, as true
 //! recursive RBJ biquads (see [`super::biquad`]), with its exact adjoint.
 
-use super::biquad::{self, Adjoint, Biquad, Design, Shape};
+use super::biquad::{self, Biquad, Coeffs, Design, Shape};
 use crate::simd::{Kernel, dispatch};
 use super::params::NUM_EQ_SECTIONS;
 use crate::Real;
@@ -73,8 +73,8 @@ impl<T: Real> Eq<T> {
     }
 }
 
-/// Runs a signal in place through a cascade, sample by sample through all sections (which keeps
-/// several independent recursions in flight), optionally recording every section's output.
+/// Runs a signal in place through a cascade (see [`biquad::run_cascade`]), optionally recording
+/// every section's output.
 struct Filter<'a, T> {
     filters: &'a mut Cascade,
     signal: &'a mut [T],
@@ -86,27 +86,14 @@ impl<T: Real> Kernel for Filter<'_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(self) {
         let mut local = *self.filters;
-        match self.stages {
-            None => biquad::run_cascade::<FMA, _, NUM_EQ_SECTIONS>(&mut local, self.signal),
-            Some(stages) => {
-                for (n, s) in self.signal.iter_mut().enumerate() {
-                    let mut v = s.to64();
-                    for (f, stage) in local.iter_mut().zip(stages.iter_mut()) {
-                        v = f.tick::<FMA>(v);
-                        stage[n] = T::of(v);
-                    }
-                    *s = T::of(v);
-                }
-            }
-        }
+        biquad::run_cascade::<FMA, _, NUM_EQ_SECTIONS>(&mut local, self.signal, self.stages);
         *self.filters = local;
     }
 }
 
-/// The reverse-time pass of the adjoint: every section's `λ`, and `∂L/∂input` in place.
+/// The reverse-time pass of the adjoint (see [`biquad::run_cascade_adjoint`]).
 struct Reverse<'a, T> {
-    designs: &'a [Design; NUM_EQ_SECTIONS],
-    adj: &'a mut [Adjoint; NUM_EQ_SECTIONS],
+    coeffs: &'a [Coeffs; NUM_EQ_SECTIONS],
     lambda: &'a mut [Vec<T>; NUM_EQ_SECTIONS],
     grad: &'a mut [T],
 }
@@ -115,15 +102,7 @@ impl<T: Real> Kernel for Reverse<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run<const FMA: bool>(self) {
-        for n in (0..self.grad.len()).rev() {
-            let mut g = self.grad[n].to64();
-            for k in (0..NUM_EQ_SECTIONS).rev() {
-                let (l, g_x) = self.adj[k].step::<FMA>(&self.designs[k].coeffs, g);
-                self.lambda[k][n] = T::of(l);
-                g = g_x;
-            }
-            self.grad[n] = T::of(g);
-        }
+        biquad::run_cascade_adjoint::<FMA, _, NUM_EQ_SECTIONS>(self.coeffs, self.grad, self.lambda);
     }
 }
 
@@ -156,9 +135,9 @@ pub fn adjoint<T: Real>(
     knob_grad: &mut EqGrad,
 ) {
     let len = input.len();
-    let mut adj = [Adjoint::default(); NUM_EQ_SECTIONS];
+    let coeffs = designs.map(|d| d.coeffs);
     let mut lambda: [Vec<T>; NUM_EQ_SECTIONS] = std::array::from_fn(|_| vec![T::zero(); len]);
-    dispatch(Reverse { designs, adj: &mut adj, lambda: &mut lambda, grad: &mut grad[..len] });
+    dispatch(Reverse { coeffs: &coeffs, lambda: &mut lambda, grad: &mut grad[..len] });
     for k in 0..NUM_EQ_SECTIONS {
         let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
         let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
