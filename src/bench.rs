@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::fx::{Chain, Knobs};
-use crate::grad::{ChainFx, Channels, Estimator, Example, Render, Spsa, chain_loss_and_grad};
+use crate::grad::{ChainFx, Channels, Estimator, Exact, Example, Render, Spsa, chain_loss_and_grad};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 
 /// The DeepAFx-ST training batch: 6 examples of 131072 samples at 24 kHz.
@@ -29,6 +29,10 @@ pub struct BenchReport {
     pub spsa_one_pair_seconds: f64,
     /// `spsa_one_pair_seconds / forward_batch_seconds` (target: at most 3).
     pub spsa_over_forward: f64,
+    /// Taped forward plus exact vector–Jacobian product of the chain for the batch (no loss).
+    pub chain_forward_and_vjp_seconds: f64,
+    /// `chain_forward_and_vjp_seconds / forward_batch_seconds`: the adjoint's cost factor.
+    pub vjp_over_forward: f64,
     /// Threads used for the batch benchmarks.
     pub batch_threads: usize,
 }
@@ -126,8 +130,16 @@ impl TrainingBatch {
     }
 }
 
+/// Batch timings in seconds.
+struct BatchTimes {
+    grad_step: f64,
+    forward: f64,
+    spsa: f64,
+    forward_and_vjp: f64,
+}
+
 /// Times the batch benchmarks on a pool of [`BATCH_THREADS`] threads.
-fn batch_benchmarks() -> (f64, f64, f64) {
+fn batch_benchmarks() -> BatchTimes {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
     pool.install(|| {
         let fx = ChainFx { sample_rate: BATCH_RATE };
@@ -149,28 +161,32 @@ fn batch_benchmarks() -> (f64, f64, f64) {
                 .collect();
             std::hint::black_box(out);
         });
-        let (_, _, _) = chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss);
         let grad_output: Vec<Channels> = data.targets.clone();
+        let forward_and_vjp = best_of(5, || {
+            std::hint::black_box(Exact.knob_gradients(&fx, &batch, &grad_output, 0));
+        });
         let spsa = Spsa { pairs: 1, ..Spsa::default() };
         let mut seed = 0;
         let spsa_time = best_of(5, || {
             seed += 1;
             std::hint::black_box(spsa.knob_gradients(&fx, &batch, &grad_output, seed));
         });
-        (grad_step, forward, spsa_time)
+        BatchTimes { grad_step, forward, spsa: spsa_time, forward_and_vjp }
     })
 }
 
 /// Runs every benchmark.
 pub fn run() -> BenchReport {
     let chain_forward_msamples_per_s = chain_forward_msamples_per_s();
-    let (grad_step_seconds, forward_batch_seconds, spsa_one_pair_seconds) = batch_benchmarks();
+    let t = batch_benchmarks();
     BenchReport {
         chain_forward_msamples_per_s,
-        grad_step_seconds,
-        forward_batch_seconds,
-        spsa_one_pair_seconds,
-        spsa_over_forward: spsa_one_pair_seconds / forward_batch_seconds,
+        grad_step_seconds: t.grad_step,
+        forward_batch_seconds: t.forward,
+        spsa_one_pair_seconds: t.spsa,
+        spsa_over_forward: t.spsa / t.forward,
+        chain_forward_and_vjp_seconds: t.forward_and_vjp,
+        vjp_over_forward: t.forward_and_vjp / t.forward,
         batch_threads: BATCH_THREADS,
     }
 }
