@@ -23,6 +23,8 @@ pub enum Error {
     BadAudio { what: String, reason: String },
     #[error("output {path} is also an input; refusing to overwrite it")]
     OutputIsInput { path: PathBuf },
+    #[error("model file {what}: {reason}")]
+    ModelFile { what: String, reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

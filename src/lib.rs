@@ -3,16 +3,19 @@
 //! The effect chain (parametric EQ, then compressor) lives in [`fx`] as plain Rust kernels with
 //! hand-written adjoints; [`grad`] turns rendering into knob gradients (exact, SPSA, finite
 //! differences); [`spectral`] holds the multi-resolution STFT loss and its gradient; [`metrics`]
-//! the evaluation measures; [`audio`] decoding, encoding and resampling.
+//! the evaluation measures; [`audio`] decoding, encoding and resampling; [`model`] the networks
+//! that predict the knobs (the only module that uses burn).
 
 pub mod apply;
 pub mod audio;
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod example;
 pub mod fx;
 pub mod grad;
 pub mod metrics;
+pub mod model;
 pub mod real;
 pub mod simd;
 pub mod spectral;

@@ -1,0 +1,478 @@
+//! Pair generation as DeepAFx-ST makes it (`data/dataset.py: generate_pair` and
+//! `system.py: common_paired_step`), with our chain for every effect: a 2L clip is cut from a
+//! recording and split into halves A and B; one target style renders both halves, so the
+//! reference (B) and the ground truth (A) share a style but not content, and the input is A
+//! corrupted independently. Every pair is a pure function of (split, index, seed), so batches
+//! can be made on any thread, in any order, and still be reproducible.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::{Corpus, Corruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_style};
+use crate::fx::{Knobs, render};
+use crate::{Error, Result};
+
+/// Default half-clip length L in frames: 131072, 5.46 s at 24 kHz (DeepAFx-ST's `train_length`).
+pub const DEFAULT_HALF_FRAMES: usize = 131_072;
+
+/// The target style of the pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StyleChoice {
+    /// A [`random_style`] setting of the whole chain per pair (the random-style protocol).
+    Random,
+    /// A fresh draw of one named style per pair.
+    Named(Style),
+}
+
+impl StyleChoice {
+    fn sample<R: Rng + ?Sized>(self, rng: &mut R) -> Knobs {
+        match self {
+            StyleChoice::Random => random_style(rng),
+            StyleChoice::Named(style) => style.sample(rng),
+        }
+    }
+}
+
+/// How pairs are made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairConfig {
+    /// L, the length of input, reference and target in frames; clips are 2L long.
+    pub half_frames: usize,
+    pub style: StyleChoice,
+    /// Both halves of a clip must have a mean energy `Σx²/L` above this (DeepAFx-ST: 1e-5,
+    /// −50 dB), measured before normalisation; otherwise another clip is drawn.
+    pub min_mean_energy: f64,
+    /// Clip draws before a pair gives up with an error (a corpus of near silence).
+    pub max_attempts: usize,
+}
+
+impl Default for PairConfig {
+    fn default() -> Self {
+        PairConfig {
+            half_frames: DEFAULT_HALF_FRAMES,
+            style: StyleChoice::Random,
+            min_mean_energy: 1e-5,
+            max_attempts: 100,
+        }
+    }
+}
+
+/// Where a pair's audio came from in its split of the corpus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClipOrigin {
+    /// Index into [`Corpus::recordings`] of the split.
+    pub recording: usize,
+    /// First frame of half A (input and target).
+    pub input_start: usize,
+    /// First frame of half B (reference).
+    pub reference_start: usize,
+}
+
+/// One training example: mono, at the corpus rate, each [`PairConfig::half_frames`] long.
+///
+/// Levels: the 2L clip is first peak-normalised to −12 dBFS as a whole. `input` is
+/// `corrupt(A)` peak-normalised on its own to −12 dBFS. `target = style(A)` and
+/// `reference = style(B)` are scaled by one common gain that brings the louder of the two to
+/// −12 dBFS, so their relative level is the style's: the reference tells how loud the target
+/// is, and the chain's make-up gain (±24 dB) can bring an output to the target's level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pair {
+    pub input: Vec<f32>,
+    pub reference: Vec<f32>,
+    pub target: Vec<f32>,
+    /// The target style's knobs, as rendered on the −12 dBFS clip halves. They are not the
+    /// knobs that map `input` to `target` (the corruption lies in between).
+    pub style: Knobs,
+    /// What was done to A to make `input`.
+    pub corruption: Corruption,
+    pub origin: ClipOrigin,
+}
+
+/// Makes pairs from a corpus.
+#[derive(Debug)]
+pub struct PairGenerator {
+    corpus: Corpus,
+    config: PairConfig,
+    /// Per split, per recording: the running total of clip start positions (`len − 2L + 1`
+    /// each, 0 for recordings shorter than 2L), so that one uniform draw picks a recording in
+    /// proportion to its length and a start inside it.
+    cumulative_starts: [Vec<u64>; 3],
+}
+
+impl PairGenerator {
+    /// A generator over `corpus`; recordings shorter than 2L are never drawn.
+    pub fn new(corpus: Corpus, config: PairConfig) -> Result<PairGenerator> {
+        if config.half_frames == 0 {
+            return Err(Error::Invalid("pairs need a half-clip length of at least one frame".into()));
+        }
+        let clip = 2 * config.half_frames;
+        let cumulative_starts = Split::ALL.map(|split| {
+            corpus
+                .recordings(split)
+                .iter()
+                .scan(0u64, |total, r| {
+                    *total += (r.samples.len() + 1).saturating_sub(clip) as u64;
+                    Some(*total)
+                })
+                .collect()
+        });
+        Ok(PairGenerator { corpus, config, cumulative_starts })
+    }
+
+    /// The corpus the pairs come from.
+    pub fn corpus(&self) -> &Corpus {
+        &self.corpus
+    }
+
+    /// Pair number `index` of `split` for `seed`: the same (split, index, seed) always gives the
+    /// same pair. Its random numbers are stream `index` of ChaCha8 seeded with `seed` mixed with
+    /// the split.
+    ///
+    /// Steps: draw a 2L clip (every start position of the split equally likely) until both
+    /// halves pass the energy test; peak-normalise it; split it into halves, and with
+    /// probability 0.5 swap them (as DeepAFx-ST, so the reference comes as often after the
+    /// input as before); draw the style and render it on both halves; corrupt A into the input.
+    /// DeepAFx-ST's pitch and tempo augmentation and its 50 ms fades are not done.
+    pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        rng.set_stream(index);
+        let half = self.config.half_frames;
+        let (recording, start) = self.draw_clip(split, &mut rng)?;
+        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + 2 * half].to_vec();
+        normalize_peak(&mut [&mut clip], PEAK_DBFS);
+        let (first, second) = clip.split_at(half);
+        let swap = rng.random_bool(0.5);
+        let (a, b) = if swap { (second, first) } else { (first, second) };
+        let origin = ClipOrigin {
+            recording,
+            input_start: start + if swap { half } else { 0 },
+            reference_start: start + if swap { 0 } else { half },
+        };
+
+        let sample_rate = self.corpus.sample_rate();
+        let style = self.config.style.sample(&mut rng);
+        let (mut target, mut reference) = (a.to_vec(), b.to_vec());
+        render(&style, sample_rate, &mut [&mut target])?;
+        render(&style, sample_rate, &mut [&mut reference])?;
+        normalize_peak(&mut [&mut target, &mut reference], PEAK_DBFS);
+
+        let mut input = a.to_vec();
+        let corruption = corrupt(&mut input, sample_rate, &mut rng)?;
+        Ok(Pair { input, reference, target, style, corruption, origin })
+    }
+
+    /// Draws (recording, start) of a 2L clip whose halves both pass the energy test.
+    fn draw_clip(&self, split: Split, rng: &mut ChaCha8Rng) -> Result<(usize, usize)> {
+        let half = self.config.half_frames;
+        let cumulative = &self.cumulative_starts[split.index()];
+        let total = cumulative.last().copied().unwrap_or(0);
+        if total == 0 {
+            return Err(Error::Invalid(format!(
+                "the {split} split has no recording of at least 2 x {half} frames ({} recordings)",
+                cumulative.len()
+            )));
+        }
+        for _ in 0..self.config.max_attempts {
+            let position = rng.random_range(0..total);
+            let recording = cumulative.partition_point(|&end| end <= position);
+            let first_position = recording.checked_sub(1).map_or(0, |r| cumulative[r]);
+            let start = (position - first_position) as usize;
+            let clip = &self.corpus.recordings(split)[recording].samples[start..start + 2 * half];
+            if clip.chunks_exact(half).all(|h| mean_energy(h) > self.config.min_mean_energy) {
+                return Ok((recording, start));
+            }
+        }
+        Err(Error::Invalid(format!(
+            "the {split} split gave no clip with both halves above mean energy {} in {} draws",
+            self.config.min_mean_energy, self.config.max_attempts
+        )))
+    }
+
+    /// Batch number `index` of `plan`: pairs `index·B .. (index+1)·B`, made in parallel (rayon).
+    pub fn batch(&self, plan: &BatchPlan, index: u64) -> Result<Batch> {
+        let first = index * plan.batch_size as u64;
+        let pairs = (first..first + plan.batch_size as u64)
+            .into_par_iter()
+            .map(|i| self.pair(plan.split, i, plan.seed))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Batch { index, pairs })
+    }
+}
+
+/// `Σ x² / N`: DeepAFx-ST's test for silent clips.
+fn mean_energy(x: &[f32]) -> f64 {
+    x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64
+}
+
+/// Which batches to make: batch `b` holds pairs `b·batch_size .. (b+1)·batch_size` of `split`
+/// for `seed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub split: Split,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// B pairs, in index order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// The batch's number in its plan.
+    pub index: u64,
+    pub pairs: Vec<Pair>,
+}
+
+/// Makes batches on a background thread while the training step runs, keeping a few ready in
+/// a bounded channel. Batches arrive in index order and each is a pure function of its plan and
+/// index, so what a consumer sees does not depend on timing. Dropping the loader stops the
+/// thread after the batch it is making.
+#[derive(Debug)]
+pub struct Loader {
+    batches: Option<Receiver<Result<Batch>>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Loader {
+    /// Starts making batches `batches` of `plan` (e.g. `0..steps`), holding at most `prefetch`
+    /// finished batches. The first error ends the sequence after it is delivered.
+    pub fn spawn(
+        generator: Arc<PairGenerator>,
+        plan: BatchPlan,
+        batches: Range<u64>,
+        prefetch: usize,
+    ) -> Result<Loader> {
+        let (sender, receiver) = sync_channel(prefetch);
+        let worker = std::thread::Builder::new().name("afx-data-loader".into()).spawn(move || {
+            for index in batches {
+                let batch = generator.batch(&plan, index);
+                let failed = batch.is_err();
+                if sender.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        })?;
+        Ok(Loader { batches: Some(receiver), worker: Some(worker) })
+    }
+
+    /// Closes the channel and waits for the thread; a panic on the thread is resumed here, so a
+    /// failure never looks like the end of the sequence.
+    fn finish(&mut self) {
+        self.batches.take();
+        if let Some(worker) = self.worker.take()
+            && let Err(panic) = worker.join()
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        let received = self.batches.as_ref()?.recv();
+        if received.is_err() {
+            self.finish();
+        }
+        received.ok()
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audio::Audio;
+    use crate::data::test_files::{noise, write, write_noise};
+    use crate::data::{CorpusConfig, SplitFractions, expand, scan};
+    use crate::fx::params::knob_index;
+
+    const RATE: u32 = 24_000;
+    const HALF: usize = 2048;
+
+    /// A generator over the WAV files written by `make_files`, all in the training split.
+    fn make_generator(make_files: impl FnOnce(&std::path::Path), config: PairConfig) -> PairGenerator {
+        let dir = tempfile::tempdir().unwrap();
+        make_files(dir.path());
+        let corpus_config = CorpusConfig {
+            fractions: SplitFractions { validation: 0.0, test: 0.0 },
+            join_shorter_than: 0,
+            ..CorpusConfig::default()
+        };
+        let corpus = Corpus::load(&scan(&[dir.path().to_path_buf()]).unwrap(), &corpus_config).unwrap();
+        // The files are deleted when `dir` drops on return: pairs come from the decoded copies.
+        PairGenerator::new(corpus, config).unwrap()
+    }
+
+    fn noise_files(dir: &std::path::Path) {
+        for i in 0..4 {
+            write_noise(dir, &format!("{i}.wav"), RATE, 20_000, i);
+        }
+    }
+
+    fn config(style: StyleChoice) -> PairConfig {
+        PairConfig { half_frames: HALF, style, ..PairConfig::default() }
+    }
+
+    fn peak_db(signals: &[&[f32]]) -> f64 {
+        20.0 * f64::from(signals.iter().flat_map(|s| s.iter()).fold(0.0f32, |p, x| p.max(x.abs()))).log10()
+    }
+
+    #[test]
+    fn pairs_are_reproducible_from_the_seed_and_differ_across_seeds() {
+        let generator = make_generator(noise_files, config(StyleChoice::Random));
+        let pair = generator.pair(Split::Train, 5, 1).unwrap();
+        assert_eq!(pair, generator.pair(Split::Train, 5, 1).unwrap());
+        assert_ne!(pair.input, generator.pair(Split::Train, 5, 2).unwrap().input);
+        assert_ne!(pair.style, generator.pair(Split::Train, 6, 1).unwrap().style);
+        assert!([&pair.input, &pair.reference, &pair.target].iter().all(|s| s.len() == HALF));
+        assert!((peak_db(&[&pair.input]) - PEAK_DBFS).abs() < 1e-4);
+        assert!((peak_db(&[&pair.reference, &pair.target]) - PEAK_DBFS).abs() < 1e-4);
+        assert!(generator.pair(Split::Validation, 0, 1).unwrap_err().to_string().contains("validation split"));
+    }
+
+    /// Rebuilds a pair from its origin and knobs, independently of [`PairGenerator::pair`]:
+    /// the clip at −12 dBFS peak, its two halves rendered with the style and matched to the
+    /// target and reference by one least-squares gain, and the input as the corruption redone.
+    fn check_rebuilt(generator: &PairGenerator, pair: &Pair) {
+        let samples = &generator.corpus().recordings(Split::Train)[pair.origin.recording].samples;
+        let start = pair.origin.input_start.min(pair.origin.reference_start);
+        assert_eq!(pair.origin.input_start.abs_diff(pair.origin.reference_start), HALF);
+        let clip_gain =
+            10f32.powf(-12.0 / 20.0) / samples[start..start + 2 * HALF].iter().fold(0.0f32, |p, x| p.max(x.abs()));
+        let half = |first: usize| -> Vec<f32> { samples[first..first + HALF].iter().map(|x| x * clip_gain).collect() };
+        let (a, b) = (half(pair.origin.input_start), half(pair.origin.reference_start));
+        let styled = |x: &[f32]| {
+            let mut y = x.to_vec();
+            render(&pair.style, RATE, &mut [&mut y]).unwrap();
+            y
+        };
+        let rendered = [styled(&a), styled(&b)].concat();
+        let wanted = [pair.target.clone(), pair.reference.clone()].concat();
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+        let gain = dot(&rendered, &wanted) / dot(&rendered, &rendered);
+        let residual =
+            rendered.iter().zip(&wanted).map(|(r, w)| (gain * f64::from(*r) - f64::from(*w)).powi(2)).sum::<f64>();
+        assert!(
+            residual <= 1e-10 * dot(&wanted, &wanted),
+            "target and reference are not style(A), style(B) at one gain"
+        );
+
+        let mut input = a;
+        render(&pair.corruption.knobs, RATE, &mut [&mut input]).unwrap();
+        if let Some(settings) = &pair.corruption.expander {
+            expand(settings, RATE, &mut [&mut input]);
+        }
+        let scale = 10f32.powf(-12.0 / 20.0) / input.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+        let error = input.iter().zip(&pair.input).fold(0.0f32, |m, (x, y)| m.max((x * scale - y).abs()));
+        assert!(error < 1e-6, "input is not the corrupted A: {error}");
+    }
+
+    #[test]
+    fn target_and_reference_are_one_style_rendered_on_the_two_halves() {
+        for style in [StyleChoice::Random, StyleChoice::Named(Style::Telephone), StyleChoice::Named(Style::Warm)] {
+            let generator = make_generator(noise_files, config(style));
+            let pairs: Vec<Pair> = (0..12).map(|i| generator.pair(Split::Train, i, 3).unwrap()).collect();
+            pairs.iter().for_each(|pair| check_rebuilt(&generator, pair));
+            assert!(pairs.iter().any(|p| p.origin.input_start > p.origin.reference_start), "halves swap");
+            assert!(pairs.iter().any(|p| p.origin.input_start < p.origin.reference_start), "halves swap");
+            if let StyleChoice::Named(Style::Telephone) = style {
+                let band1_gain_db = knob_index("eq.band1.gain_db").unwrap();
+                assert!(pairs.iter().all(|p| (12.0..=16.0).contains(&p.style.0[band1_gain_db])));
+            }
+        }
+        let generator = make_generator(noise_files, config(StyleChoice::Random));
+        let expanded =
+            (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
+        check_rebuilt(&generator, &expanded.expect("one pair in ten is expanded"));
+    }
+
+    #[test]
+    fn clips_avoid_silent_halves_and_short_recordings() {
+        let gappy = |dir: &std::path::Path| {
+            let silence = vec![0.0f32; 20_000];
+            let samples = [silence.clone(), noise(6000, 1), silence].concat();
+            write(dir, "gappy.wav", &Audio { sample_rate: RATE, channels: vec![samples] });
+            write_noise(dir, "short.wav", RATE, 2 * HALF - 1, 2);
+        };
+        // The noise has a mean energy of 0.03, so a half passes only if about a third of it or
+        // more is noise.
+        let config_gappy = PairConfig { max_attempts: 1000, min_mean_energy: 0.01, ..config(StyleChoice::Random) };
+        let generator = make_generator(gappy, config_gappy);
+        let gappy_index = generator
+            .corpus()
+            .recordings(Split::Train)
+            .iter()
+            .position(|r| r.sources[0].ends_with("gappy.wav"))
+            .unwrap();
+        for i in 0..50 {
+            let origin = generator.pair(Split::Train, i, 4).unwrap().origin;
+            assert_eq!(origin.recording, gappy_index, "a recording shorter than 2L was drawn");
+            for start in [origin.input_start, origin.reference_start] {
+                let noisy = (start + HALF).min(26_000).saturating_sub(start.max(20_000));
+                assert!(noisy > HALF / 4, "half at {start} is mostly silent");
+            }
+        }
+
+        let short_only = make_generator(
+            |dir| {
+                write_noise(dir, "short.wav", RATE, 2 * HALF - 1, 2);
+            },
+            config(StyleChoice::Random),
+        );
+        let error = short_only.pair(Split::Train, 0, 0).unwrap_err().to_string();
+        assert!(error.contains("no recording of at least 2 x 2048 frames"), "{error}");
+        let silent = make_generator(
+            |dir| {
+                write(dir, "silent.wav", &Audio { sample_rate: RATE, channels: vec![vec![0.0; 10_000]] });
+            },
+            config(StyleChoice::Random),
+        );
+        let error = silent.pair(Split::Train, 0, 0).unwrap_err().to_string();
+        assert!(error.contains("no clip with both halves above mean energy"), "{error}");
+    }
+
+    #[test]
+    fn batches_and_the_loader_are_deterministic_regardless_of_timing() {
+        let generator = Arc::new(make_generator(noise_files, config(StyleChoice::Random)));
+        let plan = BatchPlan { split: Split::Train, batch_size: 3, seed: 9 };
+        let direct: Vec<Batch> = (0..4).map(|b| generator.batch(&plan, b).unwrap()).collect();
+        for (b, batch) in direct.iter().enumerate() {
+            assert_eq!(batch.index, b as u64);
+            for (i, pair) in batch.pairs.iter().enumerate() {
+                assert_eq!(*pair, generator.pair(Split::Train, (3 * b + i) as u64, 9).unwrap());
+            }
+        }
+        let fast: Vec<Batch> = Loader::spawn(generator.clone(), plan, 0..4, 2).unwrap().map(Result::unwrap).collect();
+        assert_eq!(fast, direct);
+        let slow: Vec<Batch> = Loader::spawn(generator.clone(), plan, 0..4, 1)
+            .unwrap()
+            .map(|batch| {
+                std::thread::sleep(Duration::from_millis(30));
+                batch.unwrap()
+            })
+            .collect();
+        assert_eq!(slow, direct);
+        let mut stopped_early = Loader::spawn(generator.clone(), plan, 2..u64::MAX, 1).unwrap();
+        assert_eq!(stopped_early.next().unwrap().unwrap(), direct[2]);
+        drop(stopped_early);
+
+        let failing = BatchPlan { split: Split::Test, ..plan };
+        let mut loader = Loader::spawn(generator, failing, 0..4, 1).unwrap();
+        assert!(loader.next().unwrap().is_err());
+        assert!(loader.next().is_none(), "the first error ends the sequence");
+    }
+}

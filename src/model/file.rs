@@ -1,0 +1,299 @@
+//! Model files: one file holds a network's config, a free-form model card (training settings,
+//! evaluation numbers) and its weights.
+//!
+//! Layout, integers little-endian:
+//!
+//! | offset | bytes | content |
+//! |---|---|---|
+//! | 0 | 4 | magic `AFXM` |
+//! | 4 | 4 | format version, [`FORMAT_VERSION`] |
+//! | 8 | 4 | header length `H` |
+//! | 12 | 8 | weights length `W` |
+//! | 20 | 8 | FNV-1a 64-bit hash of every byte from offset 28 to the end |
+//! | 28 | `H` | header, JSON: `{"config": StyleNetConfig, "card": any JSON}` |
+//! | 28 + `H` | | zeros up to the next multiple of 256 |
+//! | `P` | `W` | the weights as a burnpack (burn's own format) |
+//!
+//! Burnpack aligns each tensor to 256 bytes from its own start and loads without copying, so
+//! its tensors must sit at 256-byte-aligned addresses; starting it at a multiple of 256 keeps a
+//! whole file aligned when its buffer is, as for a model embedded with `include_bytes!` inside
+//! an `#[repr(align(256))]` wrapper. Other buffers are copied into an aligned one.
+
+use std::io::Write;
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::network::{StyleNet, StyleNetConfig};
+use crate::fx::NUM_KNOBS;
+use crate::{Error, Result};
+
+/// Version of the layout above; bumped whenever a reader of the old one would misread it.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"AFXM";
+/// Bytes before the header: magic, version, header length, weights length, hash.
+const PREFIX_LEN: usize = 28;
+/// Burnpack's tensor alignment, which the weights' start keeps.
+const WEIGHTS_ALIGN: usize = 256;
+
+/// A network read from a model file, with its model card.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub net: StyleNet,
+    pub card: serde_json::Value,
+}
+
+/// The JSON header.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    config: StyleNetConfig,
+    card: serde_json::Value,
+}
+
+/// Writes `net` and `card` (free-form JSON: training settings, evaluation numbers) to `path`,
+/// replacing any file there. The bytes go to a temporary
+/// file in the same directory, which is synced and then renamed onto `path`, so a failure never
+/// leaves a partial model.
+pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
+    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
+    let bytes = to_bytes(net, card).map_err(fail)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".afx-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
+    temp.write_all(&bytes).map_err(|e| fail(e.to_string()))?;
+    temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
+    temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+    Ok(())
+}
+
+/// Reads a model file written by [`save`].
+pub fn load(path: &Path) -> Result<LoadedModel> {
+    let what = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+    from_bytes(&bytes, &what)
+}
+
+/// Reads a model from the bytes of a model file; `what` names it in errors. The weights are
+/// copied into an aligned buffer.
+fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
+    let fail = |reason| Error::ModelFile { what: what.into(), reason };
+    let (header, weights) = parse(bytes).map_err(fail)?;
+    build(header, copied(weights)).map_err(fail)
+}
+
+/// Reads a model embedded in the program (`include_bytes!`). Zero-copy when the weights start
+/// at a 256-byte-aligned address (embed the file in an `#[repr(align(256))]` wrapper); any
+/// other buffer is copied.
+pub fn from_static(bytes: &'static [u8]) -> Result<LoadedModel> {
+    let fail = |reason| Error::ModelFile { what: "(embedded)".into(), reason };
+    let (header, weights) = parse(bytes).map_err(fail)?;
+    let store = if weights.as_ptr().addr() % WEIGHTS_ALIGN == 0 {
+        BurnpackStore::from_static(weights)
+    } else {
+        copied(weights)
+    };
+    build(header, store).map_err(fail)
+}
+
+/// A store over a copy of `weights` in a buffer aligned for every tensor element type.
+fn copied(weights: &[u8]) -> BurnpackStore {
+    BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights.to_vec())))
+}
+
+/// The bytes of a model file holding `net` and `card`.
+fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+    let mut store = BurnpackStore::from_bytes(None);
+    net.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
+    let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
+    let header = serde_json::to_vec(&Header { config: net.config().clone(), card: card.clone() })
+        .map_err(|e| format!("cannot serialise the header: {e}"))?;
+    Ok(assemble(&header, &weights))
+}
+
+/// Lays out prefix, header, padding and weights, and fills in the hash.
+fn assemble(header: &[u8], weights: &[u8]) -> Vec<u8> {
+    let weights_start = (PREFIX_LEN + header.len()).next_multiple_of(WEIGHTS_ALIGN);
+    let mut bytes = Vec::with_capacity(weights_start + weights.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&[0; 8]);
+    bytes.extend_from_slice(header);
+    bytes.resize(weights_start, 0);
+    bytes.extend_from_slice(weights);
+    let hash = fnv1a64(&bytes[PREFIX_LEN..]);
+    bytes[20..PREFIX_LEN].copy_from_slice(&hash.to_le_bytes());
+    bytes
+}
+
+/// Checks the prefix, lengths and hash, and parses and validates the header; returns the
+/// header and the weights.
+fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
+    let field = |range: std::ops::Range<usize>| bytes.get(range).ok_or_else(|| truncated(bytes.len(), PREFIX_LEN));
+    let u32_at = |at: usize| field(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |at: usize| field(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if field(0..4)? != MAGIC {
+        return Err("not an afx model (wrong magic bytes)".into());
+    }
+    let version = u32_at(4)?;
+    if version != FORMAT_VERSION {
+        return Err(format!("format version {version}, this afx reads version {FORMAT_VERSION}"));
+    }
+    let header_len = u32_at(8)? as usize;
+    let weights_len = usize::try_from(u64_at(12)?).map_err(|_| "weights length does not fit in memory".to_string())?;
+    let weights_start = (PREFIX_LEN + header_len).next_multiple_of(WEIGHTS_ALIGN);
+    let expected = weights_start.checked_add(weights_len).ok_or("weights length overflows")?;
+    if bytes.len() != expected {
+        return Err(if bytes.len() < expected {
+            truncated(bytes.len(), expected)
+        } else {
+            format!("{} bytes after the end of the weights", bytes.len() - expected)
+        });
+    }
+    if fnv1a64(&bytes[PREFIX_LEN..]) != u64_at(20)? {
+        return Err("checksum mismatch: the file is damaged".into());
+    }
+    let header: Header = serde_json::from_slice(&bytes[PREFIX_LEN..PREFIX_LEN + header_len])
+        .map_err(|e| format!("unreadable header: {e}"))?;
+    header.config.validate().map_err(|e| e.to_string())?;
+    if header.config.num_knobs != NUM_KNOBS {
+        return Err(format!("the model sets {} knobs, this afx's chain has {NUM_KNOBS}", header.config.num_knobs));
+    }
+    Ok((header, &bytes[weights_start..]))
+}
+
+fn truncated(len: usize, expected: usize) -> String {
+    format!("truncated: {len} bytes, expected {expected}")
+}
+
+/// Builds the network the header describes on burn's Flex CPU device and loads the weights,
+/// which must match it tensor for tensor.
+fn build(header: Header, mut store: BurnpackStore) -> Result<LoadedModel, String> {
+    let mut net = header.config.init(&Device::flex(), 0);
+    let applied = net.load_from(&mut store).map_err(|e| format!("weights do not match the config: {e}"))?;
+    if !applied.unused.is_empty() {
+        return Err(format!("weights do not match the config: unused tensors {:?}", applied.unused));
+    }
+    Ok(LoadedModel { net, card: header.card })
+}
+
+/// FNV-1a, 64-bit (Fowler, Noll & Vo; IETF draft-eastlake-fnv): detects accidental damage, not
+/// tampering.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::network::tests::noise_features;
+    use crate::model::network::{ConvSpec, StyleNetConfig};
+
+    fn small_config() -> StyleNetConfig {
+        let conv = vec![ConvSpec { channels: 16, stride: 1 }, ConvSpec { channels: 16, stride: 2 }];
+        StyleNetConfig { conv, embedding_dim: 16, hidden_dim: 32, ..StyleNetConfig::default() }
+    }
+
+    fn card() -> serde_json::Value {
+        serde_json::json!({ "trained_on": "tests", "mr_stft": 1.25 })
+    }
+
+    /// `bytes` copied to a leaked buffer at an address `offset` bytes past a 256-byte boundary.
+    fn leak_at(bytes: &[u8], offset: usize) -> &'static [u8] {
+        let buffer: &'static mut [u8] = Vec::leak(vec![0u8; bytes.len() + 2 * WEIGHTS_ALIGN]);
+        let start = buffer.as_ptr().addr().next_multiple_of(WEIGHTS_ALIGN) - buffer.as_ptr().addr() + offset;
+        let slot = &mut buffer[start..start + bytes.len()];
+        slot.copy_from_slice(bytes);
+        slot
+    }
+
+    #[test]
+    fn save_load_round_trip_is_bit_identical() {
+        let config = StyleNetConfig::default();
+        let net = config.init(&Device::flex(), 11);
+        let input = noise_features(&config.features, 3, 30_000, 1);
+        let reference = noise_features(&config.features, 3, 20_000, 2);
+        let want = net.predict(&input, &reference);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("style.afxm");
+        save(&path, &net, &card()).unwrap();
+        save(&path, &net, &card()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left");
+        let bytes = std::fs::read(&path).unwrap();
+
+        let from_file = load(&path).unwrap();
+        assert_eq!(from_file.net.config(), &config);
+        assert_eq!(from_file.card, card());
+        assert_eq!(from_file.net.predict(&input, &reference), want);
+        for offset in [0, 1, 3, 128] {
+            let loaded = from_static(leak_at(&bytes, offset)).unwrap();
+            assert_eq!(loaded.net.predict(&input, &reference), want, "offset {offset}");
+        }
+    }
+
+    /// Reading `bytes` must give a model-file error, not a model and not a panic.
+    fn assert_refused(name: &str, bytes: &[u8]) {
+        match from_bytes(bytes, "test") {
+            Err(Error::ModelFile { reason, .. }) => eprintln!("{name}: {reason}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    /// The header and the weights of a model file.
+    fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
+        let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let weights_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        (&bytes[PREFIX_LEN..PREFIX_LEN + header_len], &bytes[bytes.len() - weights_len..])
+    }
+
+    #[test]
+    fn damaged_files_are_errors() {
+        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let weights_start = good.len() - split(&good).1.len();
+        assert_refused("empty", &[]);
+        assert_refused("wrong magic", &[b"RIFF".as_slice(), &good[4..]].concat());
+        assert_refused("version 2", &[&good[..4], &2u32.to_le_bytes(), &good[8..]].concat());
+        assert_refused("trailing byte", &[good.as_slice(), &[0]].concat());
+        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        assert_refused("noise", &noise);
+        for len in [3, 10, PREFIX_LEN, PREFIX_LEN + 5, weights_start, good.len() - 1] {
+            assert_refused(&format!("truncated to {len}"), &good[..len]);
+        }
+        for at in [PREFIX_LEN + 2, weights_start + 8, good.len() - 1] {
+            let mut flipped = good.clone();
+            flipped[at] ^= 0x40;
+            assert_refused(&format!("byte {at} flipped"), &flipped);
+        }
+    }
+
+    /// Files with a correct prefix and checksum whose header and weights do not belong together:
+    /// configs that describe another network, and weights that are not a whole burnpack.
+    #[test]
+    fn well_formed_files_with_wrong_contents_are_errors() {
+        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let (header, weights) = split(&good);
+        let small = small_config();
+        let extra_conv = ConvSpec { channels: 16, stride: 2 };
+        let configs = [
+            ("wider", StyleNetConfig { hidden_dim: 64, ..small.clone() }),
+            ("deeper", StyleNetConfig { conv: [small.conv.clone(), vec![extra_conv]].concat(), ..small.clone() }),
+            ("shallower", StyleNetConfig { conv: small.conv[..1].to_vec(), ..small.clone() }),
+            ("fewer knobs", StyleNetConfig { num_knobs: NUM_KNOBS - 1, ..small.clone() }),
+        ];
+        for (name, config) in configs {
+            let header = serde_json::to_vec(&Header { config, card: card() }).unwrap();
+            assert_refused(name, &assemble(&header, weights));
+        }
+        assert_refused("header not a config", &assemble(br#"{"config": 3, "card": null}"#, weights));
+        assert_refused("half the weights", &assemble(header, &weights[..weights.len() / 2]));
+        assert_refused("weights not a burnpack", &assemble(header, &vec![7; weights.len()]));
+    }
+}

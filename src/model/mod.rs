@@ -1,0 +1,15 @@
+//! The networks that set the effect chain's knobs; the only part of afx that knows burn.
+//!
+//! A clip becomes [`Features`] (plain Rust, [`features`]); [`StyleNet`] turns the features of
+//! an input and a reference into normalised knobs ([`network`]); [`Trainer`] fits it through
+//! gradients the caller computes outside burn ([`trainer`]); [`file`] saves and loads it.
+
+pub mod features;
+pub mod file;
+pub mod network;
+pub mod trainer;
+
+pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
+pub use file::LoadedModel;
+pub use network::{ConvSpec, StyleNet, StyleNetConfig};
+pub use trainer::{Trainer, TrainerConfig};
