@@ -143,6 +143,8 @@ impl<T: Real> Kernel for Span<'_, '_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(self) {
         let Span { k, state, channels, offset, x_g, x_l, y_l, gain } = self;
+        // A local copy keeps the constants in registers across the stores below.
+        let k = *k;
         let span = offset..offset + x_l.len();
         let (first, rest) = channels.split_first_mut().expect("at least one channel");
         for (v, x) in x_g.iter_mut().zip(&first[span.clone()]) {
