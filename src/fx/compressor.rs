@@ -301,12 +301,10 @@ pub fn adjoint<T: Real>(
         let y_prev = if n > 0 { tape.y_l[n - 1] } else { T::zero() };
         let x_l = tape.x_l[n];
         let g_alpha = lambda * (y_prev.to64() - x_l.to64());
+        // Selects rather than branches: the attack/release pattern is unpredictable.
         let attack = x_l > y_prev;
-        if attack {
-            g_alpha_a += g_alpha;
-        } else {
-            g_alpha_r += g_alpha;
-        }
+        g_alpha_a += if attack { g_alpha } else { 0.0 };
+        g_alpha_r += if attack { 0.0 } else { g_alpha };
         alpha_next = if attack { alpha_a } else { alpha_r };
         u[n] = (1.0 - alpha_next) * lambda;
     }
