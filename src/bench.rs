@@ -73,7 +73,7 @@ pub fn busy_knobs() -> Knobs {
 }
 
 /// Best-of-`reps` wall time of `f` in seconds.
-fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+pub fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
     (0..reps)
         .map(|_| {
             let t = Instant::now();

@@ -29,9 +29,6 @@ pub struct Coeffs {
 }
 
 impl Coeffs {
-    /// The pass-through filter.
-    pub const IDENTITY: Coeffs = Coeffs { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 };
-
     /// The coefficients as an array `[b0, b1, b2, a1, a2]`.
     pub fn to_array(self) -> [f64; 5] {
         [self.b0, self.b1, self.b2, self.a1, self.a2]

@@ -13,11 +13,7 @@ pub const MAX_SAMPLE_RATE: u32 = 192_000;
 
 /// Checks that the chain supports a sample rate.
 pub fn check_sample_rate(sample_rate: u32) -> Result<()> {
-    if (MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
-        Ok(())
-    } else {
-        Err(Error::SampleRate { sample_rate, min: MIN_SAMPLE_RATE, max: MAX_SAMPLE_RATE })
-    }
+    crate::audio::check_sample_rate(sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
 }
 
 /// The chain's settings split per effect, in physical units.

@@ -293,15 +293,7 @@ mod tests {
     #[test]
     #[ignore]
     fn time_model() {
-        let best_ms = |run: &mut dyn FnMut()| {
-            (0..10)
-                .map(|_| {
-                    let start = std::time::Instant::now();
-                    run();
-                    start.elapsed().as_secs_f64() * 1e3
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
+        let best_ms = |run: &mut dyn FnMut()| crate::bench::best_of(10, run) * 1e3;
         let config = StyleNetConfig::default();
         let clip = crate::example::groove(10.0, ANALYSIS_RATE_HZ, 1, 3).channels.remove(0);
         let mut front = LogMel::new(&config.features);

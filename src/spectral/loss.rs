@@ -654,15 +654,7 @@ mod tests {
         let mut grads = vec![vec![0.0f32; len]; items];
         let e: Vec<&[f32]> = estimates.iter().map(Vec::as_slice).collect();
         let t: Vec<&[f32]> = targets.iter().map(Vec::as_slice).collect();
-        let best_ms = |mut run: Box<dyn FnMut() + '_>| {
-            (0..10)
-                .map(|_| {
-                    let start = std::time::Instant::now();
-                    run();
-                    start.elapsed().as_secs_f64() * 1e3
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
+        let best_ms = |run: Box<dyn FnMut() + '_>| crate::bench::best_of(10, run) * 1e3;
         let mut batch = MrStftBatch::new(MrStftConfig::default());
         let parallel = best_ms(Box::new(|| {
             let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
