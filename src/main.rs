@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
+use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
 
 #[derive(Parser)]
@@ -64,6 +67,15 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List the named production styles, or draw one style's knobs as a knob file.
+    Styles {
+        /// Draw the knobs of this style (printed as the flat JSON `afx apply --params` reads).
+        #[arg(long)]
+        sample: Option<String>,
+        /// Seed of the draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Run the speed benchmarks.
     Bench {
@@ -158,6 +170,22 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("RMS error               {:>10.2} dB", m.rms_error_db);
                 println!("crest factor error      {:>10.2} dB", m.crest_factor_error_db);
                 println!("loudness error          {:>10.2} LU", m.loudness_error_lu);
+            }
+        }
+        Command::Styles { sample: Some(name), seed } => {
+            let style: Style = name.parse()?;
+            let knobs = style.sample(&mut ChaCha8Rng::seed_from_u64(seed));
+            println!("{}", knobs.to_json());
+        }
+        Command::Styles { sample: None, .. } => {
+            for style in Style::ALL {
+                println!("{:<10} {}", style.name(), style.description());
+                for (knob, draw) in style.distribution() {
+                    match draw {
+                        Draw::Fixed(v) => println!("    {knob:<22} {v}"),
+                        Draw::Uniform { low, high } => println!("    {knob:<22} {low} .. {high}"),
+                    }
+                }
             }
         }
         Command::Bench { json } => {

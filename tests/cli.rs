@@ -134,3 +134,28 @@ fn refuses_to_overwrite_its_input() {
     assert!(stderr(&r).contains("refusing"));
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
+
+#[test]
+fn styles_list_and_draw_knob_files_apply_reads() {
+    let list = String::from_utf8(afx(&["styles"]).stdout).unwrap();
+    for name in ["broadcast", "telephone", "neutral", "bright", "warm"] {
+        assert!(list.contains(name), "{name} missing from\n{list}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let knobs = dir.path().join("telephone.json");
+    let o = afx(&["styles", "--sample", "telephone", "--seed", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&knobs, &o.stdout).unwrap();
+    let drawn: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Telephone cuts the low shelf by 20–24 dB (the paper's 20–26, clamped to our range).
+    let low = drawn["eq.low_shelf.gain_db"].as_f64().unwrap();
+    assert!((-24.0..=-20.0).contains(&low), "{low}");
+    assert_eq!(afx(&["styles", "--sample", "telephone", "--seed", "3"]).stdout, o.stdout);
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join("out.wav");
+    assert!(afx(&["example", "--output", input.to_str().unwrap(), "--seconds", "1"]).status.success());
+    let r = afx(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--params", knobs.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let r = afx(&["styles", "--sample", "lofi"]);
+    assert!(!r.status.success() && stderr(&r).contains("unknown style `lofi`"));
+}
