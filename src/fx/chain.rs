@@ -133,9 +133,9 @@ pub fn forward<'a, T: Real>(knobs: &Knobs, sample_rate: u32, input: &[&[T]], tap
     tape.eq.resize_with(input.len(), Default::default);
     tape.output.resize_with(input.len(), Vec::new);
     for ((x, stages), out) in input.iter().zip(tape.eq.iter_mut()).zip(tape.output.iter_mut()) {
-        let y = eq::forward(&designs, x, stages);
         out.clear();
-        out.extend_from_slice(y);
+        out.extend_from_slice(x);
+        eq::forward(&designs, out, stages);
     }
     let mut views: Vec<&mut [T]> = tape.output.iter_mut().map(|c| c.as_mut_slice()).collect();
     compressor::forward(&s.comp, fs, &mut views, &mut tape.comp);

@@ -110,16 +110,13 @@ impl<T: Real> Kernel for Reverse<'_, T> {
 /// `stages[k]` is the output of section `k` (the input of section `k + 1`).
 pub type EqTape<T> = [Vec<T>; NUM_EQ_SECTIONS];
 
-/// Filters one channel from rest, recording every section's output; returns the EQ output
-/// (`stages[NUM_EQ_SECTIONS − 1]`).
-pub fn forward<'a, T: Real>(designs: &[Design; NUM_EQ_SECTIONS], input: &[T], stages: &'a mut EqTape<T>) -> &'a [T] {
+/// Filters one channel in place from rest, recording every section's output.
+pub fn forward<T: Real>(designs: &[Design; NUM_EQ_SECTIONS], signal: &mut [T], stages: &mut EqTape<T>) {
     let mut filters = cascade(designs);
     for s in stages.iter_mut() {
-        s.resize(input.len(), T::zero());
+        s.resize(signal.len(), T::zero());
     }
-    let mut signal = input.to_vec();
-    dispatch(Filter { filters: &mut filters, signal: &mut signal, stages: Some(stages) });
-    &stages[NUM_EQ_SECTIONS - 1]
+    dispatch(Filter { filters: &mut filters, signal, stages: Some(stages) });
 }
 
 /// Gradients of the EQ knobs: `[section][gain_db, freq_hz, q]`.
