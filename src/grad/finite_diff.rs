@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{Channels, Estimator, Example, Render, directional_change};
+use super::{Channels, Estimator, Example, Render, two_sided_change};
 
 /// `ĝ_i = Σ_t ∂L/∂y[t] · (y(p + ε·e_i)[t] − y(p − ε·e_i)[t]) / (p+_i − p−_i)`, knobs clamped
 /// to `[0, 1]` (a one-sided difference at a range end).
@@ -32,10 +32,7 @@ impl<F: Render + ?Sized> Estimator<F> for FiniteDiff {
                             k
                         };
                         let (plus, minus) = (shifted(self.epsilon), shifted(-self.epsilon));
-                        let (mut y_plus, mut y_minus) = (Channels::new(), Channels::new());
-                        fx.render(e.input, &plus, &mut y_plus);
-                        fx.render(e.input, &minus, &mut y_minus);
-                        (directional_change(g, &y_plus, &y_minus) / (plus[i] - minus[i]) as f64) as f32
+                        (two_sided_change(fx, e.input, g, &plus, &minus) / (plus[i] - minus[i]) as f64) as f32
                     })
                     .collect()
             })

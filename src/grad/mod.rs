@@ -90,11 +90,14 @@ impl Differentiable for ChainFx {
     }
 }
 
-/// `Σ_c Σ_t g[c][t] · (a[c][t] − b[c][t])`: the change of a linearised loss between two renders.
-fn directional_change(grad_output: &[Vec<f32>], a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+/// Renders `input` at two knob settings and returns `Σ_c Σ_t g[c][t] · (y_plus − y_minus)`:
+/// the change of the linearised loss between them (the two renders run in parallel).
+fn two_sided_change<F: Render + ?Sized>(fx: &F, input: &[Vec<f32>], grad_output: &[Vec<f32>], plus: &[f32], minus: &[f32]) -> f64 {
+    let (mut y_plus, mut y_minus) = (Channels::new(), Channels::new());
+    rayon::join(|| fx.render(input, plus, &mut y_plus), || fx.render(input, minus, &mut y_minus));
     grad_output
         .iter()
-        .zip(a.iter().zip(b))
+        .zip(y_plus.iter().zip(&y_minus))
         .map(|(g, (a, b))| g.iter().zip(a.iter().zip(b)).map(|(g, (a, b))| *g as f64 * (*a as f64 - *b as f64)).sum::<f64>())
         .sum()
 }

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{Channels, Estimator, Example, Render, directional_change};
+use super::{Channels, Estimator, Example, Render, two_sided_change};
 
 /// SPSA with `pairs` two-sided Rademacher perturbations of size `epsilon` (normalised units),
 /// averaged. For one perturbation `Δ ∈ {±1}^P`, with `p± = clamp(p ± ε·Δ, 0, 1)`:
@@ -33,9 +33,7 @@ impl Spsa {
             e.knobs.iter().zip(&delta).map(|(p, d)| (p + sign * self.epsilon * d).clamp(0.0, 1.0)).collect()
         };
         let (plus, minus) = (shifted(1.0), shifted(-1.0));
-        let (mut y_plus, mut y_minus) = (Channels::new(), Channels::new());
-        rayon::join(|| fx.render(e.input, &plus, &mut y_plus), || fx.render(e.input, &minus, &mut y_minus));
-        let change = directional_change(grad_output, &y_plus, &y_minus);
+        let change = two_sided_change(fx, e.input, grad_output, &plus, &minus);
         plus.iter().zip(&minus).map(|(a, b)| if a != b { (change / (a - b) as f64) as f32 } else { 0.0 }).collect()
     }
 }
