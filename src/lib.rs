@@ -7,6 +7,7 @@
 //! that predict the knobs (the only module that uses burn).
 
 pub mod apply;
+pub mod atomic;
 pub mod audio;
 pub mod bench;
 pub mod data;

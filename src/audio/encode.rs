@@ -5,9 +5,9 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use hound::{SampleFormat, WavSpec, WavWriter};
-use tempfile::NamedTempFile;
 
 use super::Audio;
+use crate::atomic::{directory_of, write_atomic};
 use crate::{Error, Result};
 
 /// Sample format of a written WAV file.
@@ -49,25 +49,8 @@ pub fn write_wav(path: &Path, audio: &Audio, format: WavFormat) -> Result<()> {
     })?;
     let channels = u16::try_from(audio.num_channels())
         .map_err(|_| fail(format!("WAV holds at most {} channels", u16::MAX)))?;
-    let dir = directory_of(path);
-    let mut temp = temp_file_in(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => fail(format!("directory {} does not exist", dir.display())),
-        _ => fail(format!("cannot create a file in {}: {e}", dir.display())),
-    })?;
-    write_samples(temp.as_file_mut(), audio, format, channels).map_err(|e| fail(e.to_string()))?;
-    temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-    temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
-    Ok(())
-}
-
-/// Creates the temporary file next to the output; on Unix with the usual `0o666 & !umask`
-/// permissions of a new file rather than tempfile's private `0o600`.
-fn temp_file_in(dir: &Path) -> std::io::Result<NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".afx-").suffix(".wav.part");
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    builder.tempfile_in(dir)
+    write_atomic(path, |file| write_samples(file, audio, format, channels).map_err(std::io::Error::other))
+        .map_err(|e| fail(e.to_string()))
 }
 
 fn write_samples(
@@ -151,13 +134,6 @@ fn canonical_dir_and_name(path: &Path) -> std::io::Result<PathBuf> {
     Ok(directory_of(path).canonicalize()?.join(name))
 }
 
-/// The directory holding `path` (`.` for a bare file name).
-fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
 
 #[cfg(unix)]
 fn device_and_inode(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {

@@ -19,7 +19,6 @@
 //! whole file aligned when its buffer is, as for a model embedded with `include_bytes!` inside
 //! an `#[repr(align(256))]` wrapper. Other buffers are copied into an aligned one.
 
-use std::io::Write;
 use std::path::Path;
 
 use burn::prelude::*;
@@ -60,16 +59,7 @@ struct Header {
 pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
     let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
     let bytes = to_bytes(net, card).map_err(fail)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".afx-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
-    temp.write_all(&bytes).map_err(|e| fail(e.to_string()))?;
-    temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-    temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
-    Ok(())
+    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Reads a model file written by [`save`].
@@ -82,9 +72,15 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
 /// Reads a model from the bytes of a model file; `what` names it in errors. The weights are
 /// copied into an aligned buffer.
 fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
+    from_bytes_on(bytes, what, &Device::flex())
+}
+
+/// [`from_bytes`] onto `device` (the trainer resumes onto an autodiff device). Parameter ids
+/// are the saved ones, which the optimiser's saved state refers to.
+pub(super) fn from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedModel> {
     let fail = |reason| Error::ModelFile { what: what.into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
-    build(header, copied(weights)).map_err(fail)
+    build(header, copied(weights), device).map_err(fail)
 }
 
 /// Reads a model embedded in the program (`include_bytes!`). Zero-copy when the weights start
@@ -98,7 +94,7 @@ pub fn from_static(bytes: &'static [u8]) -> Result<LoadedModel> {
     } else {
         copied(weights)
     };
-    build(header, store).map_err(fail)
+    build(header, store, &Device::flex()).map_err(fail)
 }
 
 /// A store over a copy of `weights` in a buffer aligned for every tensor element type.
@@ -107,7 +103,7 @@ fn copied(weights: &[u8]) -> BurnpackStore {
 }
 
 /// The bytes of a model file holding `net` and `card`.
-fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+pub(super) fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
     let mut store = BurnpackStore::from_bytes(None);
     net.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
@@ -169,14 +165,19 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
     Ok((header, &bytes[weights_start..]))
 }
 
+/// The model card of a model file's bytes, without building the network.
+pub(super) fn card_of(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    parse(bytes).map(|(header, _)| header.card)
+}
+
 fn truncated(len: usize, expected: usize) -> String {
     format!("truncated: {len} bytes, expected {expected}")
 }
 
-/// Builds the network the header describes on burn's Flex CPU device and loads the weights,
-/// which must match it tensor for tensor.
-fn build(header: Header, mut store: BurnpackStore) -> Result<LoadedModel, String> {
-    let mut net = header.config.init(&Device::flex(), 0);
+/// Builds the network the header describes on `device` and loads the weights, which must
+/// match it tensor for tensor.
+fn build(header: Header, mut store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
+    let mut net = header.config.init(device, 0);
     let applied = net.load_from(&mut store).map_err(|e| format!("weights do not match the config: {e}"))?;
     if !applied.unused.is_empty() {
         return Err(format!("weights do not match the config: unused tensors {:?}", applied.unused));
@@ -186,7 +187,7 @@ fn build(header: Header, mut store: BurnpackStore) -> Result<LoadedModel, String
 
 /// FNV-1a, 64-bit (Fowler, Noll & Vo; IETF draft-eastlake-fnv): detects accidental damage, not
 /// tampering.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 

@@ -7,14 +7,23 @@
 //! sees the same update as if `L` had been computed inside burn. `S`'s value means nothing; the
 //! step reports the caller's `L`.
 
+use std::path::{Path, PathBuf};
+
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
+use super::file::{self, from_bytes_on, to_bytes};
 use super::network::{StyleNet, StyleNetConfig, rows};
+use crate::atomic::write_bytes_atomic;
 use crate::{Error, Result};
+
+/// The model file of a checkpoint folder; its card holds the caller's training state and a
+/// [`CheckpointLink`] to the optimiser file.
+pub const CHECKPOINT_MODEL: &str = "checkpoint.afx";
 
 /// Optimiser settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,7 +48,24 @@ impl Default for TrainerConfig {
 pub struct Trainer {
     model: StyleNet,
     optimizer: ModuleOptimizer,
-    learning_rate: f64,
+    config: TrainerConfig,
+}
+
+/// What a checkpoint's model card says about the optimiser's state, which lives beside it in
+/// its own file (burn's burnpack of Adam's moments and step counts).
+#[derive(Serialize, Deserialize)]
+struct CheckpointLink {
+    /// File name, in the checkpoint folder, of the optimiser state.
+    optimizer_file: String,
+    /// FNV-1a hash of that file: a model and an optimiser state from different steps never mix.
+    optimizer_fnv: u64,
+    trainer: TrainerConfig,
+}
+
+/// A trainer restored from a checkpoint, with the training state its caller saved.
+pub struct Resumed {
+    pub trainer: Trainer,
+    pub state: serde_json::Value,
 }
 
 impl Trainer {
@@ -49,14 +75,64 @@ impl Trainer {
     /// If `net` does not [validate](StyleNetConfig::validate).
     pub fn new(net: &StyleNetConfig, config: &TrainerConfig) -> Self {
         let model = net.init(&Device::flex().autodiff(), config.seed);
-        let optimizer =
-            AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init();
-        Self { model, optimizer, learning_rate: config.learning_rate }
+        Self { model, optimizer: adam(config), config: config.clone() }
     }
 
     /// Changes the step size from the next step on (for schedules).
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.learning_rate = learning_rate;
+        self.config.learning_rate = learning_rate;
+    }
+
+    /// Saves the network and Adam's state into the folder `dir` (created if missing) as
+    /// [`CHECKPOINT_MODEL`], a model file that `afx transfer --model` can also use, whose card
+    /// is `state` (any JSON object: the caller's step, history, settings) plus the link to the
+    /// optimiser file. The optimiser file is written first under a name of its own and the
+    /// model file last, each atomically, and the previous optimiser file is removed only
+    /// after that: an interruption at any point leaves a consistent checkpoint.
+    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
+        let fail = |reason: String| Error::ModelFile { what: dir.display().to_string(), reason };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the checkpoint folder: {e}")))?;
+        let optimizer = self.optimizer.into_bytes().map_err(|e| fail(format!("cannot serialise Adam's state: {e}")))?;
+        let optimizer_fnv = file::fnv1a64(&optimizer);
+        let optimizer_file = format!("optimizer-{optimizer_fnv:016x}.bpk");
+        write_bytes_atomic(&dir.join(&optimizer_file), &optimizer).map_err(|e| fail(e.to_string()))?;
+        let previous = read_link(dir).ok();
+        let mut card = state.clone();
+        let link = CheckpointLink { optimizer_file: optimizer_file.clone(), optimizer_fnv, trainer: self.config.clone() };
+        card["checkpoint"] = serde_json::to_value(link).map_err(|e| fail(e.to_string()))?;
+        let bytes = to_bytes(&self.model(), &card).map_err(fail)?;
+        write_bytes_atomic(&dir.join(CHECKPOINT_MODEL), &bytes).map_err(|e| fail(e.to_string()))?;
+        if let Some(old) = previous.filter(|old| old.optimizer_file != optimizer_file) {
+            // A stale optimiser file is harmless; failing to remove it is not an error.
+            let _ = std::fs::remove_file(dir.join(old.optimizer_file));
+        }
+        Ok(())
+    }
+
+    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint): the same
+    /// network, Adam moments and step counts, learning rate and clipping, so that training
+    /// goes on exactly as if it had never stopped. Returns the saved state with it.
+    pub fn resume(dir: &Path) -> Result<Resumed> {
+        let model_path = dir.join(CHECKPOINT_MODEL);
+        let what = model_path.display().to_string();
+        let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+        let bytes = std::fs::read(&model_path).map_err(|e| fail(e.to_string()))?;
+        let loaded = from_bytes_on(&bytes, &what, &Device::flex().autodiff())?;
+        let link: CheckpointLink = link_of(&loaded.card).map_err(fail)?;
+        let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
+        let optimizer = std::fs::read(&optimizer_path)
+            .map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
+        if file::fnv1a64(&optimizer) != link.optimizer_fnv {
+            return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
+        }
+        let optimizer = adam(&link.trainer)
+            .from_bytes(Bytes::from_bytes_vec(optimizer))
+            .map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
+        let mut state = loaded.card;
+        if let Some(object) = state.as_object_mut() {
+            object.remove("checkpoint");
+        }
+        Ok(Resumed { trainer: Trainer { model: loaded.net, optimizer, config: link.trainer }, state })
     }
 
     /// One Adam step on a batch of (input, reference) pairs. `loss_and_grad` receives the
@@ -72,7 +148,7 @@ impl Trainer {
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
         let (loss, grads) = self.gradients(input, reference, loss_and_grad)?;
-        self.model = self.optimizer.step(self.learning_rate, self.model.clone(), grads);
+        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
         Ok(loss)
     }
 
@@ -110,6 +186,22 @@ impl Trainer {
     pub fn model(&self) -> StyleNet {
         self.model.valid()
     }
+}
+
+/// Adam as the trainer uses it, with `config`'s clipping.
+fn adam(config: &TrainerConfig) -> ModuleOptimizer {
+    AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init()
+}
+
+/// The optimiser link of the checkpoint in `dir`.
+fn read_link(dir: &Path) -> Result<CheckpointLink, String> {
+    let bytes = std::fs::read(dir.join(CHECKPOINT_MODEL)).map_err(|e| e.to_string())?;
+    link_of(&file::card_of(&bytes)?)
+}
+
+fn link_of(card: &serde_json::Value) -> Result<CheckpointLink, String> {
+    let link = card.get("checkpoint").ok_or("a model file, but not a training checkpoint")?;
+    serde_json::from_value(link.clone()).map_err(|e| format!("unreadable checkpoint link: {e}"))
 }
 
 #[cfg(test)]
@@ -285,6 +377,53 @@ mod tests {
         let result = trainer.step(&feats, &feats, |p| (1.0, vec![vec![f32::NAN; NUM_KNOBS]; p.len()]));
         assert!(matches!(result, Err(Error::Invalid(_))));
         assert_eq!(trainer.predict(&feats, &feats), before);
+    }
+
+    /// Saving after two steps and resuming gives exactly the network that four uninterrupted
+    /// steps give: the weights, Adam's moments and its step count all come back (a trainer
+    /// resumed without the moments would take a different third step).
+    #[test]
+    fn resuming_a_checkpoint_continues_training_exactly() {
+        let (input, reference, targets) = tilt_level_pairs(4, 7);
+        let config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: Some(1.0), seed: 4 };
+        let step = |trainer: &mut Trainer| trainer.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut trainer = Trainer::new(&StyleNetConfig::default(), &config);
+        step(&mut trainer);
+        step(&mut trainer);
+        trainer.save_checkpoint(dir.path(), &serde_json::json!({"step": 2})).unwrap();
+        step(&mut trainer);
+        step(&mut trainer);
+
+        let Resumed { trainer: mut resumed, state } = Trainer::resume(dir.path()).unwrap();
+        assert_eq!(state, serde_json::json!({"step": 2}));
+        assert_eq!(resumed.config, config);
+        step(&mut resumed);
+        step(&mut resumed);
+        assert_eq!(resumed.predict(&input, &reference), trainer.predict(&input, &reference));
+
+        let mut fresh_adam = Trainer::resume(dir.path()).unwrap().trainer;
+        fresh_adam.optimizer = adam(&config);
+        step(&mut fresh_adam);
+        step(&mut fresh_adam);
+        assert_ne!(fresh_adam.predict(&input, &reference), trainer.predict(&input, &reference));
+
+        // A second save replaces the optimiser file; a damaged one is refused.
+        resumed.save_checkpoint(dir.path(), &serde_json::json!({"step": 4})).unwrap();
+        let optimizer_files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "bpk"))
+            .collect();
+        assert_eq!(optimizer_files.len(), 1);
+        let mut bytes = std::fs::read(&optimizer_files[0]).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&optimizer_files[0], bytes).unwrap();
+        let error = Trainer::resume(dir.path()).err().unwrap().to_string();
+        assert!(error.contains("does not belong to this checkpoint"), "{error}");
+        let missing = Trainer::resume(&dir.path().join("nothing")).err().unwrap().to_string();
+        assert!(missing.contains("checkpoint.afx"), "{missing}");
     }
 
     /// Throwaway timing (best of 10, to see past other processes): the features of a 10 s clip
