@@ -17,9 +17,12 @@ pub mod fx;
 pub mod grad;
 pub mod metrics;
 pub mod model;
+pub mod plot;
 pub mod real;
 pub mod simd;
 pub mod spectral;
+pub mod train;
+pub mod transfer;
 
 pub use error::{Error, Result};
 pub use real::Real;

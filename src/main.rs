@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
+use afx::train::{EstimatorKind, TrainConfig};
 
 #[derive(Parser)]
 #[command(name = "afx", version, about = "Neural networks that turn the knobs of real audio effects")]
@@ -37,6 +38,31 @@ enum Command {
         /// Output sample format.
         #[arg(long, value_enum, default_value_t = Format::F32)]
         format: Format,
+    },
+    /// Give a recording the production style of a reference: the network sets the EQ and
+    /// compressor knobs, the chain renders the whole input at its own rate.
+    Transfer {
+        /// Recording to process (WAV, FLAC, OGG Vorbis or MP3; 16–96 kHz; mono or stereo).
+        #[arg(long)]
+        input: PathBuf,
+        /// Recording whose style to take on (any length, rate and channel count as above).
+        #[arg(long)]
+        reference: PathBuf,
+        /// Output WAV file, at the input's rate and channel count (never an input).
+        #[arg(long)]
+        output: PathBuf,
+        /// Also save the chosen knobs as the flat JSON `afx apply --params` reads.
+        #[arg(long)]
+        params_out: Option<PathBuf>,
+        /// A model file from `afx train` instead of the bundled model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Output sample format.
+        #[arg(long, value_enum, default_value_t = Format::F32)]
+        format: Format,
+        /// Print the knobs as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a generated example recording (a short stereo groove) to try the other commands on.
     Example {
@@ -77,12 +103,86 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Train a style network through the effect chain on folders of audio.
+    Train(TrainArgs),
     /// Run the speed benchmarks.
     Bench {
         /// Print one flat JSON object.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `afx train`'s options; unset ones take [`TrainConfig::default`]'s values.
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Folders (or files) of training audio, any decodable format and rate; split by file into
+    /// train (80 %), validation (10 %) and test (10 %, for `afx eval`).
+    #[arg(long, num_args = 1.., required_unless_present = "resume")]
+    data: Vec<PathBuf>,
+    /// Where the trained model goes (the weights with the best validation loss).
+    #[arg(long)]
+    out: PathBuf,
+    /// Run folder: checkpoint, log.csv, curves.png, best.afx. Default: OUT with `.run` appended.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue the run in the run folder from its checkpoint (its settings are kept).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, value_enum, default_value_t = Estimator::Exact)]
+    estimator: Estimator,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Clip length L in frames at 24 kHz.
+    #[arg(long)]
+    clip_frames: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// SPSA perturbations per example.
+    #[arg(long)]
+    spsa_pairs: Option<usize>,
+    /// SPSA / finite-difference step, normalised knob units.
+    #[arg(long)]
+    epsilon: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    validate_every: Option<u64>,
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Estimator {
+    Exact,
+    Spsa,
+    FiniteDiff,
+}
+
+impl TrainArgs {
+    fn config(&self) -> TrainConfig {
+        let d = TrainConfig::default();
+        TrainConfig {
+            data: self.data.clone(),
+            estimator: match self.estimator {
+                Estimator::Exact => EstimatorKind::Exact,
+                Estimator::Spsa => EstimatorKind::Spsa,
+                Estimator::FiniteDiff => EstimatorKind::FiniteDiff,
+            },
+            spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
+            epsilon: self.epsilon.unwrap_or(d.epsilon),
+            steps: self.steps.unwrap_or(d.steps),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            half_frames: self.clip_frames.unwrap_or(d.half_frames),
+            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.seed.unwrap_or(d.seed),
+            validate_every: self.validate_every.unwrap_or(d.validate_every),
+            checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
+            ..d
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,6 +278,27 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("loudness error          {:>10.2} LU", m.loudness_error_lu);
             }
         }
+        Command::Transfer { input, reference, output, params_out, model, format, json } => {
+            let model = match model {
+                Some(path) => afx::model::file::load(&path)?,
+                None => afx::transfer::bundled_model()?,
+            };
+            let done = afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into())?;
+            if json {
+                println!("{}", done.file_knobs.to_json());
+            } else {
+                for (k, v) in KNOBS.iter().zip(done.file_knobs.0) {
+                    println!("{:<24} {:>10.2} {}", k.name, v, k.unit);
+                }
+                eprintln!("wrote {}", output.display());
+            }
+            if !done.file_knobs_exact {
+                eprintln!(
+                    "note: the input's and reference's levels put the threshold or make-up gain out of range; \
+                     these knobs differ from what was rendered in level only"
+                );
+            }
+        }
         Command::Styles { sample: Some(name), seed } => {
             let style: Style = name.parse()?;
             let knobs = style.sample(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -193,6 +314,22 @@ fn run(cli: Cli) -> afx::Result<()> {
                     }
                 }
             }
+        }
+        Command::Train(args) => {
+            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+                let mut dir = args.out.clone().into_os_string();
+                dir.push(".run");
+                PathBuf::from(dir)
+            });
+            let summary = afx::train::train(&args.config(), &run_dir, &args.out, args.resume, args.steps)?;
+            println!(
+                "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
+                summary.steps,
+                summary.elapsed_s,
+                summary.out.display(),
+                summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
+                run_dir.display()
+            );
         }
         Command::Bench { json } => {
             let report = afx::bench::run();

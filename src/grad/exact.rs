@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{ChainFx, Channels, Differentiable, Estimator, Example};
+use super::{ChainFx, Channels, Differentiable, Estimator, Example, output_loss_and_grad};
 use crate::fx::{self, ChainTape, Knobs};
 use crate::spectral::MrStftBatch;
 
@@ -36,13 +36,8 @@ pub fn chain_loss_and_grad(
             (knobs, tape)
         })
         .collect();
-    let estimates: Vec<&[f32]> = rendered.iter().flat_map(|(_, t)| t.output().iter().map(|c| c.as_slice())).collect();
-    let target_views: Vec<&[f32]> = targets.iter().flat_map(|t| t.iter().map(|c| c.as_slice())).collect();
-    let mut grads: Vec<Vec<f32>> = estimates.iter().map(|e| vec![0.0; e.len()]).collect();
-    let mut grad_views: Vec<&mut [f32]> = grads.iter_mut().map(|g| g.as_mut_slice()).collect();
-    let value = loss.value_and_grad(&estimates, &target_views, &mut grad_views);
-    let mut grad_iter = grads.into_iter();
-    let grad_output: Vec<Channels> = batch.iter().map(|e| grad_iter.by_ref().take(e.input.len()).collect()).collect();
+    let outputs: Vec<&[Vec<f32>]> = rendered.iter().map(|(_, tape)| tape.output()).collect();
+    let (value, grad_output) = output_loss_and_grad(&outputs, targets, loss);
     let knob_grads = batch
         .par_iter()
         .zip(&rendered)

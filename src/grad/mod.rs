@@ -14,6 +14,7 @@ pub use finite_diff::FiniteDiff;
 pub use spsa::Spsa;
 
 use crate::fx::{self, ChainTape, Knobs, NUM_KNOBS};
+use crate::spectral::MrStftBatch;
 
 /// Planar audio: one `Vec` per channel.
 pub type Channels = Vec<Vec<f32>>;
@@ -88,6 +89,46 @@ impl Differentiable for ChainFx {
         let g = fx::vjp(&k, self.sample_rate, &inputs, &tape, &grads);
         g.knobs_normalized(&k).iter().map(|&v| v as f32).collect()
     }
+}
+
+/// One training step of the effect island with any estimator: renders every example (in
+/// parallel), evaluates the mean loss against `targets` and its gradient with respect to the
+/// outputs, and hands that to `estimator` for the knob gradients. Returns the loss, the
+/// outputs and the knob gradients. ([`chain_loss_and_grad`] does the same for the exact
+/// estimator on the chain, reusing the forward pass's tape.)
+pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
+    estimator: &E,
+    fx: &F,
+    batch: &[Example],
+    targets: &[Channels],
+    loss: &mut MrStftBatch<f32>,
+    seed: u64,
+) -> (f64, Vec<Channels>, Vec<Vec<f32>>) {
+    use rayon::prelude::*;
+    let outputs: Vec<Channels> = batch
+        .par_iter()
+        .map(|e| {
+            let mut output = Channels::new();
+            fx.render(e.input, e.knobs, &mut output);
+            output
+        })
+        .collect();
+    let views: Vec<&[Vec<f32>]> = outputs.iter().map(|o| o.as_slice()).collect();
+    let (value, grad_output) = output_loss_and_grad(&views, targets, loss);
+    let knob_grads = estimator.knob_gradients(fx, batch, &grad_output, seed);
+    (value, outputs, knob_grads)
+}
+
+/// The mean loss of every (example, channel) output against its target, and the loss's
+/// gradient with respect to each output, shaped like the outputs.
+fn output_loss_and_grad(outputs: &[&[Vec<f32>]], targets: &[Channels], loss: &mut MrStftBatch<f32>) -> (f64, Vec<Channels>) {
+    let estimates: Vec<&[f32]> = outputs.iter().flat_map(|o| o.iter()).map(|c| c.as_slice()).collect();
+    let target_views: Vec<&[f32]> = targets.iter().flatten().map(|c| c.as_slice()).collect();
+    let mut grads: Vec<Vec<f32>> = estimates.iter().map(|e| vec![0.0; e.len()]).collect();
+    let mut grad_views: Vec<&mut [f32]> = grads.iter_mut().map(|g| g.as_mut_slice()).collect();
+    let value = loss.value_and_grad(&estimates, &target_views, &mut grad_views);
+    let mut grad_iter = grads.into_iter();
+    (value, outputs.iter().map(|o| grad_iter.by_ref().take(o.len()).collect()).collect())
 }
 
 /// Renders `input` at two knob settings and returns `Σ_c Σ_t g[c][t] · (y_plus − y_minus)`:

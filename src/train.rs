@@ -1,0 +1,465 @@
+//! Training a style network through the real effect chain (`afx train`).
+//!
+//! Audio folders → [`Corpus`] (train and validation splits, decoded once) → [`PairGenerator`]
+//! → seeded batches on a background [`Loader`] → log-mel features → [`Trainer`] predicts knobs
+//! → the effect island renders, measures the MR-STFT + L1 loss and turns its gradient into knob
+//! gradients with the chosen [`EstimatorKind`] → Adam. Every `validate_every` steps the network
+//! is measured on a fixed set of validation pairs; every `checkpoint_every` steps the run folder
+//! gets a checkpoint (network, Adam state, history), from which [`train`] resumes exactly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_bytes_atomic;
+use crate::data::{self, BatchPlan, Corpus, CorpusConfig, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::grad::{ChainFx, Channels, Example, FiniteDiff, Spsa, chain_loss_and_grad, loss_and_knob_gradients};
+use crate::plot::{self, Chart, Scale, Series};
+use crate::model::{self, Features, LogMel, StyleNetConfig, Trainer, TrainerConfig};
+use crate::spectral::{MrStftBatch, MrStftConfig};
+use crate::{Error, Result};
+
+/// How the knob gradients are obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimatorKind {
+    /// The chain's hand-written adjoint.
+    Exact,
+    /// SPSA with [`TrainConfig::spsa_pairs`] perturbations of size [`TrainConfig::epsilon`].
+    Spsa,
+    /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
+    FiniteDiff,
+}
+
+impl EstimatorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::Exact => "exact",
+            EstimatorKind::Spsa => "spsa",
+            EstimatorKind::FiniteDiff => "finite_diff",
+        }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Folders (or files) of training audio; split by file into train/validation/test.
+    pub data: Vec<PathBuf>,
+    pub estimator: EstimatorKind,
+    /// SPSA perturbations per example.
+    pub spsa_pairs: usize,
+    /// SPSA and finite-difference step in normalised knob units.
+    pub epsilon: f32,
+    pub steps: u64,
+    pub batch_size: usize,
+    /// Length L of input, reference and target, in frames at the 24 kHz training rate.
+    pub half_frames: usize,
+    /// Adam's step size, held for the first 80 % of the steps and then divided by 10.
+    pub learning_rate: f64,
+    pub grad_clip_norm: Option<f32>,
+    /// Seeds the weights, the batches and the estimator.
+    pub seed: u64,
+    pub log_every: u64,
+    pub validate_every: u64,
+    pub validation_pairs: usize,
+    pub checkpoint_every: u64,
+    pub net: StyleNetConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: Vec::new(),
+            estimator: EstimatorKind::Exact,
+            spsa_pairs: 1,
+            epsilon: Spsa::default().epsilon,
+            steps: 10_000,
+            batch_size: 8,
+            half_frames: 65_536,
+            learning_rate: 3e-4,
+            grad_clip_norm: Some(4.0),
+            seed: 1,
+            log_every: 25,
+            validate_every: 500,
+            validation_pairs: 48,
+            checkpoint_every: 250,
+            net: StyleNetConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate at `step`: [`TrainConfig::learning_rate`], divided by 10 from 80 %
+    /// of the steps on.
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        if step * 5 >= self.steps * 4 { self.learning_rate / 10.0 } else { self.learning_rate }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("--steps", self.steps),
+            ("--batch-size", self.batch_size as u64),
+            ("--log-every", self.log_every),
+            ("--validate-every", self.validate_every),
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--spsa-pairs", self.spsa_pairs as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::Invalid(format!("{name} must be at least 1")));
+        }
+        if self.half_frames < self.net.features.min_samples() {
+            return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(Error::Invalid(format!("learning rate {} must be positive", self.learning_rate)));
+        }
+        if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
+            return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
+        }
+        self.net.validate()
+    }
+}
+
+/// One row of the training log: a training-loss mean over the last `log_every` steps, a
+/// validation, or both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub step: u64,
+    pub elapsed_s: f64,
+    pub learning_rate: f64,
+    pub train_loss: Option<f64>,
+    pub validation: Option<Validation>,
+}
+
+/// The network measured on the fixed validation pairs: means over the pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// The training loss (MR-STFT + L1) of the output against the target.
+    pub loss: f64,
+    /// The same for the unprocessed input: the level to beat.
+    pub input_loss: f64,
+}
+
+/// What a checkpoint holds besides the network and Adam's state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunState {
+    config: TrainConfig,
+    /// Steps done.
+    step: u64,
+    /// Training time so far, over all sessions of the run.
+    elapsed_s: f64,
+    history: Vec<LogRow>,
+    /// The step and validation loss of `best.afx`.
+    best: Option<(u64, f64)>,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub steps: u64,
+    pub elapsed_s: f64,
+    pub best: Option<(u64, f64)>,
+    pub last_validation: Option<Validation>,
+    pub out: PathBuf,
+}
+
+/// Files of a run folder.
+const LOG_CSV: &str = "log.csv";
+const CURVES_PNG: &str = "curves.png";
+const BEST_MODEL: &str = "best.afx";
+
+/// Trains a network and writes it to `out` (the weights with the best validation loss, with a
+/// model card). `run_dir` holds the checkpoint, `log.csv`, `curves.png` and `best.afx`. With
+/// `resume`, the run in `run_dir` goes on from its checkpoint (its saved configuration wins;
+/// `steps_override` may extend it); otherwise `run_dir` must not hold a checkpoint yet.
+pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, steps_override: Option<u64>) -> Result<TrainSummary> {
+    let checkpoint = run_dir.join(model::trainer::CHECKPOINT_MODEL);
+    let (mut trainer, mut state) = if resume {
+        let resumed = Trainer::resume(run_dir)?;
+        let mut state: RunState = serde_json::from_value(resumed.state).map_err(|e| Error::ModelFile {
+            what: checkpoint.display().to_string(),
+            reason: format!("not an afx training checkpoint: {e}"),
+        })?;
+        if let Some(steps) = steps_override {
+            state.config.steps = steps;
+        }
+        (resumed.trainer, state)
+    } else {
+        if checkpoint.exists() {
+            return Err(Error::Invalid(format!(
+                "{} already holds a training run; pass --resume to continue it or choose another --run-dir",
+                run_dir.display()
+            )));
+        }
+        let trainer_config =
+            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
+        let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
+        (Trainer::new(&config.net, &trainer_config), state)
+    };
+    let config = state.config.clone();
+    config.validate()?;
+    std::fs::create_dir_all(run_dir)?;
+
+    let generator = Arc::new(load_pairs(&config)?);
+    let mut front = LogMel::new(&config.net.features);
+    let validation = ValidationSet::new(&generator, &config, &mut front)?;
+    let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+
+    let progress = ProgressBar::new(config.steps).with_position(state.step);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} (eta {eta}) {msg}")
+            .expect("valid template"),
+    );
+    let plan = BatchPlan { split: Split::Train, batch_size: config.batch_size, seed: config.seed };
+    let loader = Loader::spawn(Arc::clone(&generator), plan, state.step..config.steps, 2)?;
+    let session_start = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let mut window = Vec::new();
+    for batch in loader {
+        let batch = batch?;
+        let step = batch.index;
+        trainer.set_learning_rate(config.learning_rate_at(step));
+        let value = train_step(&mut trainer, &config, &fx, &mut front, &mut loss, &batch.pairs, step)?;
+        window.push(value);
+        state.step = step + 1;
+        state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
+        progress.set_position(state.step);
+
+        let (log_due, validation_due) = (state.step % config.log_every == 0, state.step % config.validate_every == 0);
+        let last = state.step == config.steps;
+        if log_due || validation_due || last {
+            let measured = (validation_due || last).then(|| validation.measure(&trainer, &fx, &mut loss));
+            let train_loss = (!window.is_empty()).then(|| window.iter().sum::<f64>() / window.len() as f64);
+            window.clear();
+            if let Some(v) = measured
+                && state.best.is_none_or(|(_, best)| v.loss < best)
+            {
+                state.best = Some((state.step, v.loss));
+                model::file::save(&run_dir.join(BEST_MODEL), &trainer.model(), &model_card(&state, &generator))?;
+            }
+            let row = LogRow {
+                step: state.step,
+                elapsed_s: state.elapsed_s,
+                learning_rate: config.learning_rate_at(step),
+                train_loss,
+                validation: measured,
+            };
+            progress.set_message(row.summary());
+            state.history.push(row);
+        }
+        if state.step % config.checkpoint_every == 0 || last {
+            trainer.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
+            write_log(run_dir, &state.history)?;
+        }
+    }
+    progress.finish();
+    if state.step < config.steps {
+        return Err(Error::Invalid("the data loader stopped early".into()));
+    }
+    let best_model = run_dir.join(BEST_MODEL);
+    let net = match model::file::load(&best_model) {
+        Ok(best) => best.net,
+        Err(_) => trainer.model(),
+    };
+    model::file::save(out, &net, &model_card(&state, &generator))?;
+    Ok(TrainSummary {
+        steps: state.step,
+        elapsed_s: state.elapsed_s,
+        best: state.best,
+        last_validation: state.history.iter().rev().find_map(|r| r.validation),
+        out: out.to_path_buf(),
+    })
+}
+
+/// One optimisation step on a batch; returns the batch's loss.
+fn train_step(
+    trainer: &mut Trainer,
+    config: &TrainConfig,
+    fx: &ChainFx,
+    front: &mut LogMel,
+    loss: &mut MrStftBatch<f32>,
+    pairs: &[Pair],
+    step: u64,
+) -> Result<f64> {
+    let (input_features, reference_features) = features_of(front, pairs)?;
+    let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
+    let targets: Vec<Channels> = pairs.iter().map(|p| vec![p.target.clone()]).collect();
+    let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
+    trainer.step(&input_features, &reference_features, |knobs| {
+        let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
+        let (value, _, grads) = match config.estimator {
+            EstimatorKind::Exact => chain_loss_and_grad(fx, &batch, &targets, loss),
+            EstimatorKind::Spsa => {
+                let spsa = Spsa { pairs: config.spsa_pairs, epsilon: config.epsilon };
+                loss_and_knob_gradients(&spsa, fx, &batch, &targets, loss, seed)
+            }
+            EstimatorKind::FiniteDiff => {
+                loss_and_knob_gradients(&FiniteDiff { epsilon: config.epsilon }, fx, &batch, &targets, loss, seed)
+            }
+        };
+        (value, grads)
+    })
+}
+
+/// The log-mel features of every pair's input and reference.
+fn features_of(front: &mut LogMel, pairs: &[Pair]) -> Result<(Vec<Features>, Vec<Features>)> {
+    let input = pairs.iter().map(|p| front.compute(&p.input)).collect::<Result<_>>()?;
+    let reference = pairs.iter().map(|p| front.compute(&p.reference)).collect::<Result<_>>()?;
+    Ok((input, reference))
+}
+
+/// Scans the data folders and decodes the train and validation splits.
+fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
+    let files = data::scan(&config.data)?;
+    let corpus_config = CorpusConfig { splits: vec![Split::Train, Split::Validation], ..CorpusConfig::default() };
+    let corpus = Corpus::load(&files, &corpus_config)?;
+    for split in [Split::Train, Split::Validation] {
+        if corpus.num_files(split) == 0 {
+            return Err(Error::Invalid(format!(
+                "the {split} split of {} has no usable files; training needs more audio files",
+                describe_roots(&config.data)
+            )));
+        }
+    }
+    PairGenerator::new(corpus, PairConfig { half_frames: config.half_frames, ..PairConfig::default() })
+}
+
+fn describe_roots(roots: &[PathBuf]) -> String {
+    roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A fixed set of validation pairs with their features, and the input's loss on them.
+struct ValidationSet {
+    pairs: Vec<Pair>,
+    input_features: Vec<Features>,
+    reference_features: Vec<Features>,
+    input_loss: f64,
+}
+
+impl ValidationSet {
+    fn new(generator: &PairGenerator, config: &TrainConfig, front: &mut LogMel) -> Result<ValidationSet> {
+        let plan = BatchPlan { split: Split::Validation, batch_size: config.validation_pairs, seed: config.seed ^ 0x5A11 };
+        let pairs = generator.batch(&plan, 0)?.pairs;
+        let (input_features, reference_features) = features_of(front, &pairs)?;
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+        let input_loss = mean_loss(&mut loss, &pairs, |p| p.input.clone());
+        Ok(ValidationSet { pairs, input_features, reference_features, input_loss })
+    }
+
+    fn measure(&self, trainer: &Trainer, fx: &ChainFx, loss: &mut MrStftBatch<f32>) -> Validation {
+        use crate::grad::Render;
+        let knobs = trainer.predict(&self.input_features, &self.reference_features);
+        let outputs: Vec<Vec<f32>> = self
+            .pairs
+            .iter()
+            .zip(&knobs)
+            .map(|(pair, knobs)| {
+                let mut output = Channels::new();
+                fx.render(&[pair.input.clone()], knobs, &mut output);
+                output.remove(0)
+            })
+            .collect();
+        let mut next = outputs.into_iter();
+        let value = mean_loss(loss, &self.pairs, |_| next.next().expect("one output per pair"));
+        Validation { loss: value, input_loss: self.input_loss }
+    }
+}
+
+/// The mean MR-STFT + L1 loss of `estimate(pair)` against each pair's target.
+fn mean_loss(loss: &mut MrStftBatch<f32>, pairs: &[Pair], mut estimate: impl FnMut(&Pair) -> Vec<f32>) -> f64 {
+    let estimates: Vec<Vec<f32>> = pairs.iter().map(&mut estimate).collect();
+    let views: Vec<&[f32]> = estimates.iter().map(|e| e.as_slice()).collect();
+    let targets: Vec<&[f32]> = pairs.iter().map(|p| p.target.as_slice()).collect();
+    let mut grads: Vec<Vec<f32>> = estimates.iter().map(|e| vec![0.0; e.len()]).collect();
+    let mut grad_views: Vec<&mut [f32]> = grads.iter_mut().map(|g| g.as_mut_slice()).collect();
+    loss.value_and_grad(&views, &targets, &mut grad_views)
+}
+
+impl LogRow {
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(train) = self.train_loss {
+            parts.push(format!("loss {train:.3}"));
+        }
+        if let Some(v) = self.validation {
+            parts.push(format!("val {:.3} (input {:.3})", v.loss, v.input_loss));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The model card of a run: what it was trained on, how, for how long, and how it did.
+fn model_card(state: &RunState, generator: &PairGenerator) -> serde_json::Value {
+    let corpus = generator.corpus();
+    let split = |split: Split| {
+        serde_json::json!({"files": corpus.num_files(split), "hours": corpus.duration_s(split) / 3600.0})
+    };
+    serde_json::json!({
+        "afx_version": env!("CARGO_PKG_VERSION"),
+        "data": {
+            "roots": state.config.data,
+            "train": split(Split::Train),
+            "validation": split(Split::Validation),
+            "sample_rate_hz": corpus.sample_rate(),
+        },
+        "training": {
+            "estimator": state.config.estimator.name(),
+            "steps": state.step,
+            "seconds": state.elapsed_s,
+            "config": state.config,
+        },
+        "validation": {
+            "best_step": state.best.map(|(step, _)| step),
+            "best_loss": state.best.map(|(_, loss)| loss),
+            "input_loss": state.history.iter().find_map(|r| r.validation.map(|v| v.input_loss)),
+        },
+    })
+}
+
+/// Writes the run's history as CSV (one row per log entry; empty fields where a row has no
+/// value) and its curves as PNG.
+fn write_log(run_dir: &Path, history: &[LogRow]) -> Result<()> {
+    let mut csv = String::from("step,elapsed_s,learning_rate,train_loss,validation_loss,validation_input_loss\n");
+    let field = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    for row in history {
+        csv.push_str(&format!(
+            "{},{:.1},{:.3e},{},{},{}\n",
+            row.step,
+            row.elapsed_s,
+            row.learning_rate,
+            field(row.train_loss),
+            field(row.validation.map(|v| v.loss)),
+            field(row.validation.map(|v| v.input_loss)),
+        ));
+    }
+    write_bytes_atomic(&run_dir.join(LOG_CSV), csv.as_bytes())?;
+    let png = plot::render_png(&curves(history), 1000, 600).map_err(Error::Invalid)?;
+    write_bytes_atomic(&run_dir.join(CURVES_PNG), &png)?;
+    Ok(())
+}
+
+/// The training loss, the validation loss and the unprocessed input's validation loss over
+/// the steps.
+fn curves(history: &[LogRow]) -> Chart {
+    let series = |name: &str, value: &dyn Fn(&LogRow) -> Option<f64>| Series {
+        name: name.into(),
+        points: history.iter().filter_map(|r| value(r).map(|v| (r.step as f64, v))).collect(),
+    };
+    Chart {
+        title: "afx train".into(),
+        x_label: "step".into(),
+        y_label: "MR-STFT + L1 loss".into(),
+        x_scale: Scale::Linear,
+        y_scale: Scale::Linear,
+        series: vec![
+            series("train", &|r| r.train_loss),
+            series("validation", &|r| r.validation.map(|v| v.loss)),
+            series("input (unprocessed)", &|r| r.validation.map(|v| v.input_loss)),
+        ],
+    }
+}

@@ -1,0 +1,164 @@
+//! Style transfer (`afx transfer`): the network listens to an input and a reference recording,
+//! sets the knobs, and the chain renders the whole input at its own rate.
+//!
+//! decode → analysis copies (mono, 24 kHz, peak −12 dBFS as in training) → log-mel →
+//! encoder(input), encoder(reference) → controller → normalised knobs → physical knobs →
+//! chain on the input at its own rate and channel count (peak −12 dBFS, as the network learned
+//! it) → output scaled back to the reference's level → WAV (+ knobs as JSON).
+//!
+//! The two level changes fold into the knobs: a gain `G` dB before the chain is the same as
+//! lowering the threshold by `G` and raising the make-up gain by `G` (the EQ is linear and the
+//! compressor's gain depends only on the level above threshold), and a gain after it adds to
+//! the make-up gain. So the knobs reported for a file ([`Transferred::file_knobs`]) render the
+//! untouched input into the same output with `afx apply`, as long as they stay in range.
+
+use std::path::Path;
+
+use crate::apply::{read_checked, render};
+use crate::atomic::write_bytes_atomic;
+use crate::audio::{self, Audio, WavFormat};
+use crate::data::PEAK_DBFS;
+use crate::fx::Knobs;
+use crate::model::{ANALYSIS_RATE_HZ, Features, LoadedModel, LogMel, StyleNet};
+use crate::{Error, Result};
+
+/// Sample rates `afx transfer` accepts, in Hz.
+pub const MIN_RATE_HZ: u32 = 16_000;
+pub const MAX_RATE_HZ: u32 = 96_000;
+
+/// The model embedded in the program: trained by `afx train` on the Debian audio named in the
+/// README, described by models/README.md. The wrapper aligns the bytes so the weights load
+/// without a copy.
+#[repr(C, align(256))]
+struct Aligned<T: ?Sized>(T);
+static BUNDLED_MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../models/style.afx"));
+
+/// The bundled model.
+pub fn bundled_model() -> Result<LoadedModel> {
+    crate::model::file::from_static(&BUNDLED_MODEL.0)
+}
+
+/// What a transfer produced.
+#[derive(Debug)]
+pub struct Transferred {
+    pub output: Audio,
+    /// The network's knobs, for the input at the analysis level (peak −12 dBFS).
+    pub knobs: Knobs,
+    /// The knobs for the file as it is, levels folded in (see the module doc), clamped to the
+    /// knobs' ranges.
+    pub file_knobs: Knobs,
+    /// Whether `file_knobs` reproduce `output` from the input (nothing had to be clamped).
+    pub file_knobs_exact: bool,
+}
+
+/// Predicts the knobs that give `input` the production style of `reference`.
+pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Knobs> {
+    let mut front = LogMel::new(&net.config().features);
+    let input_features = analysis_features(&mut front, input, "input")?;
+    let reference_features = analysis_features(&mut front, reference, "reference")?;
+    let normalized = net.predict(&[input_features], &[reference_features]).remove(0);
+    let normalized: Vec<f64> = normalized.iter().map(|&v| f64::from(v)).collect();
+    Ok(Knobs::from_normalized(&normalized))
+}
+
+/// Style transfer in memory: the knobs, and the whole input rendered with them at its own rate
+/// and channel count, at the reference's level.
+pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Transferred> {
+    for (what, audio) in [("input", input), ("reference", reference)] {
+        audio.validate(what)?;
+        audio.check_not_silent(what)?;
+        audio::check_sample_rate(audio.sample_rate, MIN_RATE_HZ, MAX_RATE_HZ)
+            .map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })?;
+        if audio.num_channels() > 2 {
+            return Err(Error::BadAudio {
+                what: what.into(),
+                reason: format!("{} channels; afx transfer takes mono or stereo", audio.num_channels()),
+            });
+        }
+    }
+    let knobs = predict_knobs(net, input, reference)?;
+    let (input_gain, output_gain) = (peak_gain(input), 1.0 / peak_gain(reference));
+    let mut output = input.clone();
+    scale(&mut output, input_gain);
+    render(&mut output, &knobs)?;
+    scale(&mut output, output_gain);
+    let (file_knobs, file_knobs_exact) = fold_levels(&knobs, db(input_gain), db(output_gain));
+    Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })
+}
+
+/// The knobs that act on the unscaled input as `knobs` act on the input scaled by
+/// `input_gain_db`, followed by `output_gain_db`; clamped to range, with whether nothing was.
+pub fn fold_levels(knobs: &Knobs, input_gain_db: f64, output_gain_db: f64) -> (Knobs, bool) {
+    use crate::fx::KNOBS;
+    use crate::fx::params::comp_index::{MAKEUP_DB, THRESHOLD_DB};
+    let mut folded = *knobs;
+    folded.0[THRESHOLD_DB] -= input_gain_db;
+    folded.0[MAKEUP_DB] += input_gain_db + output_gain_db;
+    let mut exact = true;
+    for i in [THRESHOLD_DB, MAKEUP_DB] {
+        let clamped = folded.0[i].clamp(KNOBS[i].min, KNOBS[i].max);
+        exact &= clamped == folded.0[i];
+        folded.0[i] = clamped;
+    }
+    (folded, exact)
+}
+
+fn db(gain: f32) -> f64 {
+    20.0 * f64::from(gain).log10()
+}
+
+/// `afx transfer` on files: reads both, transfers, writes `output` (never over an input) and,
+/// if asked, the knobs as the flat JSON `afx apply --params` reads.
+pub fn transfer_files(
+    net: &StyleNet,
+    input: &Path,
+    reference: &Path,
+    output: &Path,
+    params_out: Option<&Path>,
+    format: WavFormat,
+) -> Result<Transferred> {
+    audio::ensure_output_distinct(output, &[input, reference])?;
+    if let Some(params) = params_out {
+        audio::ensure_output_distinct(params, &[input, reference, output])?;
+    }
+    let input_audio = read_checked(input)?;
+    let reference_audio = read_checked(reference)?;
+    let name = |path: &Path, e: Error| match e {
+        Error::BadAudio { reason, .. } => Error::BadAudio { what: path.display().to_string(), reason },
+        other => other,
+    };
+    let done = transfer(net, &input_audio, &reference_audio).map_err(|e| match &e {
+        Error::BadAudio { what, .. } if what == "input" => name(input, e),
+        Error::BadAudio { what, .. } if what == "reference" => name(reference, e),
+        _ => e,
+    })?;
+    audio::write_wav(output, &done.output, format)?;
+    if let Some(params) = params_out {
+        let json = done.file_knobs.to_json();
+        write_bytes_atomic(params, format!("{json}\n").as_bytes())
+            .map_err(|e| Error::Invalid(format!("{}: cannot write the knobs: {e}", params.display())))?;
+    }
+    Ok(done)
+}
+
+/// The features of a recording's analysis copy: mono, at the network's rate, peak −12 dBFS.
+fn analysis_features(front: &mut LogMel, audio: &Audio, what: &str) -> Result<Features> {
+    let mut mono = audio.to_mono();
+    if mono.sample_rate != ANALYSIS_RATE_HZ {
+        mono = audio::resample(&mono, ANALYSIS_RATE_HZ)?;
+    }
+    let gain = peak_gain(&mono);
+    let mut samples = mono.channels.remove(0);
+    samples.iter_mut().for_each(|x| *x *= gain);
+    front.compute(&samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })
+}
+
+/// The gain that brings `audio`'s peak to [`PEAK_DBFS`] (1 for silence).
+fn peak_gain(audio: &Audio) -> f32 {
+    let peak = audio.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+    if peak > 0.0 { (10f64.powf(PEAK_DBFS / 20.0) / f64::from(peak)) as f32 } else { 1.0 }
+}
+
+fn scale(audio: &mut Audio, gain: f32) {
+    audio.channels.iter_mut().flatten().for_each(|x| *x *= gain);
+}
