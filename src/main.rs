@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
+use afx::eval::{Candidate, EvalConfig, StyleSet};
 use afx::train::{EstimatorKind, TrainConfig};
 
 #[derive(Parser)]
@@ -105,6 +106,31 @@ enum Command {
     },
     /// Train a style network through the effect chain on folders of audio.
     Train(TrainArgs),
+    /// Measure models on held-out files with the DeepAFx-ST synthetic protocol.
+    Eval {
+        /// Model files to evaluate (repeatable); `bundled` names the model inside afx.
+        #[arg(long = "model", default_value = "bundled")]
+        models: Vec<String>,
+        /// Folders (or files) of audio; only their test split (10 % of files, never used in
+        /// training) is used.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Styles::Random)]
+        styles: Styles,
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
+        #[arg(long, default_value_t = 100)]
+        oracle_steps: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also write the markdown table to this file.
+        #[arg(long)]
+        table: Option<PathBuf>,
+        /// Print JSON instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the speed benchmarks.
     Bench {
         /// Print one flat JSON object.
@@ -152,6 +178,12 @@ struct TrainArgs {
     validate_every: Option<u64>,
     #[arg(long)]
     checkpoint_every: Option<u64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Styles {
+    Random,
+    Named,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -330,6 +362,41 @@ fn run(cli: Cli) -> afx::Result<()> {
                 summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
                 run_dir.display()
             );
+        }
+        Command::Eval { models, data, styles, pairs, oracle_steps, seed, table, json } => {
+            let loaded = models
+                .iter()
+                .map(|m| if m == "bundled" { afx::transfer::bundled_model() } else { afx::model::file::load(&PathBuf::from(m)) })
+                .collect::<afx::Result<Vec<_>>>()?;
+            let candidates: Vec<Candidate> = models
+                .iter()
+                .zip(&loaded)
+                .map(|(name, model)| Candidate {
+                    name: PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned()),
+                    net: &model.net,
+                })
+                .collect();
+            let config = EvalConfig {
+                data,
+                styles: match styles {
+                    Styles::Random => StyleSet::Random,
+                    Styles::Named => StyleSet::Named,
+                },
+                pairs,
+                oracle_steps,
+                seed,
+                ..EvalConfig::default()
+            };
+            let report = afx::eval::evaluate(&config, &candidates)?;
+            let markdown = report.markdown();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{markdown}");
+            }
+            if let Some(path) = table {
+                afx::atomic::write_bytes_atomic(&path, markdown.as_bytes())?;
+            }
         }
         Command::Bench { json } => {
             let report = afx::bench::run();

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
@@ -210,11 +209,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
 
-    let progress = ProgressBar::new(config.steps).with_position(state.step);
-    progress.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} (eta {eta}) {msg}")
-            .expect("valid template"),
-    );
+    let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
     let plan = BatchPlan { split: Split::Train, batch_size: config.batch_size, seed: config.seed };
     let loader = Loader::spawn(Arc::clone(&generator), plan, state.step..config.steps, 2)?;
     let session_start = Instant::now();

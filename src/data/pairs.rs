@@ -140,6 +140,12 @@ impl PairGenerator {
     /// input as before); draw the style and render it on both halves; corrupt A into the input.
     /// DeepAFx-ST's pitch and tempo augmentation and its 50 ms fades are not done.
     pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
+        self.pair_with_style(split, index, seed, self.config.style)
+    }
+
+    /// [`PairGenerator::pair`] with the target style drawn from `style` instead of the
+    /// configured choice (evaluation cycles through the named styles on one corpus).
+    pub fn pair_with_style(&self, split: Split, index: u64, seed: u64, style: StyleChoice) -> Result<Pair> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         rng.set_stream(index);
         let half = self.config.half_frames;
@@ -156,7 +162,7 @@ impl PairGenerator {
         };
 
         let sample_rate = self.corpus.sample_rate();
-        let style = self.config.style.sample(&mut rng);
+        let style = style.sample(&mut rng);
         let (mut target, mut reference) = (a.to_vec(), b.to_vec());
         render(&style, sample_rate, &mut [&mut target])?;
         render(&style, sample_rate, &mut [&mut reference])?;

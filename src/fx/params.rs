@@ -42,13 +42,15 @@ impl KnobSpec {
         }
     }
 
-    /// Maps a normalised value to physical units; `n` is clamped to `[0, 1]` first.
+    /// Maps a normalised value to physical units; `n` is clamped to `[0, 1]` first, and the
+    /// result to the range (`exp(ln(max/min))·min` can round a hair above `max`).
     pub fn denormalize(&self, n: f64) -> f64 {
         let n = n.clamp(0.0, 1.0);
-        match self.skew {
+        let x = match self.skew {
             Skew::Linear => self.min + n * (self.max - self.min),
             Skew::Log => self.min * ((self.max / self.min).ln() * n).exp(),
-        }
+        };
+        x.clamp(self.min, self.max)
     }
 
     /// `d physical / d normalised` at the physical value `x` (chain rule for knob gradients).
@@ -310,6 +312,9 @@ mod tests {
                 let fd = (k.denormalize(hi) - k.denormalize(lo)) / (hi - lo);
                 let d = k.physical_per_normalized(x);
                 assert!((fd - d).abs() <= 1e-5 * d.abs(), "{}: {fd} vs {d}", k.name);
+            }
+            for i in 0..=1000 {
+                k.validate(k.denormalize(f64::from(i) / 1000.0)).unwrap();
             }
             assert_eq!(k.denormalize(0.0), k.min);
             assert!((k.denormalize(1.0) - k.max).abs() < 1e-9 * k.max.abs().max(1.0));

@@ -1,0 +1,258 @@
+//! Evaluation (`afx eval`): the DeepAFx-ST synthetic protocol on held-out files.
+//!
+//! Test split of the audio folders (files never seen in training or validation) → pairs made
+//! exactly as for training (input = corrupt(A), reference = style(B), target = style(A)) with
+//! random or named styles → each row's output for the input → every metric against the target,
+//! averaged over the pairs. Rows:
+//! - **Input**: the corrupted input unprocessed, the level to beat;
+//! - each **model**: its knobs for (input, reference), rendered through the chain;
+//! - **Style knobs**: the target style's own knobs applied to the input (not the right answer,
+//!   since the corruption lies between input and target, but the "true knobs");
+//! - **Oracle**: knobs fitted to each pair's target directly by Adam with exact gradients,
+//!   starting from the style knobs: what the chain can do when the answer is known, a bound
+//!   for any controller.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
+use crate::fx::Knobs;
+use crate::grad::{ChainFx, Channels, Example, Render, chain_loss_and_grad};
+use crate::metrics::{self, Metrics};
+use crate::model::{LogMel, StyleNet};
+use crate::spectral::{MrStftBatch, MrStftConfig};
+use crate::{Error, Result};
+
+/// The rate of the pairs (the corpus's).
+const RATE_HZ: u32 = 24_000;
+
+/// Which target styles the pairs get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StyleSet {
+    /// A random setting of the chain per pair (as in training).
+    Random,
+    /// The five named styles in turn.
+    Named,
+}
+
+/// How an evaluation runs.
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    pub data: Vec<PathBuf>,
+    pub styles: StyleSet,
+    pub pairs: usize,
+    /// Clip length L, frames at 24 kHz.
+    pub half_frames: usize,
+    pub seed: u64,
+    /// Adam steps of the oracle fit per pair (0: no oracle row).
+    pub oracle_steps: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            data: Vec::new(),
+            styles: StyleSet::Random,
+            pairs: 100,
+            half_frames: data::pairs::DEFAULT_HALF_FRAMES,
+            seed: 42,
+            oracle_steps: 100,
+        }
+    }
+}
+
+/// One row of the table: metric means over the pairs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub metrics: Metrics,
+    /// Mean seconds per pair to choose the knobs and render (the model's features and forward
+    /// pass included; 0 for rows that do no work).
+    pub seconds_per_example: f64,
+}
+
+/// A finished evaluation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub styles: StyleSet,
+    pub pairs: usize,
+    pub test_files: usize,
+    pub test_hours: f64,
+    pub rows: Vec<Row>,
+}
+
+/// A named model to evaluate.
+pub struct Candidate<'a> {
+    pub name: String,
+    pub net: &'a StyleNet,
+}
+
+/// Runs the protocol for every candidate.
+pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report> {
+    if config.pairs == 0 {
+        return Err(Error::Invalid("--pairs must be at least 1".into()));
+    }
+    let files = data::scan(&config.data)?;
+    let corpus = Corpus::load(&files, &CorpusConfig { splits: vec![Split::Test], ..CorpusConfig::default() })?;
+    if corpus.num_files(Split::Test) == 0 {
+        return Err(Error::Invalid("the test split is empty: evaluation needs more audio files".into()));
+    }
+    let (test_files, test_hours) = (corpus.num_files(Split::Test), corpus.duration_s(Split::Test) / 3600.0);
+    debug_assert_eq!(corpus.sample_rate(), RATE_HZ);
+    let pairs = make_pairs(corpus, config)?;
+    let fx = ChainFx { sample_rate: RATE_HZ };
+    let progress = crate::progress::bar((candidates.len() + 2 + usize::from(config.oracle_steps > 0)) as u64, "rows");
+
+    let mut rows = vec![measure_row("Input", &pairs, |p| (p.input.clone(), 0.0))?];
+    progress.inc(1);
+    for candidate in candidates {
+        let mut front = LogMel::new(&candidate.net.config().features);
+        let outputs: Vec<(Vec<f32>, f64)> = pairs
+            .iter()
+            .map(|p| {
+                let start = Instant::now();
+                let input = front.compute(&p.input)?;
+                let reference = front.compute(&p.reference)?;
+                let knobs = candidate.net.predict(&[input], &[reference]).remove(0);
+                let output = render(&fx, &p.input, &knobs);
+                Ok((output, start.elapsed().as_secs_f64()))
+            })
+            .collect::<Result<_>>()?;
+        let mut outputs = outputs.into_iter();
+        rows.push(measure_row(&candidate.name, &pairs, |_| outputs.next().expect("one output per pair"))?);
+        progress.inc(1);
+    }
+    rows.push(measure_row("Style knobs", &pairs, |p| (render(&fx, &p.input, &normalized(&p.style)), 0.0))?);
+    progress.inc(1);
+    if config.oracle_steps > 0 {
+        let fitted: Vec<(Vec<f32>, f64)> = pairs
+            .par_iter()
+            .map(|p| {
+                let start = Instant::now();
+                let knobs = fit_knobs(&fx, p, config.oracle_steps);
+                (render(&fx, &p.input, &knobs), start.elapsed().as_secs_f64())
+            })
+            .collect();
+        let mut fitted = fitted.into_iter();
+        rows.push(measure_row("Oracle (fitted knobs)", &pairs, |_| fitted.next().expect("one output per pair"))?);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(Report { styles: config.styles, pairs: pairs.len(), test_files, test_hours, rows })
+}
+
+/// The evaluation pairs: `config.pairs` of them from the test split; for named styles, the
+/// styles in turn.
+fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
+    let styles: Vec<StyleChoice> = match config.styles {
+        StyleSet::Random => vec![StyleChoice::Random],
+        StyleSet::Named => Style::ALL.iter().map(|&s| StyleChoice::Named(s)).collect(),
+    };
+    let generator = PairGenerator::new(corpus, PairConfig { half_frames: config.half_frames, ..PairConfig::default() })?;
+    (0..config.pairs)
+        .into_par_iter()
+        .map(|i| generator.pair_with_style(Split::Test, i as u64, config.seed, styles[i % styles.len()]))
+        .collect()
+}
+
+/// The mean of every metric of `output(pair)` against the pair's target, with the mean time.
+fn measure_row(name: &str, pairs: &[Pair], output: impl FnMut(&Pair) -> (Vec<f32>, f64)) -> Result<Row> {
+    let outputs: Vec<(Vec<f32>, f64)> = pairs.iter().map(output).collect();
+    let each: Vec<Metrics> = pairs
+        .par_iter()
+        .zip(&outputs)
+        .map(|(p, (estimate, _))| metrics::compare(&[estimate.clone()], &[p.target.clone()], RATE_HZ))
+        .collect::<Result<_>>()?;
+    let n = each.len() as f64;
+    let mean = |f: fn(&Metrics) -> f64| each.iter().map(f).sum::<f64>() / n;
+    Ok(Row {
+        name: name.into(),
+        metrics: Metrics {
+            mrstft: mean(|m| m.mrstft),
+            mel_distance: mean(|m| m.mel_distance),
+            centroid_error_hz: mean(|m| m.centroid_error_hz),
+            rms_error_db: mean(|m| m.rms_error_db),
+            crest_factor_error_db: mean(|m| m.crest_factor_error_db),
+            loudness_error_lu: mean(|m| m.loudness_error_lu),
+        },
+        seconds_per_example: outputs.iter().map(|(_, s)| s).sum::<f64>() / n,
+    })
+}
+
+fn render(fx: &ChainFx, input: &[f32], knobs: &[f32]) -> Vec<f32> {
+    let mut output = Channels::new();
+    fx.render(&[input.to_vec()], knobs, &mut output);
+    output.remove(0)
+}
+
+fn normalized(knobs: &Knobs) -> Vec<f32> {
+    knobs.to_normalized().iter().map(|&v| v as f32).collect()
+}
+
+/// Adam (β = 0.9, 0.999) on the normalised knobs against the pair's own target with exact
+/// gradients of the training loss, from the style knobs; the knobs stay in [0, 1].
+fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
+    const STEP_SIZE: f32 = 0.01;
+    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+    let input = vec![pair.input.clone()];
+    let targets = vec![vec![pair.target.clone()]];
+    let mut knobs = normalized(&pair.style);
+    let (mut m, mut v) = (vec![0.0f32; knobs.len()], vec![0.0f32; knobs.len()]);
+    let mut best = (f64::INFINITY, knobs.clone());
+    for t in 1..=steps {
+        let example = [Example { input: &input, knobs: &knobs }];
+        let (value, _, grads) = chain_loss_and_grad(fx, &example, &targets, &mut loss);
+        if value < best.0 {
+            best = (value, knobs.clone());
+        }
+        let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
+        for (i, g) in grads[0].iter().enumerate() {
+            m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+            knobs[i] = (knobs[i] - STEP_SIZE * (m[i] / c1) / ((v[i] / c2).sqrt() + eps)).clamp(0.0, 1.0);
+        }
+    }
+    best.1
+}
+
+impl Report {
+    /// The report as a markdown table, with each row's MR-STFT, loudness and centroid errors
+    /// also as a ratio to the input's.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "{} pairs, {} styles, {} test files ({:.2} h)\n\n\
+             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            self.pairs,
+            match self.styles {
+                StyleSet::Random => "random",
+                StyleSet::Named => "named",
+            },
+            self.test_files,
+            self.test_hours
+        );
+        let input = &self.rows[0].metrics;
+        for row in &self.rows {
+            let m = &row.metrics;
+            out.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} |\n",
+                row.name,
+                m.mrstft,
+                m.mel_distance,
+                m.centroid_error_hz,
+                m.rms_error_db,
+                m.loudness_error_lu,
+                row.seconds_per_example,
+                m.mrstft / input.mrstft,
+                m.loudness_error_lu / input.loudness_error_lu,
+                m.centroid_error_hz / input.centroid_error_hz,
+            ));
+        }
+        out
+    }
+}
