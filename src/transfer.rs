@@ -162,3 +162,87 @@ fn peak_gain(audio: &Audio) -> f32 {
 fn scale(audio: &mut Audio, gain: f32) {
     audio.channels.iter_mut().flatten().for_each(|x| *x *= gain);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::example::groove;
+
+    fn max_difference(a: &Audio, b: &Audio) -> f32 {
+        a.channels.iter().flatten().zip(b.channels.iter().flatten()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    /// Output at the input's rate, channel count and length; the knobs barely depend on the
+    /// input's rate (the network hears a 24 kHz copy of the same music); the knobs reported for
+    /// the file render the untouched input into the same output.
+    #[test]
+    fn any_rate_and_channel_count_and_the_file_knobs_reproduce_the_output() {
+        let net = bundled_model().unwrap().net;
+        let reference = groove(2.0, 48_000, 2, 7);
+        let mut normalized_knobs = Vec::new();
+        for rate in [16_000, 44_100, 96_000] {
+            for channels in [1, 2] {
+                let mut input = groove(3.0, rate, channels, 1);
+                // A quieter recording: −10 dB from the groove's −3 dBFS peak.
+                input.channels.iter_mut().flatten().for_each(|x| *x *= 10f32.powf(-10.0 / 20.0));
+                let done = transfer(&net, &input, &reference).unwrap();
+                assert_eq!(done.output.sample_rate, rate);
+                assert_eq!(done.output.num_channels(), channels);
+                assert_eq!(done.output.frames(), input.frames());
+                normalized_knobs.push(done.knobs.to_normalized());
+
+                assert!(done.file_knobs_exact);
+                let mut replay = input.clone();
+                render(&mut replay, &done.file_knobs).unwrap();
+                let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+                assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "rate {rate}, {channels} ch");
+            }
+        }
+        let spread = normalized_knobs
+            .iter()
+            .flat_map(|a| normalized_knobs.iter().map(move |b| a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))))
+            .fold(0.0, f64::max);
+        assert!(spread < 0.05, "normalised knobs differ by {spread} across rates and channel counts");
+    }
+
+    #[test]
+    fn folding_levels_matches_scaling_around_the_chain() {
+        let input = groove(1.0, 44_100, 2, 3);
+        let mut knobs = Knobs::default();
+        knobs.set("comp.threshold_db", -30.0).unwrap();
+        knobs.set("comp.ratio", 6.0).unwrap();
+        let (input_gain_db, output_gain_db) = (7.5, -4.0);
+        let mut scaled = input.clone();
+        scale(&mut scaled, 10f32.powf(input_gain_db as f32 / 20.0));
+        render(&mut scaled, &knobs).unwrap();
+        scale(&mut scaled, 10f32.powf(output_gain_db as f32 / 20.0));
+        let (folded, exact) = fold_levels(&knobs, input_gain_db, output_gain_db);
+        assert!(exact);
+        let mut direct = input.clone();
+        render(&mut direct, &folded).unwrap();
+        assert!(max_difference(&direct, &scaled) < 1e-5, "{}", max_difference(&direct, &scaled));
+        let (clamped, exact) = fold_levels(&knobs, -60.0, 0.0);
+        assert!(!exact);
+        clamped.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_audio_is_refused_with_a_reason() {
+        let net = bundled_model().unwrap().net;
+        let good = groove(1.0, 44_100, 2, 1);
+        let check = |input: Audio, needle: &str| {
+            let error = transfer(&net, &input, &good).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error:?} lacks {needle:?}");
+        };
+        let mut nan = good.clone();
+        nan.channels[1][100] = f32::NAN;
+        check(nan, "non-finite");
+        check(Audio { sample_rate: 44_100, channels: vec![vec![0.0; 44_100]] }, "silent");
+        check(groove(1.0, 8_000, 1, 1), "8000 Hz");
+        let mut three = good.clone();
+        three.channels.push(three.channels[0].clone());
+        check(three, "3 channels");
+        let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }).unwrap_err();
+        assert!(error.to_string().starts_with("reference"), "{error}");
+    }
+}

@@ -201,7 +201,7 @@ impl Corpus {
     /// under a progress bar. The files are taken in path order whatever order they come in, so
     /// the corpus depends only on the set of files. A file that cannot be read or decoded, or
     /// that repeats the bytes of a file earlier in path order, is skipped with a warning line on
-    /// stderr and listed in [`skipped`](Self::skipped); only a bad configuration is an error.
+    /// stderr (one line for all repeats) and listed in [`skipped`](Self::skipped); only a bad configuration is an error.
     pub fn load(files: &[PathBuf], config: &CorpusConfig) -> Result<Corpus> {
         check_sample_rate(config.sample_rate)?;
         config.fractions.validate()?;
@@ -217,11 +217,17 @@ impl Corpus {
         let hashes: Vec<_> = files.par_iter().map(|path| std::fs::read(path).map(|b| content_hash(&b))).collect();
         let mut first_with_hash: HashMap<u64, &PathBuf> = HashMap::new();
         let mut wanted = Vec::new();
+        let mut repeats = 0;
         for (path, hash) in files.iter().zip(hashes) {
             let reason = match hash {
                 Err(e) => format!("cannot read: {e}"),
                 Ok(hash) => match first_with_hash.entry(hash) {
-                    Entry::Occupied(first) => format!("same content as {}", first.get().display()),
+                    Entry::Occupied(first) => {
+                        // Games ship the same line in several levels: one summary line, not one each.
+                        repeats += 1;
+                        skip(path, format!("same content as {}", first.get().display()));
+                        continue;
+                    }
                     Entry::Vacant(slot) => {
                         slot.insert(path);
                         let split = config.fractions.split_of(hash);
@@ -234,6 +240,9 @@ impl Corpus {
             };
             warn(&bar, path, &reason);
             skip(path, reason);
+        }
+        if repeats > 0 {
+            bar.suspend(|| eprintln!("note: skipping {repeats} files that repeat an earlier file's content"));
         }
 
         bar.set_length(wanted.len() as u64);
