@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::fx::{Chain, Knobs};
 use crate::grad::{ChainFx, Channels, Estimator, Exact, Example, Render, Spsa, chain_loss_and_grad};
+use crate::model::{Features, LogMel, StyleNetConfig, Trainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 
 /// The DeepAFx-ST training batch: 6 examples of 131072 samples at 24 kHz.
@@ -35,6 +36,12 @@ pub struct BenchReport {
     pub vjp_over_forward: f64,
     /// Threads used for the batch benchmarks.
     pub batch_threads: usize,
+    /// A whole training step for the batch: features, network forward and backward, chain
+    /// with exact gradients and loss, Adam (target: at most 0.3 s on 2 cores).
+    pub train_step_seconds: f64,
+    /// `afx transfer` in memory of a 10 s stereo 44.1 kHz input with a 10 s reference, bundled
+    /// model included, on one thread (target: at most 50 ms).
+    pub transfer_10s_stereo_seconds: f64,
 }
 
 /// Deterministic program-like material: two sines with a tremolo and a little noise.
@@ -175,10 +182,52 @@ fn batch_benchmarks() -> BatchTimes {
     })
 }
 
+/// A full training step on the batch, on [`BATCH_THREADS`] threads.
+fn train_step_seconds() -> f64 {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
+    pool.install(|| {
+        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let data = TrainingBatch::new();
+        let net = StyleNetConfig::default();
+        let mut trainer = Trainer::new(&net, &TrainerConfig::default());
+        let mut front = LogMel::new(&net.features);
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+        best_of(5, || {
+            let features = |signals: &[Channels], front: &mut LogMel| -> Vec<Features> {
+                signals.iter().map(|s| front.compute(&s[0]).expect("long enough")).collect()
+            };
+            let (input, reference) = (features(&data.inputs, &mut front), features(&data.targets, &mut front));
+            trainer
+                .step(&input, &reference, |knobs| {
+                    let batch: Vec<Example> =
+                        data.inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
+                    let (value, _, grads) = chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss);
+                    (value, grads)
+                })
+                .expect("finite step");
+        })
+    })
+}
+
+/// In-memory style transfer of 10 s of stereo at 44.1 kHz with the bundled model, one thread.
+fn transfer_seconds() -> f64 {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
+    pool.install(|| {
+        let net = crate::transfer::bundled_model().expect("the bundled model loads").net;
+        let input = crate::example::groove(10.0, 44_100, 2, 1);
+        let reference = crate::example::groove(10.0, 44_100, 2, 2);
+        best_of(5, || {
+            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference).expect("transfer"));
+        })
+    })
+}
+
 /// Runs every benchmark.
 pub fn run() -> BenchReport {
     let chain_forward_msamples_per_s = chain_forward_msamples_per_s();
     let t = batch_benchmarks();
+    let train_step_seconds = train_step_seconds();
+    let transfer_10s_stereo_seconds = transfer_seconds();
     BenchReport {
         chain_forward_msamples_per_s,
         grad_step_seconds: t.grad_step,
@@ -188,5 +237,7 @@ pub fn run() -> BenchReport {
         chain_forward_and_vjp_seconds: t.forward_and_vjp,
         vjp_over_forward: t.forward_and_vjp / t.forward,
         batch_threads: BATCH_THREADS,
+        train_step_seconds,
+        transfer_10s_stereo_seconds,
     }
 }

@@ -159,3 +159,44 @@ fn styles_list_and_draw_knob_files_apply_reads() {
     let r = afx(&["styles", "--sample", "lofi"]);
     assert!(!r.status.success() && stderr(&r).contains("unknown style `lofi`"));
 }
+
+/// The README's main job: transfer between generated recordings with the bundled model, the
+/// knobs saved and replayed through `afx apply`, and the errors a user meets.
+#[test]
+fn transfer_with_the_bundled_model_and_replay_its_knobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (input, reference, output, knobs, replay) =
+        (path("in.wav"), path("ref.wav"), path("out.wav"), path("knobs.json"), path("replay.wav"));
+    assert!(afx(&["example", "--output", &input, "--seconds", "3", "--sample-rate", "44100"]).status.success());
+    let o = afx(&["example", "--output", &reference, "--seconds", "2", "--sample-rate", "22050", "--channels", "1", "--seed", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output, "--params-out", &knobs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(printed.contains("comp.threshold_db") && printed.contains("eq.band1.freq_hz"), "{printed}");
+    let (rate, channels, samples) = read_wav(Path::new(&output));
+    let (_, _, original) = read_wav(Path::new(&input));
+    assert_eq!((rate, channels, samples.len()), (44_100, 2, original.len()));
+
+    let o = afx(&["apply", "--input", &input, "--params", &knobs, "--output", &replay]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, replayed) = read_wav(Path::new(&replay));
+    let peak = samples.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+    let worst = samples.iter().zip(&replayed).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 1e-4 * peak, "replayed knobs differ by {worst}");
+
+    // A damaged model file, an input as output, and an unreadable reference are one-line errors.
+    let bad_model = path("bad.afx");
+    std::fs::write(&bad_model, b"AFXM not really a model").unwrap();
+    let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &path("x.wav"), "--model", &bad_model]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("model file") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
+    let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &reference]);
+    assert!(!o.status.success() && stderr(&o).contains("refusing to overwrite"), "{}", stderr(&o));
+    std::fs::write(path("junk.wav"), b"RIFF....WAVEjunk").unwrap();
+    let o = afx(&["transfer", "--input", &input, "--reference", &path("junk.wav"), "--output", &path("y.wav")]);
+    assert!(!o.status.success() && stderr(&o).contains("junk.wav"), "{}", stderr(&o));
+    assert!(!Path::new(&path("x.wav")).exists() && !Path::new(&path("y.wav")).exists());
+}
