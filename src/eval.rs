@@ -165,7 +165,7 @@ fn measure_row(name: &str, pairs: &[Pair], output: impl FnMut(&Pair) -> (Vec<f32
     let each: Vec<Metrics> = pairs
         .par_iter()
         .zip(&outputs)
-        .map(|(p, (estimate, _))| metrics::compare(&[estimate.clone()], &[p.target.clone()], RATE_HZ))
+        .map(|(p, (estimate, _))| metrics::compare(std::slice::from_ref(estimate), std::slice::from_ref(&p.target), RATE_HZ))
         .collect::<Result<_>>()?;
     let n = each.len() as f64;
     let mean = |f: fn(&Metrics) -> f64| each.iter().map(f).sum::<f64>() / n;

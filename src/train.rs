@@ -355,7 +355,7 @@ impl ValidationSet {
             .zip(&knobs)
             .map(|(pair, knobs)| {
                 let mut output = Channels::new();
-                fx.render(&[pair.input.clone()], knobs, &mut output);
+                fx.render(std::slice::from_ref(&pair.input), knobs, &mut output);
                 output.remove(0)
             })
             .collect();
@@ -619,6 +619,7 @@ mod tests {
         let split = Trainer::resume(&split_run).unwrap().trainer.model();
         let mut front = LogMel::new(&config.net.features);
         let probe = front.compute(&groove(1.0, 24_000, 1, 9).channels[0]).unwrap();
-        assert_eq!(whole.predict(&[probe.clone()], &[probe.clone()]), split.predict(&[probe.clone()], &[probe]));
+        let probe = std::slice::from_ref(&probe);
+        assert_eq!(whole.predict(probe, probe), split.predict(probe, probe));
     }
 }

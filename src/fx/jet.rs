@@ -63,6 +63,8 @@ impl<const N: usize> Sub for Jet<N> {
 
 impl<const N: usize> Mul for Jet<N> {
     type Output = Self;
+    // The product rule: the gradient of a product is a sum.
+    #[allow(clippy::suspicious_arithmetic_impl)]
     fn mul(self, o: Self) -> Self {
         Jet {
             value: self.value * o.value,
