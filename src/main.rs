@@ -75,9 +75,13 @@ enum Command {
         sample_rate: u32,
         #[arg(long, default_value_t = 2)]
         channels: usize,
-        /// Seed for the voicings and noise.
+        /// Seed for the voicings and noise (and the style's draw).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Render it in one of the named production styles (`afx styles` lists them), e.g.
+        /// to make a reference for `afx transfer`.
+        #[arg(long)]
+        style: Option<String>,
     },
     /// List every knob with its unit, range and default.
     Params {
@@ -269,14 +273,19 @@ fn run(cli: Cli) -> afx::Result<()> {
                 audio.duration_s()
             );
         }
-        Command::Example { output, seconds, sample_rate, channels, seed } => {
+        Command::Example { output, seconds, sample_rate, channels, seed, style } => {
             if !(0.5..=600.0).contains(&seconds) || !(1..=2).contains(&channels) {
                 return Err(afx::Error::Invalid("--seconds must be 0.5..=600 and --channels 1 or 2".into()));
             }
             afx::fx::check_sample_rate(sample_rate)?;
-            let audio = afx::example::groove(seconds, sample_rate, channels, seed);
+            let style: Option<Style> = style.map(|name| name.parse()).transpose()?;
+            let mut audio = afx::example::groove(seconds, sample_rate, channels, seed);
+            if let Some(style) = style {
+                afx::apply::render(&mut audio, &style.sample(&mut ChaCha8Rng::seed_from_u64(seed)))?;
+            }
             afx::audio::write_wav(&output, &audio, WavFormat::F32)?;
-            println!("wrote {} ({channels} ch, {sample_rate} Hz, {seconds:.2} s)", output.display());
+            let styled = style.map(|s| format!(", {} style", s.name())).unwrap_or_default();
+            println!("wrote {} ({channels} ch, {sample_rate} Hz, {seconds:.2} s{styled})", output.display());
         }
         Command::Params { json } => {
             if json {

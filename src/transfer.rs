@@ -80,7 +80,9 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Tran
     let (input_gain, output_gain) = (peak_gain(input), 1.0 / peak_gain(reference));
     let mut output = input.clone();
     scale(&mut output, input_gain);
-    render(&mut output, &knobs)?;
+    // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
+    let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
+    crate::fx::render(&knobs, output.sample_rate, &mut views)?;
     scale(&mut output, output_gain);
     let (file_knobs, file_knobs_exact) = fold_levels(&knobs, db(input_gain), db(output_gain));
     Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })

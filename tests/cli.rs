@@ -169,8 +169,8 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
     let (input, reference, output, knobs, replay) =
         (path("in.wav"), path("ref.wav"), path("out.wav"), path("knobs.json"), path("replay.wav"));
     assert!(afx(&["example", "--output", &input, "--seconds", "3", "--sample-rate", "44100"]).status.success());
-    let o = afx(&["example", "--output", &reference, "--seconds", "2", "--sample-rate", "22050", "--channels", "1", "--seed", "4"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = afx(&["example", "--output", &reference, "--seconds", "2", "--sample-rate", "22050", "--channels", "1", "--seed", "4", "--style", "telephone"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("telephone style"), "{}", stderr(&o));
 
     let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output, "--params-out", &knobs]);
     assert!(o.status.success(), "{}", stderr(&o));
