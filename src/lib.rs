@@ -10,6 +10,7 @@ pub mod apply;
 pub mod atomic;
 pub mod audio;
 pub mod bench;
+pub mod curves;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -39,6 +39,9 @@ enum Command {
         /// Output sample format.
         #[arg(long, value_enum, default_value_t = Format::F32)]
         format: Format,
+        /// Also draw the EQ curve and compressor curve into this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Give a recording the production style of a reference: the network sets the EQ and
     /// compressor knobs, the chain renders the whole input at its own rate.
@@ -64,6 +67,9 @@ enum Command {
         /// Print the knobs as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also draw the chosen EQ curve and compressor curve into this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Write a generated example recording (a short stereo groove) to try the other commands on.
     Example {
@@ -256,7 +262,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> afx::Result<()> {
     match cli.command {
-        Command::Apply { input, output, params, set, format } => {
+        Command::Apply { input, output, params, set, format, plot } => {
             let mut knobs = match params {
                 Some(path) => Knobs::from_json_file(&path)?,
                 None => Knobs::default(),
@@ -272,6 +278,9 @@ fn run(cli: Cli) -> afx::Result<()> {
                 audio.sample_rate,
                 audio.duration_s()
             );
+            if let Some(path) = plot {
+                afx::curves::write_png(&path, &knobs, audio.sample_rate)?;
+            }
         }
         Command::Example { output, seconds, sample_rate, channels, seed, style } => {
             if !(0.5..=600.0).contains(&seconds) || !(1..=2).contains(&channels) {
@@ -319,7 +328,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("loudness error          {:>10.2} LU", m.loudness_error_lu);
             }
         }
-        Command::Transfer { input, reference, output, params_out, model, format, json } => {
+        Command::Transfer { input, reference, output, params_out, model, format, json, plot } => {
             let model = match model {
                 Some(path) => afx::model::file::load(&path)?,
                 None => afx::transfer::bundled_model()?,
@@ -332,6 +341,9 @@ fn run(cli: Cli) -> afx::Result<()> {
                     println!("{:<24} {:>10.2} {}", k.name, v, k.unit);
                 }
                 eprintln!("wrote {}", output.display());
+            }
+            if let Some(path) = plot {
+                afx::curves::write_png(&path, &done.file_knobs, done.output.sample_rate)?;
             }
             if !done.file_knobs_exact {
                 eprintln!(

@@ -61,6 +61,30 @@ pub fn render_png(chart: &Chart, width_px: u32, height_px: u32) -> Result<Vec<u8
     canvas.encode_png()
 }
 
+/// Renders `charts` side by side, each `width_px_each` x `height_px`, as one PNG.
+///
+/// # Errors
+/// As [`render_png`], for any of the charts.
+pub fn render_row_png(charts: &[Chart], width_px_each: u32, height_px: u32) -> Result<Vec<u8>, String> {
+    let canvases = charts
+        .iter()
+        .map(|chart| render(chart, width_px_each, height_px).map(|(canvas, _)| canvas))
+        .collect::<Result<Vec<_>, _>>()?;
+    let width_px = width_px_each
+        .checked_mul(charts.len() as u32)
+        .filter(|&w| w > 0)
+        .ok_or("a row needs at least one chart and a width that fits")?;
+    let mut row = Canvas::new(width_px, height_px, BACKGROUND);
+    let stride = 3 * width_px_each as usize;
+    for y in 0..height_px as usize {
+        for (k, canvas) in canvases.iter().enumerate() {
+            let start = 3 * (y * width_px as usize) + k * stride;
+            row.rgb[start..start + stride].copy_from_slice(&canvas.rgb[y * stride..(y + 1) * stride]);
+        }
+    }
+    row.encode_png()
+}
+
 /// Line colours, assigned to series in order (cycled past the end).
 const SERIES_COLOURS: [[u8; 3]; 8] = [
     [31, 119, 180],
@@ -865,6 +889,25 @@ mod tests {
             .filter(|&y| pixel(rgb, width, x, y) == colour)
             .collect();
         (!ys.is_empty()).then(|| ys.iter().map(|&y| f64::from(y)).sum::<f64>() / ys.len() as f64)
+    }
+
+    /// Side by side, each chart's pixels are exactly its own rendering, shifted.
+    #[test]
+    fn a_row_holds_each_chart_unchanged() {
+        let left = test_chart(Scale::Linear, Scale::Linear, vec![series("a", &[(0.0, 1.0), (1.0, 2.0)])]);
+        let right = test_chart(Scale::Log10, Scale::Linear, vec![series("b", &[(20.0, -3.0), (2e4, 6.0)])]);
+        let (width, height) = (300, 200);
+        let (row_width, row_height, row) = decode(&render_row_png(&[left.clone(), right.clone()], width, height).unwrap());
+        assert_eq!((row_width, row_height), (2 * width, height));
+        for (k, chart) in [left, right].iter().enumerate() {
+            let (_, _, alone) = decode(&render_png(chart, width, height).unwrap());
+            for y in (0..height as i32).step_by(7) {
+                for x in (0..width as i32).step_by(5) {
+                    assert_eq!(pixel(&row, row_width, x + k as i32 * width as i32, y), pixel(&alone, width, x, y));
+                }
+            }
+        }
+        assert!(render_row_png(&[], width, height).is_err());
     }
 
     #[test]

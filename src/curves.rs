@@ -1,0 +1,115 @@
+//! What a knob setting does, drawn: the EQ's magnitude response and the compressor's static
+//! curve, side by side in one PNG (`afx transfer --plot`, `afx apply --plot`).
+
+use std::path::Path;
+
+use crate::atomic::write_bytes_atomic;
+use crate::fx::eq::design_all;
+use crate::fx::{ChainSettings, Knobs, compressor::gain_computer};
+use crate::plot::{Chart, Scale, Series, render_row_png};
+use crate::{Error, Result};
+
+/// The EQ's magnitude response in dB at each frequency: the sum of its sections' responses
+/// (RBJ designs at `sample_rate`, as the chain runs them).
+pub fn eq_response_db(knobs: &Knobs, sample_rate: f64, freqs_hz: &[f64]) -> Vec<f64> {
+    let designs = design_all(&ChainSettings::from(knobs).eq, sample_rate);
+    freqs_hz.iter().map(|&f| designs.iter().map(|d| d.coeffs.magnitude_db(f, sample_rate)).sum()).collect()
+}
+
+/// The compressor's static curve: output level in dB for a steady input level in dB (gain
+/// computer plus make-up gain; what the detector settles to once attack and release are done).
+pub fn compressor_curve_db(knobs: &Knobs, levels_db: &[f64]) -> Vec<f64> {
+    let c = ChainSettings::from(knobs).comp;
+    levels_db.iter().map(|&x| gain_computer(x, c.threshold_db, c.ratio, c.knee_db).0 + c.makeup_db).collect()
+}
+
+/// Writes the two curves of `knobs` at `sample_rate` to `path` as a PNG.
+pub fn write_png(path: &Path, knobs: &Knobs, sample_rate: u32) -> Result<()> {
+    let nyquist = f64::from(sample_rate) / 2.0;
+    let top_hz = 20_000f64.min(0.999 * nyquist);
+    let freqs: Vec<f64> = (0..=400).map(|i| 20.0 * (top_hz / 20.0).powf(f64::from(i) / 400.0)).collect();
+    let levels: Vec<f64> = (0..=160).map(|i| -80.0 + 0.5 * f64::from(i)).collect();
+    let series = |name: &str, x: &[f64], y: Vec<f64>| Series { name: name.into(), points: x.iter().copied().zip(y).collect() };
+    let eq = Chart {
+        title: format!("EQ ({sample_rate} Hz)"),
+        x_label: "frequency (Hz)".into(),
+        y_label: "gain (dB)".into(),
+        x_scale: Scale::Log10,
+        y_scale: Scale::Linear,
+        series: vec![series("EQ", &freqs, eq_response_db(knobs, f64::from(sample_rate), &freqs))],
+    };
+    let comp = Chart {
+        title: "compressor (static curve)".into(),
+        x_label: "input level (dB)".into(),
+        y_label: "output level (dB)".into(),
+        x_scale: Scale::Linear,
+        y_scale: Scale::Linear,
+        series: vec![series("unity", &levels, levels.clone()), series("compressor", &levels, compressor_curve_db(knobs, &levels))],
+    };
+    let png = render_row_png(&[eq, comp], 800, 500).map_err(Error::Invalid)?;
+    write_bytes_atomic(path, &png).map_err(|e| Error::Invalid(format!("{}: cannot write the plot: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fx;
+
+    fn busy() -> Knobs {
+        let mut knobs = Knobs::default();
+        knobs
+            .apply_json(
+                r#"{"eq.low_shelf.gain_db": -6, "eq.band2.gain_db": 9, "eq.band2.freq_hz": 1500, "eq.band2.q": 2,
+                    "eq.high_shelf.gain_db": 4, "comp.threshold_db": -30, "comp.ratio": 4, "comp.knee_db": 6,
+                    "comp.makeup_db": 5}"#,
+            )
+            .unwrap();
+        knobs
+    }
+
+    /// The drawn EQ response is the gain the chain gives a steady sine (compressor at ratio 1,
+    /// so only the EQ acts).
+    #[test]
+    fn eq_response_matches_filtered_tones() {
+        let mut knobs = busy();
+        knobs.set("comp.ratio", 1.0).unwrap();
+        knobs.set("comp.makeup_db", 0.0).unwrap();
+        let rate = 48_000;
+        for hz in [60.0, 400.0, 1500.0, 5000.0, 12_000.0] {
+            let tone: Vec<f64> = (0..48_000).map(|n| (std::f64::consts::TAU * hz * f64::from(n) / 48_000.0).sin() * 0.1).collect();
+            let mut out = tone.clone();
+            fx::render(&knobs, rate, &mut [&mut out]).unwrap();
+            let rms = |x: &[f64]| (x[24_000..].iter().map(|v| v * v).sum::<f64>() / 24_000.0).sqrt();
+            let measured = 20.0 * (rms(&out) / rms(&tone)).log10();
+            let drawn = eq_response_db(&knobs, f64::from(rate), &[hz])[0];
+            assert!((measured - drawn).abs() < 0.02, "{hz} Hz: measured {measured:.3} dB, drawn {drawn:.3} dB");
+        }
+    }
+
+    /// The drawn static curve is where the compressor settles on a signal of constant magnitude
+    /// (a square wave, so the detector sees one level), EQ flat.
+    #[test]
+    fn compressor_curve_matches_a_settled_square_wave() {
+        let mut knobs = busy();
+        for band in ["low_shelf", "band2", "high_shelf"] {
+            knobs.set(&format!("eq.{band}.gain_db"), 0.0).unwrap();
+        }
+        for level_db in [-50.0, -33.0, -30.0, -27.0, -10.0] {
+            let amplitude = 10f64.powf(level_db / 20.0);
+            let square: Vec<f64> = (0..24_000).map(|n| if (n / 50) % 2 == 0 { amplitude } else { -amplitude }).collect();
+            let mut out = square.clone();
+            fx::compressor::Compressor::<f64>::new(&ChainSettings::from(&knobs).comp, 48_000.0).process(&mut [&mut out]);
+            let settled = 20.0 * out[23_990].abs().log10();
+            let drawn = compressor_curve_db(&knobs, &[level_db])[0];
+            assert!((settled - drawn).abs() < 0.01, "{level_db} dB: settled {settled:.3}, drawn {drawn:.3}");
+        }
+    }
+
+    #[test]
+    fn the_png_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knobs.png");
+        write_png(&path, &busy(), 44_100).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
+    }
+}
