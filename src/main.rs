@@ -188,6 +188,10 @@ struct TrainArgs {
     validate_every: Option<u64>,
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// The network's shape as JSON (the `config` of a model file's header; see
+    /// `StyleNetConfig`); default: the 398 k-parameter network.
+    #[arg(long)]
+    net: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -204,9 +208,19 @@ enum Estimator {
 }
 
 impl TrainArgs {
-    fn config(&self) -> TrainConfig {
+    fn config(&self) -> afx::Result<TrainConfig> {
         let d = TrainConfig::default();
-        TrainConfig {
+        let net = match &self.net {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
+            }
+            None => d.net.clone(),
+        };
+        Ok(TrainConfig {
+            net,
             data: self.data.clone(),
             estimator: match self.estimator {
                 Estimator::Exact => EstimatorKind::Exact,
@@ -223,7 +237,7 @@ impl TrainArgs {
             validate_every: self.validate_every.unwrap_or(d.validate_every),
             checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
             ..d
-        }
+        })
     }
 }
 
@@ -374,7 +388,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 dir.push(".run");
                 PathBuf::from(dir)
             });
-            let summary = afx::train::train(&args.config(), &run_dir, &args.out, args.resume, args.steps)?;
+            let summary = afx::train::train(&args.config()?, &run_dir, &args.out, args.resume, args.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
                 summary.steps,
