@@ -18,13 +18,18 @@ use crate::{Error, Result};
 /// [`audio::read`] decodes.
 pub const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "flac", "ogg", "mp3"];
 
-/// Every audio file under `roots`, searched recursively, sorted by path so that everything built
-/// from the list is deterministic. Symbolic links to files are followed, links to folders are
-/// not (no cycles). A root that cannot be listed is an error naming it.
+/// Every audio file under `roots` (folders, searched recursively, or audio files themselves),
+/// sorted by path so that everything built from the list is deterministic. Symbolic links to
+/// files are followed, links to folders are not (no cycles). A root that cannot be listed is an
+/// error naming it.
 pub fn scan(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for root in roots {
-        scan_folder(root, &mut files)?;
+        if root.is_file() && has_audio_extension(root) {
+            files.push(root.clone());
+        } else {
+            scan_folder(root, &mut files)?;
+        }
     }
     files.sort();
     files.dedup();
@@ -382,6 +387,7 @@ mod tests {
         let want: Vec<PathBuf> = ["a.WAV", "b/x.wav", "c/d/e.wav"].iter().map(|n| root.join(n)).collect();
         assert_eq!(scan(std::slice::from_ref(&root)).unwrap(), want);
         assert_eq!(scan(&[root.join("c"), root.clone()]).unwrap(), want, "overlapping roots list a file once");
+        assert_eq!(scan(&[root.join("b/x.wav"), root.join("a.WAV")]).unwrap(), want[..2], "files as roots");
         let missing = root.join("missing");
         let error = scan(std::slice::from_ref(&missing)).unwrap_err().to_string();
         assert!(error.contains(&missing.display().to_string()), "{error}");
