@@ -73,6 +73,8 @@ pub struct Row {
     /// Mean seconds per pair to choose the knobs and render (the model's features and forward
     /// pass included; 0 for rows that do no work).
     pub seconds_per_example: f64,
+    /// With named styles: the metric means of each style's pairs.
+    pub by_style: Vec<(String, Metrics)>,
 }
 
 /// A finished evaluation.
@@ -104,10 +106,14 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     let (test_files, test_hours) = (corpus.num_files(Split::Test), corpus.duration_s(Split::Test) / 3600.0);
     debug_assert_eq!(corpus.sample_rate(), RATE_HZ);
     let pairs = make_pairs(corpus, config)?;
+    let styles: Vec<&str> = match config.styles {
+        StyleSet::Random => Vec::new(),
+        StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
+    };
     let fx = ChainFx { sample_rate: RATE_HZ };
     let progress = crate::progress::bar((candidates.len() + 2 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
-    let mut rows = vec![measure_row("Input", &pairs, |p| (p.input.clone(), 0.0))?];
+    let mut rows = vec![measure_row("Input", &pairs, &styles, |p| (p.input.clone(), 0.0))?];
     progress.inc(1);
     for candidate in candidates {
         let mut front = LogMel::new(&candidate.net.config().features);
@@ -123,10 +129,10 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             })
             .collect::<Result<_>>()?;
         let mut outputs = outputs.into_iter();
-        rows.push(measure_row(&candidate.name, &pairs, |_| outputs.next().expect("one output per pair"))?);
+        rows.push(measure_row(&candidate.name, &pairs, &styles, |_| outputs.next().expect("one output per pair"))?);
         progress.inc(1);
     }
-    rows.push(measure_row("Style knobs", &pairs, |p| (render(&fx, &p.input, &normalized(&p.style)), 0.0))?);
+    rows.push(measure_row("Style knobs", &pairs, &styles, |p| (render(&fx, &p.input, &normalized(&p.style)), 0.0))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
         let fitted: Vec<(Vec<f32>, f64)> = pairs
@@ -138,7 +144,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             })
             .collect();
         let mut fitted = fitted.into_iter();
-        rows.push(measure_row("Oracle (fitted knobs)", &pairs, |_| fitted.next().expect("one output per pair"))?);
+        rows.push(measure_row("Oracle (fitted knobs)", &pairs, &styles, |_| fitted.next().expect("one output per pair"))?);
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -159,28 +165,40 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         .collect()
 }
 
-/// The mean of every metric of `output(pair)` against the pair's target, with the mean time.
-fn measure_row(name: &str, pairs: &[Pair], output: impl FnMut(&Pair) -> (Vec<f32>, f64)) -> Result<Row> {
+/// The mean of every metric of `output(pair)` against the pair's target, with the mean time;
+/// with named styles also the means per style (pair `i` has style `i % styles.len()`).
+fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], output: impl FnMut(&Pair) -> (Vec<f32>, f64)) -> Result<Row> {
     let outputs: Vec<(Vec<f32>, f64)> = pairs.iter().map(output).collect();
     let each: Vec<Metrics> = pairs
         .par_iter()
         .zip(&outputs)
         .map(|(p, (estimate, _))| metrics::compare(std::slice::from_ref(estimate), std::slice::from_ref(&p.target), RATE_HZ))
         .collect::<Result<_>>()?;
-    let n = each.len() as f64;
-    let mean = |f: fn(&Metrics) -> f64| each.iter().map(f).sum::<f64>() / n;
+    let by_style = styles
+        .iter()
+        .enumerate()
+        .map(|(k, &style)| (style.to_string(), mean(each.iter().skip(k).step_by(styles.len()))))
+        .collect();
     Ok(Row {
         name: name.into(),
-        metrics: Metrics {
-            mrstft: mean(|m| m.mrstft),
-            mel_distance: mean(|m| m.mel_distance),
-            centroid_error_hz: mean(|m| m.centroid_error_hz),
-            rms_error_db: mean(|m| m.rms_error_db),
-            crest_factor_error_db: mean(|m| m.crest_factor_error_db),
-            loudness_error_lu: mean(|m| m.loudness_error_lu),
-        },
-        seconds_per_example: outputs.iter().map(|(_, s)| s).sum::<f64>() / n,
+        metrics: mean(each.iter()),
+        seconds_per_example: outputs.iter().map(|(_, s)| s).sum::<f64>() / outputs.len() as f64,
+        by_style,
     })
+}
+
+/// Every metric's mean over `all`.
+fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metrics {
+    let n = all.clone().count() as f64;
+    let mean = |f: fn(&Metrics) -> f64| all.clone().map(f).sum::<f64>() / n;
+    Metrics {
+        mrstft: mean(|m| m.mrstft),
+        mel_distance: mean(|m| m.mel_distance),
+        centroid_error_hz: mean(|m| m.centroid_error_hz),
+        rms_error_db: mean(|m| m.rms_error_db),
+        crest_factor_error_db: mean(|m| m.crest_factor_error_db),
+        loudness_error_lu: mean(|m| m.loudness_error_lu),
+    }
 }
 
 fn render(fx: &ChainFx, input: &[f32], knobs: &[f32]) -> Vec<f32> {
@@ -253,6 +271,64 @@ impl Report {
                 m.centroid_error_hz / input.centroid_error_hz,
             ));
         }
+        if let Some(first) = self.rows.first().filter(|r| !r.by_style.is_empty()) {
+            out.push_str("\nPer style: MR-STFT / loudness error (LU) / centroid error (Hz)\n\n|");
+            for (style, _) in &first.by_style {
+                out.push_str(&format!(" | {style}"));
+            }
+            out.push_str(" |\n|---|");
+            out.push_str(&"---:|".repeat(first.by_style.len()));
+            out.push('\n');
+            for row in &self.rows {
+                out.push_str(&format!("| {}", row.name));
+                for (_, m) in &row.by_style {
+                    out.push_str(&format!(" | {:.3} / {:.2} / {:.0}", m.mrstft, m.loudness_error_lu, m.centroid_error_hz));
+                }
+                out.push_str(" |\n");
+            }
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::test_files::write;
+    use crate::example::groove;
+
+    /// The protocol on generated recordings: the rows come in order, the input is the unit of
+    /// the ratios, the oracle fit beats the unprocessed input, and with named styles the five
+    /// styles' means average to the overall mean (equal group sizes).
+    #[test]
+    fn evaluation_rows_and_per_style_means() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..40 {
+            write(dir.path(), &format!("clip{i:02}.wav"), &groove(1.0, 24_000, 1, 900 + i));
+        }
+        let model = crate::transfer::bundled_model().unwrap();
+        let candidates = [Candidate { name: "bundled".into(), net: &model.net }];
+        let config = EvalConfig {
+            data: vec![dir.path().to_path_buf()],
+            styles: StyleSet::Named,
+            pairs: 10,
+            // Loudness needs at least one 400 ms block.
+            half_frames: 12_000,
+            oracle_steps: 20,
+            ..EvalConfig::default()
+        };
+        let report = evaluate(&config, &candidates).unwrap();
+        let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Input", "bundled", "Style knobs", "Oracle (fitted knobs)"]);
+        let (input, oracle) = (&report.rows[0], &report.rows[3]);
+        assert!(oracle.metrics.mrstft < input.metrics.mrstft, "{} vs {}", oracle.metrics.mrstft, input.metrics.mrstft);
+        for row in &report.rows {
+            assert_eq!(row.by_style.len(), 5);
+            let average = row.by_style.iter().map(|(_, m)| m.mrstft).sum::<f64>() / 5.0;
+            assert!((average - row.metrics.mrstft).abs() < 1e-9 * row.metrics.mrstft, "{}", row.name);
+        }
+        let table = report.markdown();
+        assert!(table.contains("| Input | ") && table.contains("| 1.00 | 1.00 | 1.00 |"), "{table}");
+        assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
     }
 }
