@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
-use crate::grad::{ChainFx, Channels, Example, Render, chain_loss_and_grad};
+use crate::grad::{ChainFx, Example, chain_loss_and_grad};
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
@@ -124,7 +124,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 let input = front.compute(&p.input)?;
                 let reference = front.compute(&p.reference)?;
                 let knobs = candidate.net.predict(&[input], &[reference]).remove(0);
-                let output = render(&fx, &p.input, &knobs);
+                let output = fx.render_mono(&p.input, &knobs);
                 Ok((output, start.elapsed().as_secs_f64()))
             })
             .collect::<Result<_>>()?;
@@ -132,7 +132,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         rows.push(measure_row(&candidate.name, &pairs, &styles, |_| outputs.next().expect("one output per pair"))?);
         progress.inc(1);
     }
-    rows.push(measure_row("Style knobs", &pairs, &styles, |p| (render(&fx, &p.input, &normalized(&p.style)), 0.0))?);
+    rows.push(measure_row("Style knobs", &pairs, &styles, |p| (fx.render_mono(&p.input, &normalized(&p.style)), 0.0))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
         let fitted: Vec<(Vec<f32>, f64)> = pairs
@@ -140,7 +140,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             .map(|p| {
                 let start = Instant::now();
                 let knobs = fit_knobs(&fx, p, config.oracle_steps);
-                (render(&fx, &p.input, &knobs), start.elapsed().as_secs_f64())
+                (fx.render_mono(&p.input, &knobs), start.elapsed().as_secs_f64())
             })
             .collect();
         let mut fitted = fitted.into_iter();
@@ -199,12 +199,6 @@ fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metrics {
         crest_factor_error_db: mean(|m| m.crest_factor_error_db),
         loudness_error_lu: mean(|m| m.loudness_error_lu),
     }
-}
-
-fn render(fx: &ChainFx, input: &[f32], knobs: &[f32]) -> Vec<f32> {
-    let mut output = Channels::new();
-    fx.render(&[input.to_vec()], knobs, &mut output);
-    output.remove(0)
 }
 
 fn normalized(knobs: &Knobs) -> Vec<f32> {

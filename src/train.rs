@@ -342,32 +342,21 @@ impl ValidationSet {
         let pairs = generator.batch(&plan, 0)?.pairs;
         let (input_features, reference_features) = features_of(front, &pairs)?;
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
-        let input_loss = mean_loss(&mut loss, &pairs, |p| p.input.clone());
+        let inputs: Vec<Vec<f32>> = pairs.iter().map(|p| p.input.clone()).collect();
+        let input_loss = mean_loss(&mut loss, &inputs, &pairs);
         Ok(ValidationSet { pairs, input_features, reference_features, input_loss })
     }
 
     fn measure(&self, trainer: &Trainer, fx: &ChainFx, loss: &mut MrStftBatch<f32>) -> Validation {
-        use crate::grad::Render;
         let knobs = trainer.predict(&self.input_features, &self.reference_features);
-        let outputs: Vec<Vec<f32>> = self
-            .pairs
-            .iter()
-            .zip(&knobs)
-            .map(|(pair, knobs)| {
-                let mut output = Channels::new();
-                fx.render(std::slice::from_ref(&pair.input), knobs, &mut output);
-                output.remove(0)
-            })
-            .collect();
-        let mut next = outputs.into_iter();
-        let value = mean_loss(loss, &self.pairs, |_| next.next().expect("one output per pair"));
-        Validation { loss: value, input_loss: self.input_loss }
+        let outputs: Vec<Vec<f32>> =
+            self.pairs.iter().zip(&knobs).map(|(pair, knobs)| fx.render_mono(&pair.input, knobs)).collect();
+        Validation { loss: mean_loss(loss, &outputs, &self.pairs), input_loss: self.input_loss }
     }
 }
 
-/// The mean MR-STFT + L1 loss of `estimate(pair)` against each pair's target.
-fn mean_loss(loss: &mut MrStftBatch<f32>, pairs: &[Pair], mut estimate: impl FnMut(&Pair) -> Vec<f32>) -> f64 {
-    let estimates: Vec<Vec<f32>> = pairs.iter().map(&mut estimate).collect();
+/// The mean MR-STFT + L1 loss of `estimates[i]` against pair `i`'s target.
+fn mean_loss(loss: &mut MrStftBatch<f32>, estimates: &[Vec<f32>], pairs: &[Pair]) -> f64 {
     let views: Vec<&[f32]> = estimates.iter().map(|e| e.as_slice()).collect();
     let targets: Vec<&[f32]> = pairs.iter().map(|p| p.target.as_slice()).collect();
     let mut grads: Vec<Vec<f32>> = estimates.iter().map(|e| vec![0.0; e.len()]).collect();

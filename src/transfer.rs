@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::apply::read_checked;
 use crate::atomic::write_bytes_atomic;
 use crate::audio::{self, Audio, WavFormat};
-use crate::data::PEAK_DBFS;
+use crate::data::{self, PEAK_DBFS, normalize_peak};
 use crate::fx::Knobs;
 use crate::model::{ANALYSIS_RATE_HZ, Features, LoadedModel, LogMel, StyleNet};
 use crate::{Error, Result};
@@ -149,16 +149,14 @@ fn analysis_features(front: &mut LogMel, audio: &Audio, what: &str) -> Result<Fe
     if mono.sample_rate != ANALYSIS_RATE_HZ {
         mono = audio::resample(&mono, ANALYSIS_RATE_HZ)?;
     }
-    let gain = peak_gain(&mono);
     let mut samples = mono.channels.remove(0);
-    samples.iter_mut().for_each(|x| *x *= gain);
+    normalize_peak(&mut [&mut samples], PEAK_DBFS);
     front.compute(&samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })
 }
 
 /// The gain that brings `audio`'s peak to [`PEAK_DBFS`] (1 for silence).
 fn peak_gain(audio: &Audio) -> f32 {
-    let peak = audio.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
-    if peak > 0.0 { (10f64.powf(PEAK_DBFS / 20.0) / f64::from(peak)) as f32 } else { 1.0 }
+    data::peak_gain(audio.channels.iter().map(Vec::as_slice), PEAK_DBFS)
 }
 
 fn scale(audio: &mut Audio, gain: f32) {

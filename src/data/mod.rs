@@ -22,14 +22,17 @@ pub use styles::{Draw, Style, random_style};
 /// and target), as in DeepAFx-ST.
 pub const PEAK_DBFS: f64 = -12.0;
 
+/// The gain that brings the largest peak among `signals` to `peak_dbfs` (1 when all are silent).
+pub fn peak_gain<'a>(signals: impl IntoIterator<Item = &'a [f32]>, peak_dbfs: f64) -> f32 {
+    let peak = signals.into_iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+    if peak > 0.0 { (10f64.powf(peak_dbfs / 20.0) / f64::from(peak)) as f32 } else { 1.0 }
+}
+
 /// Scales all `signals` by one common gain so that the largest peak among them is `peak_dbfs`;
 /// silent signals (all zeros) are left alone.
 pub fn normalize_peak(signals: &mut [&mut [f32]], peak_dbfs: f64) {
-    let peak = signals.iter().flat_map(|s| s.iter()).fold(0.0f32, |p, x| p.max(x.abs()));
-    if peak > 0.0 {
-        let gain = (10f64.powf(peak_dbfs / 20.0) / f64::from(peak)) as f32;
-        signals.iter_mut().flat_map(|s| s.iter_mut()).for_each(|x| *x *= gain);
-    }
+    let gain = peak_gain(signals.iter().map(|s| &**s), peak_dbfs);
+    signals.iter_mut().flat_map(|s| s.iter_mut()).for_each(|x| *x *= gain);
 }
 
 #[cfg(test)]

@@ -55,6 +55,13 @@ pub struct ChainFx {
 }
 
 impl ChainFx {
+    /// Renders one mono clip with normalised `knobs` into a new buffer.
+    pub fn render_mono(&self, input: &[f32], knobs: &[f32]) -> Vec<f32> {
+        let mut output = Channels::new();
+        self.render(&[input.to_vec()], knobs, &mut output);
+        output.remove(0)
+    }
+
     fn knobs(knobs: &[f32]) -> Knobs {
         let n: Vec<f64> = knobs.iter().map(|&v| v as f64).collect();
         Knobs::from_normalized(&n)
