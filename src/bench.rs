@@ -217,7 +217,7 @@ fn transfer_seconds() -> f64 {
         let input = crate::example::groove(10.0, 44_100, 2, 1);
         let reference = crate::example::groove(10.0, 44_100, 2, 2);
         best_of(5, || {
-            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference).expect("transfer"));
+            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference, 0).expect("transfer"));
         })
     })
 }

@@ -6,6 +6,8 @@
 //! averaged over the pairs. Rows:
 //! - **Input**: the corrupted input unprocessed, the level to beat;
 //! - each **model**: its knobs for (input, reference), rendered through the chain;
+//! - each **model + refinement** (with `refine_steps`): the model's knobs refined on the style
+//!   distance to the reference ([`refine::refine`], no ground truth involved);
 //! - **Style knobs**: the target style's own knobs applied to the input (not the right answer,
 //!   since the corruption lies between input and target, but the "true knobs");
 //! - **Oracle**: knobs fitted to each pair's target directly by Adam with exact gradients,
@@ -20,11 +22,11 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
-use crate::grad::{ChainFx, Example, chain_loss_and_grad};
+use crate::grad::ChainFx;
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
-use crate::{Error, Result};
+use crate::{Error, Result, refine};
 
 /// The rate of the pairs (the corpus's).
 const RATE_HZ: u32 = 24_000;
@@ -50,6 +52,8 @@ pub struct EvalConfig {
     pub seed: u64,
     /// Adam steps of the oracle fit per pair (0: no oracle row).
     pub oracle_steps: usize,
+    /// Steps of inference-time refinement for an extra row per model (0: no such rows).
+    pub refine_steps: usize,
 }
 
 impl Default for EvalConfig {
@@ -61,6 +65,7 @@ impl Default for EvalConfig {
             half_frames: data::pairs::DEFAULT_HALF_FRAMES,
             seed: 42,
             oracle_steps: 100,
+            refine_steps: 0,
         }
     }
 }
@@ -111,28 +116,44 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
-    let progress = crate::progress::bar((candidates.len() + 2 + usize::from(config.oracle_steps > 0)) as u64, "rows");
+    let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0));
+    let progress = crate::progress::bar((model_rows + 2 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
-    let mut rows = vec![measure_row("Input", &pairs, &styles, |p| (p.input.clone(), 0.0))?];
+    let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
     progress.inc(1);
     for candidate in candidates {
         let mut front = LogMel::new(&candidate.net.config().features);
-        let outputs: Vec<(Vec<f32>, f64)> = pairs
+        let predicted: Vec<(Vec<f32>, f64)> = pairs
             .iter()
             .map(|p| {
                 let start = Instant::now();
                 let input = front.compute(&p.input)?;
                 let reference = front.compute(&p.reference)?;
                 let knobs = candidate.net.predict(&[input], &[reference]).remove(0);
-                let output = fx.render_mono(&p.input, &knobs);
-                Ok((output, start.elapsed().as_secs_f64()))
+                Ok((knobs, start.elapsed().as_secs_f64()))
             })
             .collect::<Result<_>>()?;
-        let mut outputs = outputs.into_iter();
-        rows.push(measure_row(&candidate.name, &pairs, &styles, |_| outputs.next().expect("one output per pair"))?);
+        let outputs = timed_renders(&fx, &pairs, &predicted);
+        rows.push(measure_row(&candidate.name, &pairs, &styles, outputs)?);
         progress.inc(1);
+        if config.refine_steps > 0 {
+            let refined: Vec<(Vec<f32>, f64)> = pairs
+                .par_iter()
+                .zip(&predicted)
+                .map(|(p, (knobs, seconds))| {
+                    let start = Instant::now();
+                    let knobs = refine::refine(&fx, &p.input, &p.reference, knobs, config.refine_steps);
+                    (knobs, seconds + start.elapsed().as_secs_f64())
+                })
+                .collect();
+            let outputs = timed_renders(&fx, &pairs, &refined);
+            let name = format!("{} + refine {}", candidate.name, config.refine_steps);
+            rows.push(measure_row(&name, &pairs, &styles, outputs)?);
+            progress.inc(1);
+        }
     }
-    rows.push(measure_row("Style knobs", &pairs, &styles, |p| (fx.render_mono(&p.input, &normalized(&p.style)), 0.0))?);
+    let style_knobs = pairs.iter().map(|p| (normalized(&p.style), 0.0)).collect::<Vec<_>>();
+    rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&fx, &pairs, &style_knobs))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
         let fitted: Vec<(Vec<f32>, f64)> = pairs
@@ -140,11 +161,10 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             .map(|p| {
                 let start = Instant::now();
                 let knobs = fit_knobs(&fx, p, config.oracle_steps);
-                (fx.render_mono(&p.input, &knobs), start.elapsed().as_secs_f64())
+                (knobs, start.elapsed().as_secs_f64())
             })
             .collect();
-        let mut fitted = fitted.into_iter();
-        rows.push(measure_row("Oracle (fitted knobs)", &pairs, &styles, |_| fitted.next().expect("one output per pair"))?);
+        rows.push(measure_row("Oracle (fitted knobs)", &pairs, &styles, timed_renders(&fx, &pairs, &fitted))?);
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -165,10 +185,22 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         .collect()
 }
 
-/// The mean of every metric of `output(pair)` against the pair's target, with the mean time;
-/// with named styles also the means per style (pair `i` has style `i % styles.len()`).
-fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], output: impl FnMut(&Pair) -> (Vec<f32>, f64)) -> Result<Row> {
-    let outputs: Vec<(Vec<f32>, f64)> = pairs.iter().map(output).collect();
+/// Each pair's input rendered with its knobs, with the seconds the knobs took plus the render's.
+fn timed_renders(fx: &ChainFx, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) -> Vec<(Vec<f32>, f64)> {
+    pairs
+        .iter()
+        .zip(knobs)
+        .map(|(p, (k, seconds))| {
+            let start = Instant::now();
+            let output = fx.render_mono(&p.input, k);
+            (output, seconds + start.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
+/// The mean of every metric of each pair's output against the pair's target, with the mean
+/// time; with named styles also the means per style (pair `i` has style `i % styles.len()`).
+fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f32>, f64)>) -> Result<Row> {
     let each: Vec<Metrics> = pairs
         .par_iter()
         .zip(&outputs)
@@ -205,31 +237,17 @@ fn normalized(knobs: &Knobs) -> Vec<f32> {
     knobs.to_normalized().iter().map(|&v| v as f32).collect()
 }
 
-/// Adam (β = 0.9, 0.999) on the normalised knobs against the pair's own target with exact
-/// gradients of the training loss, from the style knobs; the knobs stay in [0, 1].
+/// The knobs fitted to the pair's own target: [`refine::descend`] on the training loss from the
+/// style knobs.
 fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
-    const STEP_SIZE: f32 = 0.01;
-    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
-    let input = vec![pair.input.clone()];
-    let targets = vec![vec![pair.target.clone()]];
-    let mut knobs = normalized(&pair.style);
-    let (mut m, mut v) = (vec![0.0f32; knobs.len()], vec![0.0f32; knobs.len()]);
-    let mut best = (f64::INFINITY, knobs.clone());
-    for t in 1..=steps {
-        let example = [Example { input: &input, knobs: &knobs }];
-        let (value, _, grads) = chain_loss_and_grad(fx, &example, &targets, &mut loss);
-        if value < best.0 {
-            best = (value, knobs.clone());
-        }
-        let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
-        for (i, g) in grads[0].iter().enumerate() {
-            m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-            knobs[i] = (knobs[i] - STEP_SIZE * (m[i] / c1) / ((v[i] / c2).sqrt() + eps)).clamp(0.0, 1.0);
-        }
-    }
-    best.1
+    let target = pair.target.as_slice();
+    let output_loss = |output: &[Vec<f32>]| {
+        let mut grad = vec![0.0f32; output[0].len()];
+        let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
+        (value, vec![grad])
+    };
+    refine::descend(fx, std::slice::from_ref(&pair.input), &normalized(&pair.style), steps, output_loss).0
 }
 
 impl Report {

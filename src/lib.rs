@@ -22,6 +22,7 @@ pub mod model;
 pub mod plot;
 pub mod progress;
 pub mod real;
+pub mod refine;
 pub mod simd;
 pub mod spectral;
 pub mod train;

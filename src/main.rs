@@ -70,6 +70,11 @@ enum Command {
         /// Also draw the chosen EQ curve and compressor curve into this PNG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Refine the network's knobs by this many steps of exact-gradient descent on a style
+        /// distance to the reference (average spectrum and dynamics; about 20 ms per step per
+        /// minute of input).
+        #[arg(long, default_value_t = 0)]
+        refine: usize,
     },
     /// Write a generated example recording (a short stereo groove) to try the other commands on.
     Example {
@@ -132,6 +137,10 @@ enum Command {
         /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
         #[arg(long, default_value_t = 100)]
         oracle_steps: usize,
+        /// Also evaluate each model with this many steps of inference-time refinement (as
+        /// `afx transfer --refine`); 0 leaves those rows out.
+        #[arg(long, default_value_t = 0)]
+        refine: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -192,6 +201,10 @@ struct TrainArgs {
     /// `StyleNetConfig`); default: the 398 k-parameter network.
     #[arg(long)]
     net: Option<PathBuf>,
+    /// Start from this model file's weights (fine-tuning, e.g. with longer clips); its network
+    /// shape replaces `--net`.
+    #[arg(long, conflicts_with = "net")]
+    init: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -210,17 +223,19 @@ enum Estimator {
 impl TrainArgs {
     fn config(&self) -> afx::Result<TrainConfig> {
         let d = TrainConfig::default();
-        let net = match &self.net {
-            Some(path) => {
+        let net = match (&self.net, &self.init) {
+            (_, Some(model)) => afx::model::file::load(model)?.net.config().clone(),
+            (Some(path), None) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
                 serde_json::from_str(&text)
                     .map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
             }
-            None => d.net.clone(),
+            (None, None) => d.net.clone(),
         };
         Ok(TrainConfig {
             net,
+            init: self.init.clone(),
             data: self.data.clone(),
             estimator: match self.estimator {
                 Estimator::Exact => EstimatorKind::Exact,
@@ -342,12 +357,20 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("loudness error          {:>10.2} LU", m.loudness_error_lu);
             }
         }
-        Command::Transfer { input, reference, output, params_out, model, format, json, plot } => {
+        Command::Transfer { input, reference, output, params_out, model, format, json, plot, refine } => {
             let model = match model {
                 Some(path) => afx::model::file::load(&path)?,
                 None => afx::transfer::bundled_model()?,
             };
-            let done = afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into())?;
+            let done = afx::transfer::transfer_files(
+                &model.net,
+                &input,
+                &reference,
+                &output,
+                params_out.as_deref(),
+                format.into(),
+                refine,
+            )?;
             if json {
                 println!("{}", done.file_knobs.to_json());
             } else {
@@ -398,7 +421,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 run_dir.display()
             );
         }
-        Command::Eval { models, data, styles, pairs, oracle_steps, seed, table, json } => {
+        Command::Eval { models, data, styles, pairs, oracle_steps, refine, seed, table, json } => {
             let loaded = models
                 .iter()
                 .map(|m| if m == "bundled" { afx::transfer::bundled_model() } else { afx::model::file::load(&PathBuf::from(m)) })
@@ -419,6 +442,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 },
                 pairs,
                 oracle_steps,
+                refine_steps: refine,
                 seed,
                 ..EvalConfig::default()
             };

@@ -67,6 +67,10 @@ pub struct TrainConfig {
     pub validation_pairs: usize,
     pub checkpoint_every: u64,
     pub net: StyleNetConfig,
+    /// A model file whose weights the network starts from (fine-tuning); its shape must be
+    /// `net`.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +91,7 @@ impl Default for TrainConfig {
             validation_pairs: 48,
             checkpoint_every: 250,
             net: StyleNetConfig::default(),
+            init: None,
         }
     }
 }
@@ -197,7 +202,14 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
-        (Trainer::new(&config.net, &trainer_config), state)
+        let trainer = match &config.init {
+            Some(path) => Trainer::from_model_file(path, &trainer_config)?,
+            None => Trainer::new(&config.net, &trainer_config),
+        };
+        if trainer.model().config() != &config.net {
+            return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
+        }
+        (trainer, state)
     };
     let config = state.config.clone();
     config.validate()?;

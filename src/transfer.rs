@@ -19,8 +19,9 @@ use crate::atomic::write_bytes_atomic;
 use crate::audio::{self, Audio, WavFormat};
 use crate::data::{self, PEAK_DBFS, normalize_peak};
 use crate::fx::Knobs;
-use crate::model::{ANALYSIS_RATE_HZ, Features, LoadedModel, LogMel, StyleNet};
-use crate::{Error, Result};
+use crate::grad::ChainFx;
+use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
+use crate::{Error, Result, refine};
 
 /// Sample rates `afx transfer` accepts, in Hz.
 pub const MIN_RATE_HZ: u32 = 16_000;
@@ -53,17 +54,29 @@ pub struct Transferred {
 
 /// Predicts the knobs that give `input` the production style of `reference`.
 pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Knobs> {
-    let mut front = LogMel::new(&net.config().features);
-    let input_features = analysis_features(&mut front, input, "input")?;
-    let reference_features = analysis_features(&mut front, reference, "reference")?;
-    let normalized = net.predict(&[input_features], &[reference_features]).remove(0);
-    let normalized: Vec<f64> = normalized.iter().map(|&v| f64::from(v)).collect();
-    Ok(Knobs::from_normalized(&normalized))
+    let (input, reference) = (analysis_copy(input), analysis_copy(reference));
+    Ok(to_knobs(&predict_normalized(net, &input?, &reference?)?))
 }
 
-/// Style transfer in memory: the knobs, and the whole input rendered with them at its own rate
-/// and channel count, at the reference's level.
-pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Transferred> {
+/// The network's normalised knobs for two analysis copies.
+fn predict_normalized(net: &StyleNet, input: &[f32], reference: &[f32]) -> Result<Vec<f32>> {
+    let mut front = LogMel::new(&net.config().features);
+    let mut features = |samples: &[f32], what: &str| {
+        front.compute(samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })
+    };
+    let input_features = features(input, "input")?;
+    let reference_features = features(reference, "reference")?;
+    Ok(net.predict(&[input_features], &[reference_features]).remove(0))
+}
+
+fn to_knobs(normalized: &[f32]) -> Knobs {
+    Knobs::from_normalized(&normalized.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
+}
+
+/// Style transfer in memory: the knobs (the network's, then `refine_steps` of
+/// [`refine::refine`] on the analysis copies), and the whole input rendered with them at its
+/// own rate and channel count, at the reference's level.
+pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: usize) -> Result<Transferred> {
     for (what, audio) in [("input", input), ("reference", reference)] {
         audio.validate(what)?;
         audio.check_not_silent(what)?;
@@ -76,7 +89,13 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Tran
             });
         }
     }
-    let knobs = predict_knobs(net, input, reference)?;
+    let (input_copy, reference_copy) = (analysis_copy(input)?, analysis_copy(reference)?);
+    let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
+    if refine_steps > 0 {
+        let fx = ChainFx { sample_rate: ANALYSIS_RATE_HZ };
+        normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, refine_steps);
+    }
+    let knobs = to_knobs(&normalized);
     let (input_gain, output_gain) = (peak_gain(input), 1.0 / peak_gain(reference));
     let mut output = input.clone();
     scale(&mut output, input_gain);
@@ -118,6 +137,7 @@ pub fn transfer_files(
     output: &Path,
     params_out: Option<&Path>,
     format: WavFormat,
+    refine_steps: usize,
 ) -> Result<Transferred> {
     audio::ensure_output_distinct(output, &[input, reference])?;
     if let Some(params) = params_out {
@@ -129,7 +149,7 @@ pub fn transfer_files(
         Error::BadAudio { reason, .. } => Error::BadAudio { what: path.display().to_string(), reason },
         other => other,
     };
-    let done = transfer(net, &input_audio, &reference_audio).map_err(|e| match &e {
+    let done = transfer(net, &input_audio, &reference_audio, refine_steps).map_err(|e| match &e {
         Error::BadAudio { what, .. } if what == "input" => name(input, e),
         Error::BadAudio { what, .. } if what == "reference" => name(reference, e),
         _ => e,
@@ -143,15 +163,15 @@ pub fn transfer_files(
     Ok(done)
 }
 
-/// The features of a recording's analysis copy: mono, at the network's rate, peak −12 dBFS.
-fn analysis_features(front: &mut LogMel, audio: &Audio, what: &str) -> Result<Features> {
+/// A recording's analysis copy: mono, at the network's rate, peak −12 dBFS, as in training.
+fn analysis_copy(audio: &Audio) -> Result<Vec<f32>> {
     let mut mono = audio.to_mono();
     if mono.sample_rate != ANALYSIS_RATE_HZ {
         mono = audio::resample(&mono, ANALYSIS_RATE_HZ)?;
     }
     let mut samples = mono.channels.remove(0);
     normalize_peak(&mut [&mut samples], PEAK_DBFS);
-    front.compute(&samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })
+    Ok(samples)
 }
 
 /// The gain that brings `audio`'s peak to [`PEAK_DBFS`] (1 for silence).
@@ -186,7 +206,7 @@ mod tests {
                 let mut input = groove(3.0, rate, channels, 1);
                 // A quieter recording: −10 dB from the groove's −3 dBFS peak.
                 input.channels.iter_mut().flatten().for_each(|x| *x *= 10f32.powf(-10.0 / 20.0));
-                let done = transfer(&net, &input, &reference).unwrap();
+                let done = transfer(&net, &input, &reference, 0).unwrap();
                 assert_eq!(done.output.sample_rate, rate);
                 assert_eq!(done.output.num_channels(), channels);
                 assert_eq!(done.output.frames(), input.frames());
@@ -209,6 +229,26 @@ mod tests {
             assert!(difference(2 * rate, 2 * rate + 1) < 1e-3, "mono and stereo differ at rate {rate}");
         }
         assert!(difference(2, 4) < 0.1, "44.1 and 96 kHz knobs differ by {}", difference(2, 4));
+    }
+
+    /// Refinement changes the knobs and brings the analysis copy of the input, rendered with
+    /// them, closer to the reference's style than the network's knobs do.
+    #[test]
+    fn refinement_lowers_the_style_distance_of_the_analysis_copy() {
+        use crate::spectral::{StyleDistance, StyleDistanceConfig};
+        let net = bundled_model().unwrap().net;
+        let (input, reference) = (groove(3.0, 44_100, 2, 1), groove(3.0, 48_000, 1, 9));
+        let (plain, refined) = (transfer(&net, &input, &reference, 0).unwrap(), transfer(&net, &input, &reference, 15).unwrap());
+        assert_ne!(plain.knobs, refined.knobs);
+        let (input_copy, reference_copy) = (analysis_copy(&input).unwrap(), analysis_copy(&reference).unwrap());
+        let fx = ChainFx { sample_rate: ANALYSIS_RATE_HZ };
+        let mut distance = StyleDistance::new(&reference_copy, ANALYSIS_RATE_HZ, &StyleDistanceConfig::at(ANALYSIS_RATE_HZ));
+        let mut distance_with = |knobs: &Knobs| {
+            let normalized: Vec<f32> = knobs.to_normalized().iter().map(|&v| v as f32).collect();
+            distance.value(&fx.render_mono(&input_copy, &normalized))
+        };
+        let (before, after) = (distance_with(&plain.knobs), distance_with(&refined.knobs));
+        assert!(after < before, "style distance {before} -> {after}");
     }
 
     #[test]
@@ -237,7 +277,7 @@ mod tests {
         let net = bundled_model().unwrap().net;
         let good = groove(1.0, 44_100, 2, 1);
         let check = |input: Audio, needle: &str| {
-            let error = transfer(&net, &input, &good).unwrap_err().to_string();
+            let error = transfer(&net, &input, &good, 0).unwrap_err().to_string();
             assert!(error.contains(needle), "{error:?} lacks {needle:?}");
         };
         let mut nan = good.clone();
@@ -248,7 +288,7 @@ mod tests {
         let mut three = good.clone();
         three.channels.push(three.channels[0].clone());
         check(three, "3 channels");
-        let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }).unwrap_err();
+        let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }, 0).unwrap_err();
         assert!(error.to_string().starts_with("reference"), "{error}");
     }
 }

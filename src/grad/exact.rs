@@ -16,6 +16,25 @@ impl<F: Differentiable + ?Sized> Estimator<F> for Exact {
     }
 }
 
+/// The loss of one input rendered through the chain with normalised `knobs`, and its exact
+/// gradient with respect to the knobs, for any loss of the output: `output_loss` receives the
+/// rendered channels and returns the loss and its gradient with respect to them.
+pub fn chain_knob_gradient(
+    fx: &ChainFx,
+    input: &[Vec<f32>],
+    knobs: &[f32],
+    output_loss: impl FnOnce(&[Vec<f32>]) -> (f64, Channels),
+) -> (f64, Vec<f32>) {
+    let knobs = ChainFx::knobs(knobs);
+    let inputs: Vec<&[f32]> = input.iter().map(|c| c.as_slice()).collect();
+    let mut tape = ChainTape::default();
+    let output = fx::forward(&knobs, fx.sample_rate, &inputs, &mut tape);
+    let (value, grad_output) = output_loss(output);
+    let gv: Vec<&[f32]> = grad_output.iter().map(|c| c.as_slice()).collect();
+    let grad = fx::vjp(&knobs, fx.sample_rate, &inputs, &tape, &gv);
+    (value, grad.knobs_normalized(&knobs).iter().map(|&v| v as f32).collect())
+}
+
 /// One exact training step of the effect island: renders every example through the chain with
 /// its tape, evaluates the mean loss over all (example, channel) signals against `targets`, and
 /// returns the loss, the rendered outputs and each example's normalised knob gradient. One

@@ -9,7 +9,7 @@ mod exact;
 mod finite_diff;
 mod spsa;
 
-pub use exact::{Exact, chain_loss_and_grad};
+pub use exact::{Exact, chain_knob_gradient, chain_loss_and_grad};
 pub use finite_diff::FiniteDiff;
 pub use spsa::Spsa;
 

@@ -78,6 +78,15 @@ impl Trainer {
         Self { model, optimizer: adam(config), config: config.clone() }
     }
 
+    /// A network that starts from the weights of the model file at `path` (fine-tuning), with
+    /// a fresh optimiser.
+    pub fn from_model_file(path: &Path, config: &TrainerConfig) -> Result<Self> {
+        let what = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+        let loaded = from_bytes_on(&bytes, &what, &Device::flex().autodiff())?;
+        Ok(Self { model: loaded.net, optimizer: adam(config), config: config.clone() })
+    }
+
     /// Changes the step size from the next step on (for schedules).
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
         self.config.learning_rate = learning_rate;
@@ -349,6 +358,24 @@ mod tests {
             (losses, trainer.predict(&input, &reference))
         };
         assert_eq!(run(), run());
+    }
+
+    /// A trainer started from a model file predicts what the saved network predicts, and
+    /// trains on from there.
+    #[test]
+    fn fine_tuning_starts_from_the_saved_weights() {
+        let (input, reference, targets) = tilt_level_pairs(4, 7);
+        let mut original = Trainer::new(&StyleNetConfig::default(), &TrainerConfig { seed: 4, ..Default::default() });
+        original.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("start.afx");
+        file::save(&path, &original.model(), &serde_json::json!({})).unwrap();
+        let mut tuned = Trainer::from_model_file(&path, &TrainerConfig::default()).unwrap();
+        assert_eq!(tuned.predict(&input, &reference), original.predict(&input, &reference));
+        let before = tuned.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
+        let after = tuned.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
+        assert!(after < before, "{before} -> {after}");
+        assert!(Trainer::from_model_file(&dir.path().join("missing.afx"), &TrainerConfig::default()).is_err());
     }
 
     /// Adam divides by `√v + ε` with `ε = 1e-5`, so gradients clipped far below `ε` barely move
