@@ -5,6 +5,8 @@
 //! random or named styles → each row's output for the input → every metric against the target,
 //! averaged over the pairs. Rows:
 //! - **Input**: the corrupted input unprocessed, the level to beat;
+//! - **RB-DSP**: the rule-based baseline ([`baseline::rb_dsp`]: FIR spectrum match and a
+//!   compressor threshold search on loudness);
 //! - each **model**: its knobs for (input, reference), rendered through the chain;
 //! - each **model + refinement** (with `refine_steps`): the model's knobs refined on the style
 //!   distance to the reference ([`refine::refine`], no ground truth involved);
@@ -26,7 +28,7 @@ use crate::grad::ChainFx;
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
-use crate::{Error, Result, refine};
+use crate::{Error, Result, baseline, refine};
 
 /// The rate of the pairs (the corpus's).
 const RATE_HZ: u32 = 24_000;
@@ -117,9 +119,19 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
     let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0));
-    let progress = crate::progress::bar((model_rows + 2 + usize::from(config.oracle_steps > 0)) as u64, "rows");
+    let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
+    progress.inc(1);
+    let rule_based: Vec<(Vec<f32>, f64)> = pairs
+        .par_iter()
+        .map(|p| {
+            let start = Instant::now();
+            let output = baseline::rb_dsp(&p.input, &p.reference, RATE_HZ)?;
+            Ok((output, start.elapsed().as_secs_f64()))
+        })
+        .collect::<Result<_>>()?;
+    rows.push(measure_row("RB-DSP", &pairs, &styles, rule_based)?);
     progress.inc(1);
     for candidate in candidates {
         let mut front = LogMel::new(&candidate.net.config().features);
@@ -331,8 +343,8 @@ mod tests {
         };
         let report = evaluate(&config, &candidates).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["Input", "bundled", "Style knobs", "Oracle (fitted knobs)"]);
-        let (input, oracle) = (&report.rows[0], &report.rows[3]);
+        assert_eq!(names, ["Input", "RB-DSP", "bundled", "Style knobs", "Oracle (fitted knobs)"]);
+        let (input, oracle) = (&report.rows[0], &report.rows[4]);
         assert!(oracle.metrics.mrstft < input.metrics.mrstft, "{} vs {}", oracle.metrics.mrstft, input.metrics.mrstft);
         for row in &report.rows {
             assert_eq!(row.by_style.len(), 5);

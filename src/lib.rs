@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod atomic;
 pub mod audio;
+pub mod baseline;
 pub mod bench;
 pub mod curves;
 pub mod data;

@@ -210,6 +210,12 @@ fn mean_centroid_hz(channels: &[Vec<f64>], sample_rate: u32) -> f64 {
 }
 
 /// Integrated loudness in LUFS per ITU-R BS.1770-4; `what` names the recording in errors.
+/// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
+/// naming `what`.
+pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64> {
+    integrated_loudness_lufs(&[signal.iter().map(|&v| f64::from(v)).collect()], sample_rate, what)
+}
+
 fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<f64> {
     let bad = |reason: String| Error::BadAudio { what: what.into(), reason };
     let meter_error = |e: ebur128::Error| bad(format!("loudness meter failed: {e}"));
