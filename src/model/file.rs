@@ -1,5 +1,5 @@
-//! Model files: one file holds a network's config, a free-form model card (training settings,
-//! evaluation numbers) and its weights.
+//! Model files: one file holds a network's kind (a style network or a neural proxy), its
+//! config, a free-form model card (training settings, evaluation numbers) and its weights.
 //!
 //! Layout, integers little-endian:
 //!
@@ -10,7 +10,7 @@
 //! | 8 | 4 | header length `H` |
 //! | 12 | 8 | weights length `W` |
 //! | 20 | 8 | FNV-1a 64-bit hash of every byte from offset 28 to the end |
-//! | 28 | `H` | header, JSON: `{"config": StyleNetConfig, "card": any JSON}` |
+//! | 28 | `H` | header, JSON: `{"kind": "style" \| "proxy", "config": StyleNetConfig \| ProxyConfig, "card": any JSON}` (no kind: style) |
 //! | 28 + `H` | | zeros up to the next multiple of 256 |
 //! | `P` | `W` | the weights as a burnpack (burn's own format) |
 //!
@@ -27,6 +27,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::network::{StyleNet, StyleNetConfig};
+use super::proxy::{Proxy, ProxyConfig};
 use crate::fx::NUM_KNOBS;
 use crate::{Error, Result};
 
@@ -45,11 +46,43 @@ pub struct LoadedModel {
     pub card: serde_json::Value,
 }
 
-/// The JSON header.
+/// A proxy read from a model file, with its card.
+#[derive(Debug)]
+pub struct LoadedProxy {
+    pub proxy: Proxy,
+    pub card: serde_json::Value,
+}
+
+/// What a model file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Style,
+    Proxy,
+}
+
+/// The JSON header; `config` is read once the kind is known.
 #[derive(Serialize, Deserialize)]
 struct Header {
-    config: StyleNetConfig,
+    #[serde(default = "style_kind")]
+    kind: Kind,
+    config: serde_json::Value,
     card: serde_json::Value,
+}
+
+fn style_kind() -> Kind {
+    Kind::Style
+}
+
+impl Header {
+    /// The config, if the file holds `kind`.
+    fn config<C: serde::de::DeserializeOwned>(&self, kind: Kind) -> Result<C, String> {
+        if self.kind != kind {
+            let name = |k: Kind| if k == Kind::Style { "a style model" } else { "a neural proxy" };
+            return Err(format!("holds {}, not {}", name(self.kind), name(kind)));
+        }
+        serde_json::from_value(self.config.clone()).map_err(|e| format!("unreadable header: {e}"))
+    }
 }
 
 /// Writes `net` and `card` (free-form JSON: training settings, evaluation numbers) to `path`,
@@ -104,12 +137,43 @@ fn copied(weights: &[u8]) -> BurnpackStore {
 
 /// The bytes of a model file holding `net` and `card`.
 pub(super) fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+    encode(Kind::Style, net.config(), net, card)
+}
+
+/// The bytes of a model file holding any module of `kind` with its config.
+fn encode<M: Module>(kind: Kind, config: &impl Serialize, module: &M, card: &serde_json::Value) -> Result<Vec<u8>, String> {
     let mut store = BurnpackStore::from_bytes(None);
-    net.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
+    module.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
-    let header = serde_json::to_vec(&Header { config: net.config().clone(), card: card.clone() })
+    let config = serde_json::to_value(config).map_err(|e| format!("cannot serialise the config: {e}"))?;
+    let header = serde_json::to_vec(&Header { kind, config, card: card.clone() })
         .map_err(|e| format!("cannot serialise the header: {e}"))?;
     Ok(assemble(&header, &weights))
+}
+
+/// Writes a proxy and its card to `path` atomically, as [`save`] does for style networks.
+pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
+    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
+    let bytes = encode(Kind::Proxy, proxy.config(), proxy, card).map_err(fail)?;
+    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+}
+
+/// Reads a proxy file written by [`save_proxy`] onto `device`.
+pub fn load_proxy_on(path: &Path, device: &Device) -> Result<LoadedProxy> {
+    let what = path.display().to_string();
+    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let (header, weights) = parse(&bytes).map_err(fail)?;
+    let config: ProxyConfig = header.config(Kind::Proxy).map_err(fail)?;
+    config.validate().map_err(|e| fail(e.to_string()))?;
+    let mut proxy = config.init(device, 0);
+    load_weights(&mut proxy, copied(weights)).map_err(fail)?;
+    Ok(LoadedProxy { proxy, card: header.card })
+}
+
+/// Reads a proxy file onto the plain CPU device.
+pub fn load_proxy(path: &Path) -> Result<LoadedProxy> {
+    load_proxy_on(path, &Device::flex())
 }
 
 /// Lays out prefix, header, padding and weights, and fills in the hash.
@@ -158,10 +222,6 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
     }
     let header: Header = serde_json::from_slice(&bytes[PREFIX_LEN..PREFIX_LEN + header_len])
         .map_err(|e| format!("unreadable header: {e}"))?;
-    header.config.validate().map_err(|e| e.to_string())?;
-    if header.config.num_knobs != NUM_KNOBS {
-        return Err(format!("the model sets {} knobs, this afx's chain has {NUM_KNOBS}", header.config.num_knobs));
-    }
     Ok((header, &bytes[weights_start..]))
 }
 
@@ -174,15 +234,26 @@ fn truncated(len: usize, expected: usize) -> String {
     format!("truncated: {len} bytes, expected {expected}")
 }
 
-/// Builds the network the header describes on `device` and loads the weights, which must
-/// match it tensor for tensor.
-fn build(header: Header, mut store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
-    let mut net = header.config.init(device, 0);
-    let applied = net.load_from(&mut store).map_err(|e| format!("weights do not match the config: {e}"))?;
+/// Builds the style network the header describes on `device` and loads the weights, which
+/// must match it tensor for tensor.
+fn build(header: Header, store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
+    let config: StyleNetConfig = header.config(Kind::Style)?;
+    config.validate().map_err(|e| e.to_string())?;
+    if config.num_knobs != NUM_KNOBS {
+        return Err(format!("the model sets {} knobs, this afx's chain has {NUM_KNOBS}", config.num_knobs));
+    }
+    let mut net = config.init(device, 0);
+    load_weights(&mut net, store)?;
+    Ok(LoadedModel { net, card: header.card })
+}
+
+/// Loads `store` into `module`, whose tensors it must match one for one.
+fn load_weights<M: Module>(module: &mut M, mut store: BurnpackStore) -> Result<(), String> {
+    let applied = module.load_from(&mut store).map_err(|e| format!("weights do not match the config: {e}"))?;
     if !applied.unused.is_empty() {
         return Err(format!("weights do not match the config: unused tensors {:?}", applied.unused));
     }
-    Ok(LoadedModel { net, card: header.card })
+    Ok(())
 }
 
 /// FNV-1a, 64-bit (Fowler, Noll & Vo; IETF draft-eastlake-fnv): detects accidental damage, not
@@ -240,6 +311,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn proxies_round_trip_and_kinds_are_not_confused() {
+        use crate::model::proxy::{ProxyConfig, ProxyEffect};
+        let config = ProxyConfig { channels: 4, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Comp) };
+        let proxy = config.init(&Device::flex(), 5);
+        let dir = tempfile::tempdir().unwrap();
+        let (proxy_path, style_path) = (dir.path().join("comp.afx"), dir.path().join("style.afx"));
+        save_proxy(&proxy_path, &proxy, &card()).unwrap();
+        save(&style_path, &small_config().init(&Device::flex(), 1), &card()).unwrap();
+
+        let loaded = load_proxy(&proxy_path).unwrap();
+        assert_eq!(loaded.proxy.config(), &config);
+        assert_eq!(loaded.card, card());
+        let run = |p: &Proxy| {
+            let x = Tensor::<2>::from_data(TensorData::new((0..40).map(|i| (i as f32).sin()).collect::<Vec<_>>(), [1, 40]), &Device::flex());
+            let k = Tensor::<2>::from_data(TensorData::new(vec![0.3f32; 6], [1, 6]), &Device::flex());
+            p.forward(x, k).into_data().try_into_vec::<f32>().unwrap()
+        };
+        assert_eq!(run(&loaded.proxy), run(&proxy));
+        let style_error = load(&proxy_path).unwrap_err().to_string();
+        assert!(style_error.contains("holds a neural proxy, not a style model"), "{style_error}");
+        let proxy_error = load_proxy(&style_path).unwrap_err().to_string();
+        assert!(proxy_error.contains("holds a style model, not a neural proxy"), "{proxy_error}");
+    }
+
     /// Reading `bytes` must give a model-file error, not a model and not a panic.
     fn assert_refused(name: &str, bytes: &[u8]) {
         match from_bytes(bytes, "test") {
@@ -290,7 +386,12 @@ mod tests {
             ("fewer knobs", StyleNetConfig { num_knobs: NUM_KNOBS - 1, ..small.clone() }),
         ];
         for (name, config) in configs {
-            let header = serde_json::to_vec(&Header { config, card: card() }).unwrap();
+            let header = serde_json::to_vec(&Header {
+                kind: Kind::Style,
+                config: serde_json::to_value(config).unwrap(),
+                card: card(),
+            })
+            .unwrap();
             assert_refused(name, &assemble(&header, weights));
         }
         assert_refused("header not a config", &assemble(br#"{"config": 3, "card": null}"#, weights));

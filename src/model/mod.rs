@@ -7,9 +7,11 @@
 pub mod features;
 pub mod file;
 pub mod network;
+pub mod proxy;
 pub mod trainer;
 
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};
+pub use proxy::{Proxy, ProxyConfig, ProxyEffect};
 pub use trainer::{Trainer, TrainerConfig};

@@ -7,7 +7,7 @@
 //! linear map to the embedding. Controller: `concat(e_in, e_ref, e_ref − e_in)` → two GELU
 //! layers → one output per knob → sigmoid, so every knob lies in (0, 1).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use burn::module::{Initializer, ModuleVisitor, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
@@ -101,14 +101,9 @@ impl StyleNetConfig {
         if let Err(e) = self.validate() {
             panic!("{e}");
         }
-        // Flex keeps one random generator for the whole process and burn draws initial weights
-        // lazily, on first use; seed and draw everything under one lock so that concurrent
-        // inits (tests, several trainers) cannot interleave their draws.
-        static INIT: Mutex<()> = Mutex::new(());
-        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        device.seed(seed);
+        let _guard = seeded(device, seed);
         let net = self.build(device);
-        net.visit(&mut Materialize);
+        materialize(&net);
         net
     }
 
@@ -145,6 +140,22 @@ impl StyleNetConfig {
             config: self.clone(),
         }
     }
+}
+
+/// Seeds the device's generator with `seed` and holds a lock until the guard drops: flex keeps
+/// one random generator for the whole process and burn draws initial weights lazily, on first
+/// use, so a network must be built and [materialised](materialize) under the guard for
+/// concurrent inits (tests, several trainers) not to interleave their draws.
+pub(super) fn seeded(device: &Device, seed: u64) -> MutexGuard<'static, ()> {
+    static INIT: Mutex<()> = Mutex::new(());
+    let guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    guard
+}
+
+/// Draws every lazily initialised parameter of `module` now.
+pub(super) fn materialize<M: Module>(module: &M) {
+    module.visit(&mut Materialize);
 }
 
 /// Forces burn's lazy parameter initialisation by reading every parameter once.
