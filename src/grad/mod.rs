@@ -7,10 +7,12 @@
 
 mod exact;
 mod finite_diff;
+mod proxy;
 mod spsa;
 
 pub use exact::{Exact, chain_knob_gradient, chain_loss_and_grad};
 pub use finite_diff::FiniteDiff;
+pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
 use crate::fx::{self, ChainTape, Knobs, NUM_KNOBS};

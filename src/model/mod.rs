@@ -13,5 +13,5 @@ pub mod trainer;
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};
-pub use proxy::{Proxy, ProxyConfig, ProxyEffect};
+pub use proxy::{Proxy, ProxyChain, ProxyConfig, ProxyEffect};
 pub use trainer::{Trainer, TrainerConfig};

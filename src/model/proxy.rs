@@ -17,6 +17,7 @@ use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig1d};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::network::rows;
 use crate::fx::{KNOBS, NUM_KNOBS};
 use crate::{Error, Result};
 
@@ -29,7 +30,7 @@ pub enum ProxyEffect {
 }
 
 /// Index of the first compressor knob in [`KNOBS`].
-const FIRST_COMP_KNOB: usize = 18;
+const FIRST_COMP_KNOB: usize = crate::fx::params::COMP_OFFSET;
 
 impl ProxyEffect {
     /// The effect's knobs, as a range of indices into [`KNOBS`].
@@ -196,6 +197,105 @@ impl Proxy {
             None => y,
         }
     }
+}
+
+/// The EQ proxy then the compressor proxy: the chain as the proxies imitate it, on the
+/// autodiff device with the proxies' own weights frozen, so that gradients reach the knobs
+/// (and the signal between the two stages) only.
+#[derive(Debug)]
+pub struct ProxyChain {
+    eq: Proxy,
+    comp: Proxy,
+    device: Device,
+}
+
+impl ProxyChain {
+    /// Reads the two proxy files.
+    pub fn load(eq: &std::path::Path, comp: &std::path::Path) -> Result<Self> {
+        let device = Device::flex().autodiff();
+        let eq = super::file::load_proxy_on(eq, &device)?.proxy;
+        let comp = super::file::load_proxy_on(comp, &device)?.proxy;
+        Self::new(eq, comp)
+    }
+
+    /// Joins two proxies (moved onto the autodiff device); the first must imitate the EQ, the
+    /// second the compressor, at one sample rate.
+    pub fn new(eq: Proxy, comp: Proxy) -> Result<Self> {
+        let (e, c) = (eq.config(), comp.config());
+        if e.effect != ProxyEffect::Eq || c.effect != ProxyEffect::Comp {
+            return Err(Error::Invalid(format!(
+                "a proxy chain needs an eq proxy then a comp proxy, not {} then {}",
+                e.effect.name(),
+                c.effect.name()
+            )));
+        }
+        if e.sample_rate != c.sample_rate {
+            return Err(Error::Invalid(format!("the proxies run at {} and {} Hz", e.sample_rate, c.sample_rate)));
+        }
+        let device = Device::flex().autodiff();
+        Ok(Self { eq: eq.to_device(&device).no_grad(), comp: comp.to_device(&device).no_grad(), device })
+    }
+
+    /// The rate the proxies were trained at.
+    pub fn sample_rate(&self) -> u32 {
+        self.eq.config().sample_rate
+    }
+
+    /// Every channel of `input` through both proxies with the normalised chain `knobs`.
+    pub fn render(&self, input: &[Vec<f32>], knobs: &[f32]) -> Vec<Vec<f32>> {
+        let (eq_knobs, comp_knobs) = self.knob_tensors(knobs, input.len());
+        let y = self.comp.forward(self.eq.forward(signal_tensor(input, &self.device), eq_knobs), comp_knobs);
+        rows(y)
+    }
+
+    /// The compressor proxy alone on `input` (the EQ stage's output) with the chain's knobs.
+    pub fn render_comp(&self, input: &[Vec<f32>], knobs: &[f32]) -> Vec<Vec<f32>> {
+        let (_, comp_knobs) = self.knob_tensors(knobs, input.len());
+        rows(self.comp.forward(signal_tensor(input, &self.device), comp_knobs))
+    }
+
+    /// `∂L/∂knobs` through the proxies given `∂L/∂output` for every channel. With
+    /// `real_eq_output` (the real EQ's output for the same input and knobs) the gradient is
+    /// the straight-through one of NP-FH: the compressor proxy reads the real EQ's output, and
+    /// its gradient with respect to that signal flows back through the EQ proxy.
+    pub fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>], real_eq_output: Option<&[Vec<f32>]>) -> Vec<f32> {
+        let device = &self.device;
+        let channels = input.len();
+        let eq_split = ProxyEffect::Eq.knobs().len();
+        let eq_knobs = knob_row(&knobs[..eq_split], device).require_grad();
+        let comp_knobs = knob_row(&knobs[eq_split..], device).require_grad();
+        let soft = self.eq.forward(signal_tensor(input, device), eq_knobs.clone().repeat_dim(0, channels));
+        let between = match real_eq_output {
+            // Value of the real EQ, gradient of the proxy.
+            Some(real) => soft.clone() - soft.detach() + signal_tensor(real, device),
+            None => soft,
+        };
+        let y = self.comp.forward(between, comp_knobs.clone().repeat_dim(0, channels));
+        let grads = (y * signal_tensor(grad_output, device)).sum().backward();
+        let grad_of = |t: &Tensor<2>| {
+            t.grad(&grads).map_or_else(|| vec![0.0; t.dims()[1]], |g| g.into_data().try_into_vec::<f32>().expect("f32 gradient"))
+        };
+        [grad_of(&eq_knobs), grad_of(&comp_knobs)].concat()
+    }
+
+    fn knob_tensors(&self, knobs: &[f32], channels: usize) -> (Tensor<2>, Tensor<2>) {
+        let eq_split = ProxyEffect::Eq.knobs().len();
+        (
+            knob_row(&knobs[..eq_split], &self.device).repeat_dim(0, channels),
+            knob_row(&knobs[eq_split..], &self.device).repeat_dim(0, channels),
+        )
+    }
+}
+
+fn knob_row(knobs: &[f32], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(knobs.to_vec(), [1, knobs.len()]), device)
+}
+
+/// Channels of equal length as a `[channels, samples]` tensor.
+fn signal_tensor(channels: &[Vec<f32>], device: &Device) -> Tensor<2> {
+    let samples = channels.first().map_or(0, Vec::len);
+    let values: Vec<f32> = channels.iter().flatten().copied().collect();
+    Tensor::from_data(TensorData::new(values, [channels.len(), samples]), device)
 }
 
 #[cfg(test)]
