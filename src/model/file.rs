@@ -151,19 +151,29 @@ fn encode<M: Module>(kind: Kind, config: &impl Serialize, module: &M, card: &ser
     Ok(assemble(&header, &weights))
 }
 
+/// The bytes of a proxy file holding `proxy` and `card`.
+pub(super) fn proxy_to_bytes(proxy: &Proxy, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+    encode(Kind::Proxy, proxy.config(), proxy, card)
+}
+
 /// Writes a proxy and its card to `path` atomically, as [`save`] does for style networks.
 pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
     let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = encode(Kind::Proxy, proxy.config(), proxy, card).map_err(fail)?;
+    let bytes = proxy_to_bytes(proxy, card).map_err(fail)?;
     crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Reads a proxy file written by [`save_proxy`] onto `device`.
 pub fn load_proxy_on(path: &Path, device: &Device) -> Result<LoadedProxy> {
     let what = path.display().to_string();
-    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let (header, weights) = parse(&bytes).map_err(fail)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+    proxy_from_bytes_on(&bytes, &what, device)
+}
+
+/// Reads a proxy from the bytes of a proxy file onto `device`; `what` names it in errors.
+pub(super) fn proxy_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedProxy> {
+    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
+    let (header, weights) = parse(bytes).map_err(fail)?;
     let config: ProxyConfig = header.config(Kind::Proxy).map_err(fail)?;
     config.validate().map_err(|e| fail(e.to_string()))?;
     let mut proxy = config.init(device, 0);

@@ -8,10 +8,12 @@ pub mod features;
 pub mod file;
 pub mod network;
 pub mod proxy;
+pub mod proxy_trainer;
 pub mod trainer;
 
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};
 pub use proxy::{Proxy, ProxyChain, ProxyConfig, ProxyEffect};
+pub use proxy_trainer::ProxyTrainer;
 pub use trainer::{Trainer, TrainerConfig};

@@ -99,49 +99,18 @@ impl Trainer {
     /// model file last, each atomically, and the previous optimiser file is removed only
     /// after that: an interruption at any point leaves a consistent checkpoint.
     pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
-        let fail = |reason: String| Error::ModelFile { what: dir.display().to_string(), reason };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the checkpoint folder: {e}")))?;
-        let optimizer = self.optimizer.into_bytes().map_err(|e| fail(format!("cannot serialise Adam's state: {e}")))?;
-        let optimizer_fnv = file::fnv1a64(&optimizer);
-        let optimizer_file = format!("optimizer-{optimizer_fnv:016x}.bpk");
-        write_bytes_atomic(&dir.join(&optimizer_file), &optimizer).map_err(|e| fail(e.to_string()))?;
-        let previous = read_link(dir).ok();
-        let mut card = state.clone();
-        let link = CheckpointLink { optimizer_file: optimizer_file.clone(), optimizer_fnv, trainer: self.config.clone() };
-        card["checkpoint"] = serde_json::to_value(link).map_err(|e| fail(e.to_string()))?;
-        let bytes = to_bytes(&self.model(), &card).map_err(fail)?;
-        write_bytes_atomic(&dir.join(CHECKPOINT_MODEL), &bytes).map_err(|e| fail(e.to_string()))?;
-        if let Some(old) = previous.filter(|old| old.optimizer_file != optimizer_file) {
-            // A stale optimiser file is harmless; failing to remove it is not an error.
-            let _ = std::fs::remove_file(dir.join(old.optimizer_file));
-        }
-        Ok(())
+        write_checkpoint(dir, &self.optimizer, &self.config, state, |card| to_bytes(&self.model(), card))
     }
 
     /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint): the same
     /// network, Adam moments and step counts, learning rate and clipping, so that training
     /// goes on exactly as if it had never stopped. Returns the saved state with it.
     pub fn resume(dir: &Path) -> Result<Resumed> {
-        let model_path = dir.join(CHECKPOINT_MODEL);
-        let what = model_path.display().to_string();
-        let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
-        let bytes = std::fs::read(&model_path).map_err(|e| fail(e.to_string()))?;
-        let loaded = from_bytes_on(&bytes, &what, &Device::flex().autodiff())?;
-        let link: CheckpointLink = link_of(&loaded.card).map_err(fail)?;
-        let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
-        let optimizer = std::fs::read(&optimizer_path)
-            .map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
-        if file::fnv1a64(&optimizer) != link.optimizer_fnv {
-            return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
-        }
-        let optimizer = adam(&link.trainer)
-            .from_bytes(Bytes::from_bytes_vec(optimizer))
-            .map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
-        let mut state = loaded.card;
-        if let Some(object) = state.as_object_mut() {
-            object.remove("checkpoint");
-        }
-        Ok(Resumed { trainer: Trainer { model: loaded.net, optimizer, config: link.trainer }, state })
+        let (model, optimizer, config, state) = read_checkpoint(dir, |bytes, what| {
+            let loaded = from_bytes_on(bytes, what, &Device::flex().autodiff())?;
+            Ok((loaded.net, loaded.card))
+        })?;
+        Ok(Resumed { trainer: Trainer { model, optimizer, config }, state })
     }
 
     /// One Adam step on a batch of (input, reference) pairs. `loss_and_grad` receives the
@@ -197,8 +166,64 @@ impl Trainer {
     }
 }
 
+/// Writes a checkpoint into `dir`: the optimiser's state in a file of its own, then the model
+/// file that `encode` makes from a card (`state` plus the link to the optimiser file). See
+/// [`Trainer::save_checkpoint`].
+pub(super) fn write_checkpoint(
+    dir: &Path,
+    optimizer: &ModuleOptimizer,
+    config: &TrainerConfig,
+    state: &serde_json::Value,
+    encode: impl FnOnce(&serde_json::Value) -> Result<Vec<u8>, String>,
+) -> Result<()> {
+    let fail = |reason: String| Error::ModelFile { what: dir.display().to_string(), reason };
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the checkpoint folder: {e}")))?;
+    let optimizer = optimizer.into_bytes().map_err(|e| fail(format!("cannot serialise Adam's state: {e}")))?;
+    let optimizer_fnv = file::fnv1a64(&optimizer);
+    let optimizer_file = format!("optimizer-{optimizer_fnv:016x}.bpk");
+    write_bytes_atomic(&dir.join(&optimizer_file), &optimizer).map_err(|e| fail(e.to_string()))?;
+    let previous = read_link(dir).ok();
+    let mut card = state.clone();
+    let link = CheckpointLink { optimizer_file: optimizer_file.clone(), optimizer_fnv, trainer: config.clone() };
+    card["checkpoint"] = serde_json::to_value(link).map_err(|e| fail(e.to_string()))?;
+    let bytes = encode(&card).map_err(fail)?;
+    write_bytes_atomic(&dir.join(CHECKPOINT_MODEL), &bytes).map_err(|e| fail(e.to_string()))?;
+    if let Some(old) = previous.filter(|old| old.optimizer_file != optimizer_file) {
+        // A stale optimiser file is harmless; failing to remove it is not an error.
+        let _ = std::fs::remove_file(dir.join(old.optimizer_file));
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint written by [`write_checkpoint`]: the module and card that `decode` reads
+/// from the model file's bytes, the optimiser, its settings and the saved state.
+pub(super) fn read_checkpoint<M>(
+    dir: &Path,
+    decode: impl FnOnce(&[u8], &str) -> Result<(M, serde_json::Value)>,
+) -> Result<(M, ModuleOptimizer, TrainerConfig, serde_json::Value)> {
+    let model_path = dir.join(CHECKPOINT_MODEL);
+    let what = model_path.display().to_string();
+    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+    let bytes = std::fs::read(&model_path).map_err(|e| fail(e.to_string()))?;
+    let (model, mut state) = decode(&bytes, &what)?;
+    let link: CheckpointLink = link_of(&state).map_err(fail)?;
+    let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
+    let optimizer = std::fs::read(&optimizer_path)
+        .map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
+    if file::fnv1a64(&optimizer) != link.optimizer_fnv {
+        return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
+    }
+    let optimizer = adam(&link.trainer)
+        .from_bytes(Bytes::from_bytes_vec(optimizer))
+        .map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
+    if let Some(object) = state.as_object_mut() {
+        object.remove("checkpoint");
+    }
+    Ok((model, optimizer, link.trainer, state))
+}
+
 /// Adam as the trainer uses it, with `config`'s clipping.
-fn adam(config: &TrainerConfig) -> ModuleOptimizer {
+pub(super) fn adam(config: &TrainerConfig) -> ModuleOptimizer {
     AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init()
 }
 
