@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod progress;
+pub mod proxy_train;
 pub mod real;
 pub mod refine;
 pub mod simd;

@@ -1,6 +1,6 @@
 //! The `afx` command line: parse, call the library, print.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,6 +11,8 @@ use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet};
+use afx::model::{ProxyConfig, ProxyEffect};
+use afx::proxy_train::ProxyTrainConfig;
 use afx::train::{EstimatorKind, TrainConfig};
 
 #[derive(Parser)]
@@ -121,6 +123,12 @@ enum Command {
     },
     /// Train a style network through the effect chain on folders of audio.
     Train(TrainArgs),
+    /// Neural proxies: networks that imitate the EQ or the compressor (for the NP, NP-HH and
+    /// NP-FH gradient methods).
+    Proxy {
+        #[command(subcommand)]
+        command: ProxyCommand,
+    },
     /// Measure models on held-out files with the DeepAFx-ST synthetic protocol.
     Eval {
         /// Model files to evaluate (repeatable); `bundled` names the model inside afx.
@@ -156,6 +164,81 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ProxyCommand {
+    /// Fit a proxy to the real EQ or compressor on folders of audio (random knobs over the
+    /// whole range, MR-STFT + L1 against the real effect's output).
+    Train(ProxyTrainArgs),
+}
+
+/// `afx proxy train`'s options; unset ones take `ProxyTrainConfig::new`'s values.
+#[derive(clap::Args)]
+struct ProxyTrainArgs {
+    #[arg(long, value_enum)]
+    effect: Effect,
+    /// Folders (or files) of training audio (train and validation splits are used).
+    #[arg(long, num_args = 1.., required_unless_present = "resume")]
+    data: Vec<PathBuf>,
+    /// Where the proxy goes (the weights with the best validation loss).
+    #[arg(long)]
+    out: PathBuf,
+    /// Run folder: checkpoint, log.csv, curves.png, best.afx. Default: OUT with `.run` appended.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue the run in the run folder from its checkpoint (its settings are kept).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Clip length in frames at 24 kHz.
+    #[arg(long)]
+    clip_frames: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Channels of every TCN block (published: 64).
+    #[arg(long)]
+    channels: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Effect {
+    Eq,
+    Comp,
+}
+
+impl ProxyTrainArgs {
+    fn config(&self) -> ProxyTrainConfig {
+        let effect = match self.effect {
+            Effect::Eq => ProxyEffect::Eq,
+            Effect::Comp => ProxyEffect::Comp,
+        };
+        let d = ProxyTrainConfig::new(effect);
+        ProxyTrainConfig {
+            data: self.data.clone(),
+            proxy: ProxyConfig { channels: self.channels.unwrap_or(d.proxy.channels), ..d.proxy.clone() },
+            steps: self.steps.unwrap_or(d.steps),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            clip_frames: self.clip_frames.unwrap_or(d.clip_frames),
+            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.seed.unwrap_or(d.seed),
+            ..d
+        }
+    }
+}
+
+/// The run folder of a training: `--run-dir`, or OUT with `.run` appended.
+fn run_dir_of(run_dir: &Option<PathBuf>, out: &Path) -> PathBuf {
+    run_dir.clone().unwrap_or_else(|| {
+        let mut dir = out.as_os_str().to_owned();
+        dir.push(".run");
+        PathBuf::from(dir)
+    })
 }
 
 /// `afx train`'s options; unset ones take [`TrainConfig::default`]'s values.
@@ -405,12 +488,21 @@ fn run(cli: Cli) -> afx::Result<()> {
                 }
             }
         }
+        Command::Proxy { command: ProxyCommand::Train(args) } => {
+            let run_dir = run_dir_of(&args.run_dir, &args.out);
+            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &args.out, args.resume, args.steps)?;
+            println!(
+                "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
+                summary.steps,
+                summary.elapsed_s,
+                args.out.display(),
+                summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
+                summary.last_validation.map(|v| format!("{:.4}", v.input_loss)).unwrap_or("-".into()),
+                run_dir.display()
+            );
+        }
         Command::Train(args) => {
-            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-                let mut dir = args.out.clone().into_os_string();
-                dir.push(".run");
-                PathBuf::from(dir)
-            });
+            let run_dir = run_dir_of(&args.run_dir, &args.out);
             let summary = afx::train::train(&args.config()?, &run_dir, &args.out, args.resume, args.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",

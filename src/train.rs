@@ -100,32 +100,66 @@ impl TrainConfig {
     /// The learning rate at `step`: [`TrainConfig::learning_rate`], divided by 10 from 80 %
     /// of the steps on.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
-        if step * 5 >= self.steps * 4 { self.learning_rate / 10.0 } else { self.learning_rate }
+        step_decay(self.learning_rate, self.steps, step)
     }
 
     pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("--steps", self.steps),
-            ("--batch-size", self.batch_size as u64),
-            ("--log-every", self.log_every),
-            ("--validate-every", self.validate_every),
-            ("--checkpoint-every", self.checkpoint_every),
-            ("--spsa-pairs", self.spsa_pairs as u64),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(Error::Invalid(format!("{name} must be at least 1")));
-        }
+        check_run_settings(
+            &[
+                ("--steps", self.steps),
+                ("--batch-size", self.batch_size as u64),
+                ("--log-every", self.log_every),
+                ("--validate-every", self.validate_every),
+                ("--checkpoint-every", self.checkpoint_every),
+                ("--spsa-pairs", self.spsa_pairs as u64),
+            ],
+            self.learning_rate,
+        )?;
         if self.half_frames < self.net.features.min_samples() {
             return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(Error::Invalid(format!("learning rate {} must be positive", self.learning_rate)));
         }
         if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
             return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
         }
         self.net.validate()
     }
+}
+
+/// The step decay both trainings use: `base` for the first 80 % of `steps`, then `base / 10`.
+pub(crate) fn step_decay(base: f64, steps: u64, step: u64) -> f64 {
+    if step * 5 >= steps * 4 { base / 10.0 } else { base }
+}
+
+/// Checks settings every training run has: counts of at least 1 and a positive learning rate.
+pub(crate) fn check_run_settings(counts: &[(&str, u64)], learning_rate: f64) -> Result<()> {
+    if let Some((name, _)) = counts.iter().find(|(_, v)| *v == 0) {
+        return Err(Error::Invalid(format!("{name} must be at least 1")));
+    }
+    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        return Err(Error::Invalid(format!("learning rate {learning_rate} must be positive")));
+    }
+    Ok(())
+}
+
+/// Closes a log window: `row` (whose training loss is the mean of `window`, which is emptied)
+/// goes onto the progress bar and into `history`. Returns whether its validation loss beats
+/// `best`, which it then becomes.
+pub(crate) fn record(
+    mut row: LogRow,
+    window: &mut Vec<f64>,
+    history: &mut Vec<LogRow>,
+    best: &mut Option<(u64, f64)>,
+    progress: &indicatif::ProgressBar,
+) -> bool {
+    row.train_loss = (!window.is_empty()).then(|| window.iter().sum::<f64>() / window.len() as f64);
+    window.clear();
+    let improved = row.validation.is_some_and(|v| best.is_none_or(|(_, b)| v.loss < b));
+    if let Some(v) = row.validation.filter(|_| improved) {
+        *best = Some((row.step, v.loss));
+    }
+    progress.set_message(row.summary());
+    history.push(row);
+    improved
 }
 
 /// One row of the training log: a training-loss mean over the last `log_every` steps, a
@@ -241,27 +275,20 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let last = state.step == config.steps;
         if log_due || validation_due || last {
             let measured = (validation_due || last).then(|| validation.measure(&trainer, &fx, &mut loss));
-            let train_loss = (!window.is_empty()).then(|| window.iter().sum::<f64>() / window.len() as f64);
-            window.clear();
-            if let Some(v) = measured
-                && state.best.is_none_or(|(_, best)| v.loss < best)
-            {
-                state.best = Some((state.step, v.loss));
-                model::file::save(&run_dir.join(BEST_MODEL), &trainer.model(), &model_card(&state, &generator))?;
-            }
             let row = LogRow {
                 step: state.step,
                 elapsed_s: state.elapsed_s,
                 learning_rate: config.learning_rate_at(step),
-                train_loss,
+                train_loss: None,
                 validation: measured,
             };
-            progress.set_message(row.summary());
-            state.history.push(row);
+            if record(row, &mut window, &mut state.history, &mut state.best, &progress) {
+                model::file::save(&run_dir.join(BEST_MODEL), &trainer.model(), &model_card(&state, &generator))?;
+            }
         }
         if state.step % config.checkpoint_every == 0 || last {
             trainer.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
-            write_log(run_dir, &state.history)?;
+            write_log(run_dir, &state.history, "afx train")?;
         }
     }
     progress.finish();
@@ -377,7 +404,7 @@ fn mean_loss(loss: &mut MrStftBatch<f32>, estimates: &[Vec<f32>], pairs: &[Pair]
 }
 
 impl LogRow {
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(train) = self.train_loss {
             parts.push(format!("loss {train:.3}"));
@@ -419,7 +446,7 @@ fn model_card(state: &RunState, generator: &PairGenerator) -> serde_json::Value 
 
 /// Writes the run's history as CSV (one row per log entry; empty fields where a row has no
 /// value) and its curves as PNG.
-fn write_log(run_dir: &Path, history: &[LogRow]) -> Result<()> {
+pub(crate) fn write_log(run_dir: &Path, history: &[LogRow], title: &str) -> Result<()> {
     let mut csv = String::from("step,elapsed_s,learning_rate,train_loss,validation_loss,validation_input_loss\n");
     let field = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for row in history {
@@ -434,20 +461,20 @@ fn write_log(run_dir: &Path, history: &[LogRow]) -> Result<()> {
         ));
     }
     write_bytes_atomic(&run_dir.join(LOG_CSV), csv.as_bytes())?;
-    let png = plot::render_png(&curves(history), 1000, 600).map_err(Error::Invalid)?;
+    let png = plot::render_png(&curves(history, title), 1000, 600).map_err(Error::Invalid)?;
     write_bytes_atomic(&run_dir.join(CURVES_PNG), &png)?;
     Ok(())
 }
 
 /// The training loss, the validation loss and the unprocessed input's validation loss over
 /// the steps.
-fn curves(history: &[LogRow]) -> Chart {
+fn curves(history: &[LogRow], title: &str) -> Chart {
     let series = |name: &str, value: &dyn Fn(&LogRow) -> Option<f64>| Series {
         name: name.into(),
         points: history.iter().filter_map(|r| value(r).map(|v| (r.step as f64, v))).collect(),
     };
     Chart {
-        title: "afx train".into(),
+        title: title.into(),
         x_label: "step".into(),
         y_label: "MR-STFT + L1 loss".into(),
         x_scale: Scale::Linear,

@@ -200,3 +200,28 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
     assert!(!o.status.success() && stderr(&o).contains("junk.wav"), "{}", stderr(&o));
     assert!(!Path::new(&path("x.wav")).exists() && !Path::new(&path("y.wav")).exists());
 }
+
+#[test]
+fn transfer_refines_and_proxy_training_refuses_bad_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (input, reference, output) = (path("in.wav"), path("ref.wav"), path("out.wav"));
+    assert!(afx(&["example", "--output", &input, "--seconds", "2"]).status.success());
+    assert!(afx(&["example", "--output", &reference, "--seconds", "2", "--seed", "3", "--style", "bright"]).status.success());
+    let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output, "--refine", "5", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"comp.ratio\""));
+    assert!(Path::new(&output).exists());
+
+    // One recording is not enough for a train and a validation split; an empty folder has none.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(&input, data.join("only.wav")).unwrap();
+    let proxy = path("eq.afx");
+    for folder in [data.to_str().unwrap(), &path("missing")] {
+        let o = afx(&["proxy", "train", "--effect", "eq", "--data", folder, "--out", &proxy, "--steps", "2"]);
+        assert!(!o.status.success());
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+    assert!(!Path::new(&proxy).exists());
+}

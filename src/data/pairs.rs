@@ -173,6 +173,17 @@ impl PairGenerator {
         Ok(Pair { input, reference, target, style, corruption, origin })
     }
 
+    /// Clip number `index` of `split` for `seed`: 2L frames whose halves both pass the energy
+    /// test, peak-normalised to −12 dBFS (the neural proxies train on these).
+    pub fn clip(&self, split: Split, index: u64, seed: u64) -> Result<Vec<f32>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        rng.set_stream(index);
+        let (recording, start) = self.draw_clip(split, &mut rng)?;
+        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + 2 * self.config.half_frames].to_vec();
+        normalize_peak(&mut [&mut clip], PEAK_DBFS);
+        Ok(clip)
+    }
+
     /// Draws (recording, start) of a 2L clip whose halves both pass the energy test.
     fn draw_clip(&self, split: Split, rng: &mut ChaCha8Rng) -> Result<(usize, usize)> {
         let half = self.config.half_frames;
