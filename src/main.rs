@@ -288,6 +288,12 @@ struct TrainArgs {
     /// shape replaces `--net`.
     #[arg(long, conflicts_with = "net")]
     init: Option<PathBuf>,
+    /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
+    #[arg(long)]
+    eq_proxy: Option<PathBuf>,
+    /// The compressor proxy (`afx proxy train --effect comp`), for the proxy estimators.
+    #[arg(long)]
+    comp_proxy: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -301,6 +307,12 @@ enum Estimator {
     Exact,
     Spsa,
     FiniteDiff,
+    /// NP: trained through the neural proxies alone.
+    Proxy,
+    /// NP-HH: trained as NP, meant to run with the real chain.
+    ProxyHalf,
+    /// NP-FH: the real chain forward, the proxies' gradient.
+    ProxyFull,
 }
 
 impl TrainArgs {
@@ -319,11 +331,16 @@ impl TrainArgs {
         Ok(TrainConfig {
             net,
             init: self.init.clone(),
+            eq_proxy: self.eq_proxy.clone(),
+            comp_proxy: self.comp_proxy.clone(),
             data: self.data.clone(),
             estimator: match self.estimator {
                 Estimator::Exact => EstimatorKind::Exact,
                 Estimator::Spsa => EstimatorKind::Spsa,
                 Estimator::FiniteDiff => EstimatorKind::FiniteDiff,
+                Estimator::Proxy => EstimatorKind::Proxy,
+                Estimator::ProxyHalf => EstimatorKind::ProxyHalf,
+                Estimator::ProxyFull => EstimatorKind::ProxyFull,
             },
             spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
             epsilon: self.epsilon.unwrap_or(d.epsilon),

@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
 use crate::data::{self, BatchPlan, Corpus, CorpusConfig, Loader, Pair, PairConfig, PairGenerator, Split};
-use crate::grad::{ChainFx, Channels, Example, FiniteDiff, Spsa, chain_loss_and_grad, loss_and_knob_gradients};
+use crate::grad::{
+    ChainFx, Channels, Exact, Example, FiniteDiff, ProxyFull, Spsa, chain_loss_and_grad, loss_and_knob_gradients,
+};
 use crate::plot::{self, Chart, Scale, Series};
-use crate::model::{self, Features, LogMel, StyleNetConfig, Trainer, TrainerConfig};
+use crate::model::{self, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -31,6 +33,15 @@ pub enum EstimatorKind {
     Spsa,
     /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
     FiniteDiff,
+    /// NP: the loss of the proxies' output, differentiated through the proxies
+    /// ([`TrainConfig::eq_proxy`], [`TrainConfig::comp_proxy`]).
+    Proxy,
+    /// NP-HH: trained as NP; the name records that the model is meant to run with the real
+    /// chain (as every afx model does at inference).
+    ProxyHalf,
+    /// NP-FH: the real chain's output and loss, the gradient through the proxies evaluated on
+    /// the real signals ([`crate::grad::ProxyFull`]).
+    ProxyFull,
 }
 
 impl EstimatorKind {
@@ -39,7 +50,15 @@ impl EstimatorKind {
             EstimatorKind::Exact => "exact",
             EstimatorKind::Spsa => "spsa",
             EstimatorKind::FiniteDiff => "finite_diff",
+            EstimatorKind::Proxy => "proxy",
+            EstimatorKind::ProxyHalf => "proxy_half",
+            EstimatorKind::ProxyFull => "proxy_full",
         }
+    }
+
+    /// Whether the estimator needs the neural proxies.
+    pub fn uses_proxies(self) -> bool {
+        matches!(self, EstimatorKind::Proxy | EstimatorKind::ProxyHalf | EstimatorKind::ProxyFull)
     }
 }
 
@@ -71,6 +90,12 @@ pub struct TrainConfig {
     /// `net`.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// The proxy files of the EQ and the compressor (`afx proxy train`), for the proxy
+    /// estimators.
+    #[serde(default)]
+    pub eq_proxy: Option<PathBuf>,
+    #[serde(default)]
+    pub comp_proxy: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +117,8 @@ impl Default for TrainConfig {
             checkpoint_every: 250,
             net: StyleNetConfig::default(),
             init: None,
+            eq_proxy: None,
+            comp_proxy: None,
         }
     }
 }
@@ -115,6 +142,12 @@ impl TrainConfig {
             ],
             self.learning_rate,
         )?;
+        if self.estimator.uses_proxies() != (self.eq_proxy.is_some() && self.comp_proxy.is_some()) {
+            return Err(Error::Invalid(format!(
+                "--eq-proxy and --comp-proxy go with the proxy estimators (and those need both); estimator {}",
+                self.estimator.name()
+            )));
+        }
         if self.half_frames < self.net.features.min_samples() {
             return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
         }
@@ -253,6 +286,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     let mut front = LogMel::new(&config.net.features);
     let validation = ValidationSet::new(&generator, &config, &mut front)?;
     let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    let effects = Effects { chain: fx, proxies: load_proxies(&config)? };
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
 
     let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
@@ -265,7 +299,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let batch = batch?;
         let step = batch.index;
         trainer.set_learning_rate(config.learning_rate_at(step));
-        let value = train_step(&mut trainer, &config, &fx, &mut front, &mut loss, &batch.pairs, step)?;
+        let value = train_step(&mut trainer, &config, &effects, &mut front, &mut loss, &batch.pairs, step)?;
         window.push(value);
         state.step = step + 1;
         state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
@@ -310,11 +344,29 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     })
 }
 
+/// The effects a training step renders through: the real chain, and the proxies for the proxy
+/// estimators.
+struct Effects {
+    chain: ChainFx,
+    proxies: Option<ProxyChain>,
+}
+
+/// The proxies of `config`, when its estimator needs them, checked against the corpus rate.
+fn load_proxies(config: &TrainConfig) -> Result<Option<ProxyChain>> {
+    let (Some(eq), Some(comp)) = (&config.eq_proxy, &config.comp_proxy) else { return Ok(None) };
+    let proxies = ProxyChain::load(eq, comp)?;
+    let rate = CorpusConfig::default().sample_rate;
+    if proxies.sample_rate() != rate {
+        return Err(Error::Invalid(format!("the proxies run at {} Hz, training at {rate} Hz", proxies.sample_rate())));
+    }
+    Ok(Some(proxies))
+}
+
 /// One optimisation step on a batch; returns the batch's loss.
 fn train_step(
     trainer: &mut Trainer,
     config: &TrainConfig,
-    fx: &ChainFx,
+    effects: &Effects,
     front: &mut LogMel,
     loss: &mut MrStftBatch<f32>,
     pairs: &[Pair],
@@ -326,8 +378,16 @@ fn train_step(
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
     trainer.step(&input_features, &reference_features, |knobs| {
         let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
+        let fx = &effects.chain;
+        let proxies = || effects.proxies.as_ref().expect("validated: the proxy estimators have their proxies");
         let (value, _, grads) = match config.estimator {
             EstimatorKind::Exact => chain_loss_and_grad(fx, &batch, &targets, loss),
+            EstimatorKind::Proxy | EstimatorKind::ProxyHalf => {
+                loss_and_knob_gradients(&Exact, proxies(), &batch, &targets, loss, seed)
+            }
+            EstimatorKind::ProxyFull => {
+                loss_and_knob_gradients(&ProxyFull { proxies: proxies() }, fx, &batch, &targets, loss, seed)
+            }
             EstimatorKind::Spsa => {
                 let spsa = Spsa { pairs: config.spsa_pairs, epsilon: config.epsilon };
                 loss_and_knob_gradients(&spsa, fx, &batch, &targets, loss, seed)
@@ -580,7 +640,8 @@ mod tests {
         let (error_before, loss_before) = (response_error(&trainer), validation.measure(&trainer, &fx, &mut loss).loss);
         for step in 0..40 {
             let batch = &train_pairs[(step as usize * 4) % 16..][..4];
-            train_step(&mut trainer, &config, &fx, &mut front, &mut loss, batch, step).unwrap();
+            let effects = Effects { chain: fx, proxies: None };
+            train_step(&mut trainer, &config, &effects, &mut front, &mut loss, batch, step).unwrap();
         }
         let (error_after, loss_after) = (response_error(&trainer), validation.measure(&trainer, &fx, &mut loss).loss);
         eprintln!("tone response error {error_before:.2} -> {error_after:.2} dB, loss {loss_before:.3} -> {loss_after:.3}");
@@ -606,6 +667,38 @@ mod tests {
             validation_pairs: 2,
             checkpoint_every: 2,
             ..TrainConfig::default()
+        }
+    }
+
+    /// The proxy estimators train through proxy files (tiny untrained proxies here: the
+    /// wiring, not the quality), and refuse to run without them.
+    #[test]
+    fn proxy_estimators_train_through_proxy_files() {
+        use crate::model::{ProxyConfig, ProxyEffect, file::save_proxy};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("audio");
+        write_corpus(&data);
+        let mut paths = Vec::new();
+        for effect in [ProxyEffect::Eq, ProxyEffect::Comp] {
+            let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(effect) };
+            let path = dir.path().join(format!("{}.afx", effect.name()));
+            save_proxy(&path, &config.init(&burn::prelude::Device::flex(), 1), &serde_json::json!({})).unwrap();
+            paths.push(path);
+        }
+        for estimator in [EstimatorKind::Proxy, EstimatorKind::ProxyFull] {
+            let config = TrainConfig {
+                estimator,
+                steps: 1,
+                validate_every: 1,
+                eq_proxy: Some(paths[0].clone()),
+                comp_proxy: Some(paths[1].clone()),
+                ..tiny_config(&data)
+            };
+            let run = dir.path().join(estimator.name());
+            let summary = train(&config, &run, &run.join("model.afx"), false, None).unwrap();
+            assert!(summary.last_validation.is_some_and(|v| v.loss.is_finite()));
+            let without = TrainConfig { comp_proxy: None, ..config };
+            assert!(without.validate().is_err());
         }
     }
 

@@ -34,11 +34,11 @@ impl Differentiable for ProxyChain {
 
 /// NP-FH: knob gradients through the proxies at the real chain's signals.
 #[derive(Debug)]
-pub struct ProxyFull {
-    pub proxies: ProxyChain,
+pub struct ProxyFull<'a> {
+    pub proxies: &'a ProxyChain,
 }
 
-impl Estimator<ChainFx> for ProxyFull {
+impl Estimator<ChainFx> for ProxyFull<'_> {
     fn knob_gradients(&self, fx: &ChainFx, batch: &[Example], grad_output: &[Channels], _seed: u64) -> Vec<Vec<f32>> {
         batch
             .par_iter()
@@ -119,7 +119,7 @@ mod tests {
         let input = vec![signal(400, 0.5)];
         let g = vec![signal(400, 1.5)];
         let knobs: Vec<f32> = (0..NUM_KNOBS).map(|i| 0.3 + 0.4 * ((i * 3) % 8) as f32 / 8.0).collect();
-        let estimator = ProxyFull { proxies: chain };
+        let estimator = ProxyFull { proxies: &chain };
         let full = estimator.knob_gradients(&fx, &[Example { input: &input, knobs: &knobs }], std::slice::from_ref(&g), 0).remove(0);
 
         let mut real_eq = Channels::new();
@@ -134,7 +134,7 @@ mod tests {
         };
         let numeric = numeric_gradient(comp_only, &knobs[split..], &g);
         assert_close(&full[split..], &numeric, "NP-FH comp knobs");
-        let proxy_only = Differentiable::knob_vjp(&estimator.proxies, &input, &knobs, &g);
+        let proxy_only = Differentiable::knob_vjp(estimator.proxies, &input, &knobs, &g);
         assert!(full[..split].iter().zip(&proxy_only[..split]).any(|(a, b)| (a - b).abs() > 1e-4));
     }
 }
