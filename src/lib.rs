@@ -21,6 +21,7 @@ pub mod grad;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod probe;
 pub mod progress;
 pub mod proxy_train;
 pub mod real;

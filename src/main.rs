@@ -12,6 +12,7 @@ use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet};
 use afx::model::{ProxyConfig, ProxyEffect};
+use afx::probe::ProbeConfig;
 use afx::proxy_train::ProxyTrainConfig;
 use afx::train::{EstimatorKind, TrainConfig};
 
@@ -123,6 +124,26 @@ enum Command {
     },
     /// Train a style network through the effect chain on folders of audio.
     Train(TrainArgs),
+    /// Score each model's encoder with a linear probe on the five named styles (train split to
+    /// fit, test split to score).
+    Probe {
+        /// Model files (repeatable); `bundled` names the model inside afx.
+        #[arg(long = "model", default_value = "bundled")]
+        models: Vec<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Clips per style to fit the probe on.
+        #[arg(long, default_value_t = 40)]
+        train_clips: usize,
+        /// Clips per style to score it on.
+        #[arg(long, default_value_t = 20)]
+        test_clips: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print JSON instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Neural proxies: networks that imitate the EQ or the compressor (for the NP, NP-HH and
     /// NP-FH gradient methods).
     Proxy {
@@ -230,6 +251,26 @@ impl ProxyTrainArgs {
             ..d
         }
     }
+}
+
+/// The models named on the command line (`bundled` is the one inside afx).
+fn load_models(models: &[String]) -> afx::Result<Vec<afx::model::LoadedModel>> {
+    models
+        .iter()
+        .map(|m| if m == "bundled" { afx::transfer::bundled_model() } else { afx::model::file::load(&PathBuf::from(m)) })
+        .collect()
+}
+
+/// Each loaded model named by its file stem.
+fn candidates<'a>(models: &[String], loaded: &'a [afx::model::LoadedModel]) -> Vec<Candidate<'a>> {
+    models
+        .iter()
+        .zip(loaded)
+        .map(|(name, model)| Candidate {
+            name: PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned()),
+            net: &model.net,
+        })
+        .collect()
 }
 
 /// The run folder of a training: `--run-dir`, or OUT with `.run` appended.
@@ -505,6 +546,22 @@ fn run(cli: Cli) -> afx::Result<()> {
                 }
             }
         }
+        Command::Probe { models, data, train_clips, test_clips, seed, json } => {
+            let loaded = load_models(&models)?;
+            let config = ProbeConfig {
+                data,
+                train_clips_per_style: train_clips,
+                test_clips_per_style: test_clips,
+                seed,
+                ..ProbeConfig::default()
+            };
+            let rows = afx::probe::probe(&config, &candidates(&models, &loaded))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));
+            } else {
+                print!("{}", afx::probe::markdown(&rows));
+            }
+        }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
             let run_dir = run_dir_of(&args.run_dir, &args.out);
             let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &args.out, args.resume, args.steps)?;
@@ -531,18 +588,8 @@ fn run(cli: Cli) -> afx::Result<()> {
             );
         }
         Command::Eval { models, data, styles, pairs, oracle_steps, refine, seed, table, json } => {
-            let loaded = models
-                .iter()
-                .map(|m| if m == "bundled" { afx::transfer::bundled_model() } else { afx::model::file::load(&PathBuf::from(m)) })
-                .collect::<afx::Result<Vec<_>>>()?;
-            let candidates: Vec<Candidate> = models
-                .iter()
-                .zip(&loaded)
-                .map(|(name, model)| Candidate {
-                    name: PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned()),
-                    net: &model.net,
-                })
-                .collect();
+            let loaded = load_models(&models)?;
+            let candidates = candidates(&models, &loaded);
             let config = EvalConfig {
                 data,
                 styles: match styles {

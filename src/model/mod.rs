@@ -7,6 +7,7 @@
 pub mod features;
 pub mod file;
 pub mod network;
+pub mod probe;
 pub mod proxy;
 pub mod proxy_trainer;
 pub mod trainer;
@@ -14,6 +15,7 @@ pub mod trainer;
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};
+pub use probe::LinearProbe;
 pub use proxy::{Proxy, ProxyChain, ProxyConfig, ProxyEffect};
 pub use proxy_trainer::ProxyTrainer;
 pub use trainer::{Trainer, TrainerConfig};

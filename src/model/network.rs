@@ -224,6 +224,14 @@ impl StyleNet {
         self.controller.forward(input_embedding, reference_embedding)
     }
 
+    /// The encoder's embedding of each clip (the style representation the controller reads).
+    ///
+    /// # Panics
+    /// As [`StyleNet::forward_features`].
+    pub fn embed(&self, features: &[Features]) -> Vec<Vec<f32>> {
+        rows(self.encoder.forward(self.batch_tensor(features)))
+    }
+
     /// [`StyleNet::forward`] on plain features: one knob vector per (input, reference) pair.
     ///
     /// # Panics
