@@ -8,6 +8,9 @@
 //! - **RB-DSP**: the rule-based baseline ([`baseline::rb_dsp`]: FIR spectrum match and a
 //!   compressor threshold search on loudness);
 //! - each **model**: its knobs for (input, reference), rendered through the chain;
+//! - each **model through the proxies** (with `proxies`): the model's knobs rendered by the
+//!   neural proxies instead of the chain, DeepAFx-ST's NP row (its NP-HH row is the model's
+//!   own row, which always renders with the real chain);
 //! - each **model + refinement** (with `refine_steps`): the model's knobs refined on the style
 //!   distance to the reference ([`refine::refine`], no ground truth involved);
 //! - **Style knobs**: the target style's own knobs applied to the input (not the right answer,
@@ -24,9 +27,9 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
-use crate::grad::ChainFx;
+use crate::grad::{ChainFx, Channels, Render};
 use crate::metrics::{self, Metrics};
-use crate::model::{LogMel, StyleNet};
+use crate::model::{LogMel, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result, baseline, refine};
 
@@ -56,6 +59,8 @@ pub struct EvalConfig {
     pub oracle_steps: usize,
     /// Steps of inference-time refinement for an extra row per model (0: no such rows).
     pub refine_steps: usize,
+    /// EQ and compressor proxy files for an extra row per model rendered through them.
+    pub proxies: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for EvalConfig {
@@ -68,6 +73,7 @@ impl Default for EvalConfig {
             seed: 42,
             oracle_steps: 100,
             refine_steps: 0,
+            proxies: None,
         }
     }
 }
@@ -118,7 +124,11 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
-    let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0));
+    let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp)).transpose()?;
+    if let Some(p) = proxies.as_ref().filter(|p| p.sample_rate() != RATE_HZ) {
+        return Err(Error::Invalid(format!("the proxies run at {} Hz, evaluation at {RATE_HZ} Hz", p.sample_rate())));
+    }
+    let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0) + usize::from(proxies.is_some()));
     let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
@@ -148,6 +158,11 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         let outputs = timed_renders(&fx, &pairs, &predicted);
         rows.push(measure_row(&candidate.name, &pairs, &styles, outputs)?);
         progress.inc(1);
+        if let Some(proxies) = &proxies {
+            let outputs = timed_renders(proxies, &pairs, &predicted);
+            rows.push(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?);
+            progress.inc(1);
+        }
         if config.refine_steps > 0 {
             let refined: Vec<(Vec<f32>, f64)> = pairs
                 .par_iter()
@@ -197,15 +212,17 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         .collect()
 }
 
-/// Each pair's input rendered with its knobs, with the seconds the knobs took plus the render's.
-fn timed_renders(fx: &ChainFx, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) -> Vec<(Vec<f32>, f64)> {
+/// Each pair's input rendered by `fx` with its knobs, with the seconds the knobs took plus the
+/// render's.
+fn timed_renders(fx: &impl Render, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) -> Vec<(Vec<f32>, f64)> {
     pairs
         .iter()
         .zip(knobs)
         .map(|(p, (k, seconds))| {
             let start = Instant::now();
-            let output = fx.render_mono(&p.input, k);
-            (output, seconds + start.elapsed().as_secs_f64())
+            let mut output = Channels::new();
+            fx.render(std::slice::from_ref(&p.input), k, &mut output);
+            (output.remove(0), seconds + start.elapsed().as_secs_f64())
         })
         .collect()
 }
@@ -332,6 +349,14 @@ mod tests {
         }
         let model = crate::transfer::bundled_model().unwrap();
         let candidates = [Candidate { name: "bundled".into(), net: &model.net }];
+        // Tiny untrained proxies: the row exists and is measured, whatever its quality.
+        let proxy_file = |effect: crate::model::ProxyEffect| {
+            let config = crate::model::ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..crate::model::ProxyConfig::new(effect) };
+            let path = dir.path().join(format!("{}.proxy", effect.name()));
+            crate::model::file::save_proxy(&path, &config.init(&burn::prelude::Device::flex(), 3), &serde_json::json!({})).unwrap();
+            path
+        };
+        let proxies = (proxy_file(crate::model::ProxyEffect::Eq), proxy_file(crate::model::ProxyEffect::Comp));
         let config = EvalConfig {
             data: vec![dir.path().to_path_buf()],
             styles: StyleSet::Named,
@@ -339,12 +364,13 @@ mod tests {
             // Loudness needs at least one 400 ms block.
             half_frames: 12_000,
             oracle_steps: 20,
+            proxies: Some(proxies),
             ..EvalConfig::default()
         };
         let report = evaluate(&config, &candidates).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["Input", "RB-DSP", "bundled", "Style knobs", "Oracle (fitted knobs)"]);
-        let (input, oracle) = (&report.rows[0], &report.rows[4]);
+        assert_eq!(names, ["Input", "RB-DSP", "bundled", "bundled (proxies)", "Style knobs", "Oracle (fitted knobs)"]);
+        let (input, oracle) = (&report.rows[0], &report.rows[5]);
         assert!(oracle.metrics.mrstft < input.metrics.mrstft, "{} vs {}", oracle.metrics.mrstft, input.metrics.mrstft);
         for row in &report.rows {
             assert_eq!(row.by_style.len(), 5);

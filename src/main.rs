@@ -170,6 +170,12 @@ enum Command {
         /// `afx transfer --refine`); 0 leaves those rows out.
         #[arg(long, default_value_t = 0)]
         refine: usize,
+        /// With --comp-proxy: also render each model's knobs through these neural proxies (the
+        /// NP row; the model's own row, with the real chain, is NP-HH).
+        #[arg(long, requires = "comp_proxy")]
+        eq_proxy: Option<PathBuf>,
+        #[arg(long, requires = "eq_proxy")]
+        comp_proxy: Option<PathBuf>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -587,7 +593,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 run_dir.display()
             );
         }
-        Command::Eval { models, data, styles, pairs, oracle_steps, refine, seed, table, json } => {
+        Command::Eval { models, data, styles, pairs, oracle_steps, refine, eq_proxy, comp_proxy, seed, table, json } => {
             let loaded = load_models(&models)?;
             let candidates = candidates(&models, &loaded);
             let config = EvalConfig {
@@ -599,6 +605,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 pairs,
                 oracle_steps,
                 refine_steps: refine,
+                proxies: eq_proxy.zip(comp_proxy),
                 seed,
                 ..EvalConfig::default()
             };
