@@ -127,7 +127,8 @@ enum Command {
     /// Score each model's encoder with a linear probe on the five named styles (train split to
     /// fit, test split to score).
     Probe {
-        /// Model files (repeatable); `bundled` names the model inside afx.
+        /// Model files (repeatable); `bundled` names the model inside afx, `untrained` a freshly
+        /// initialised network (the control).
         #[arg(long = "model", default_value = "bundled")]
         models: Vec<String>,
         #[arg(long, num_args = 1.., required = true)]
@@ -152,7 +153,8 @@ enum Command {
     },
     /// Measure models on held-out files with the DeepAFx-ST synthetic protocol.
     Eval {
-        /// Model files to evaluate (repeatable); `bundled` names the model inside afx.
+        /// Model files to evaluate (repeatable); `bundled` names the model inside afx, `untrained` a
+        /// freshly initialised network.
         #[arg(long = "model", default_value = "bundled")]
         models: Vec<String>,
         /// Folders (or files) of audio; only their test split (10 % of files, never used in
@@ -259,11 +261,16 @@ impl ProxyTrainArgs {
     }
 }
 
-/// The models named on the command line (`bundled` is the one inside afx).
+/// The models named on the command line: `bundled` is the one inside afx, `untrained` a
+/// freshly initialised network (a control), anything else a model file.
 fn load_models(models: &[String]) -> afx::Result<Vec<afx::model::LoadedModel>> {
     models
         .iter()
-        .map(|m| if m == "bundled" { afx::transfer::bundled_model() } else { afx::model::file::load(&PathBuf::from(m)) })
+        .map(|m| match m.as_str() {
+            "bundled" => afx::transfer::bundled_model(),
+            "untrained" => Ok(afx::model::untrained()),
+            path => afx::model::file::load(&PathBuf::from(path)),
+        })
         .collect()
 }
 
