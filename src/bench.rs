@@ -42,6 +42,11 @@ pub struct BenchReport {
     /// `afx transfer` in memory of a 10 s stereo 44.1 kHz input with a 10 s reference, bundled
     /// model included, on one thread (target: at most 50 ms).
     pub transfer_10s_stereo_seconds: f64,
+    /// The same transfer with `--refine 50`, on one thread.
+    pub transfer_10s_stereo_refine_50_seconds: f64,
+    /// One step of `afx proxy train` with its defaults (4 clips of 16384 samples, 32-channel
+    /// TCN): proxy forward and backward, loss, Adam, on [`BATCH_THREADS`] threads.
+    pub proxy_train_step_seconds: f64,
 }
 
 /// Deterministic program-like material: two sines with a tremolo and a little noise.
@@ -209,15 +214,41 @@ fn train_step_seconds() -> f64 {
     })
 }
 
-/// In-memory style transfer of 10 s of stereo at 44.1 kHz with the bundled model, one thread.
-fn transfer_seconds() -> f64 {
+/// In-memory style transfer of 10 s of stereo at 44.1 kHz with the bundled model and
+/// `refine_steps` of refinement, one thread.
+fn transfer_seconds(refine_steps: usize, reps: usize) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
     pool.install(|| {
         let net = crate::transfer::bundled_model().expect("the bundled model loads").net;
         let input = crate::example::groove(10.0, 44_100, 2, 1);
         let reference = crate::example::groove(10.0, 44_100, 2, 2);
-        best_of(5, || {
-            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference, 0).expect("transfer"));
+        best_of(reps, || {
+            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference, refine_steps).expect("transfer"));
+        })
+    })
+}
+
+/// A proxy training step with `afx proxy train`'s defaults, on [`BATCH_THREADS`] threads.
+fn proxy_train_step_seconds() -> f64 {
+    use crate::model::{ProxyEffect, ProxyTrainer};
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
+    pool.install(|| {
+        let config = crate::proxy_train::ProxyTrainConfig::new(ProxyEffect::Eq);
+        let mut trainer = ProxyTrainer::new(&config.proxy, &TrainerConfig::default());
+        let inputs: Vec<Vec<f32>> =
+            (0..config.batch_size).map(|b| program_signal(config.clip_frames, BATCH_RATE as f64, b as u32)).collect();
+        let knobs = vec![vec![0.5f32; ProxyEffect::Eq.knobs().len()]; config.batch_size];
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+        best_of(3, || {
+            trainer
+                .step(&inputs, &knobs, |outputs| {
+                    let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+                    let targets: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+                    let mut grads: Vec<Vec<f32>> = outputs.iter().map(|o| vec![0.0; o.len()]).collect();
+                    let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+                    (loss.value_and_grad(&estimates, &targets, &mut views), grads)
+                })
+                .expect("finite step");
         })
     })
 }
@@ -227,7 +258,9 @@ pub fn run() -> BenchReport {
     let chain_forward_msamples_per_s = chain_forward_msamples_per_s();
     let t = batch_benchmarks();
     let train_step_seconds = train_step_seconds();
-    let transfer_10s_stereo_seconds = transfer_seconds();
+    let transfer_10s_stereo_seconds = transfer_seconds(0, 5);
+    let transfer_10s_stereo_refine_50_seconds = transfer_seconds(50, 2);
+    let proxy_train_step_seconds = proxy_train_step_seconds();
     BenchReport {
         chain_forward_msamples_per_s,
         grad_step_seconds: t.grad_step,
@@ -239,5 +272,7 @@ pub fn run() -> BenchReport {
         batch_threads: BATCH_THREADS,
         train_step_seconds,
         transfer_10s_stereo_seconds,
+        transfer_10s_stereo_refine_50_seconds,
+        proxy_train_step_seconds,
     }
 }
