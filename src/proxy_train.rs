@@ -256,7 +256,9 @@ fn loss_and_grad(loss: &mut MrStftBatch<f32>, outputs: &[Vec<f32>], examples: &[
 }
 
 fn mean_loss(loss: &mut MrStftBatch<f32>, outputs: &[Vec<f32>], examples: &[ProxyExample]) -> f64 {
-    loss_and_grad(loss, outputs, examples).0
+    let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+    let targets: Vec<&[f32]> = examples.iter().map(|e| e.target.as_slice()).collect();
+    loss.value(&estimates, &targets)
 }
 
 /// The train and validation splits of the data as a source of clips.

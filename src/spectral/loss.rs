@@ -454,10 +454,7 @@ impl<T: Real> MrStftBatch<T> {
         if items == 0 {
             return 0.0;
         }
-        let workers = rayon::current_num_threads().min(items);
-        while self.losses.len() < workers {
-            self.losses.push(MrStftLoss::new(self.config.clone()));
-        }
+        let workers = self.workers(items);
         let run = items.div_ceil(workers);
         let scale = T::of(1.0 / items as f64);
         let total: f64 = self.losses[..workers]
@@ -473,6 +470,35 @@ impl<T: Real> MrStftBatch<T> {
             })
             .sum();
         total / items as f64
+    }
+
+    /// `(1/B) Σ_i L(estimates[i], targets[i])` alone (validation, baselines), items in parallel.
+    ///
+    /// # Panics
+    /// If the slices' counts differ, or an item's two slices differ in length.
+    pub fn value(&mut self, estimates: &[&[T]], targets: &[&[T]]) -> f64 {
+        let items = estimates.len();
+        assert_eq!(items, targets.len(), "batch sizes differ: {items} estimates, {} targets", targets.len());
+        if items == 0 {
+            return 0.0;
+        }
+        let workers = self.workers(items);
+        let run = items.div_ceil(workers);
+        let total: f64 = self.losses[..workers]
+            .par_iter_mut()
+            .zip(estimates.par_chunks(run).zip(targets.par_chunks(run)))
+            .map(|(loss, (estimates, targets))| estimates.iter().zip(targets).map(|(e, t)| loss.value(e, t)).sum::<f64>())
+            .sum();
+        total / items as f64
+    }
+
+    /// The number of workers for `items` items, with a loss (plans, buffers) made for each.
+    fn workers(&mut self, items: usize) -> usize {
+        let workers = rayon::current_num_threads().min(items);
+        while self.losses.len() < workers {
+            self.losses.push(MrStftLoss::new(self.config.clone()));
+        }
+        workers
     }
 }
 
@@ -617,6 +643,7 @@ mod tests {
         let t: Vec<&[f64]> = targets.iter().map(Vec::as_slice).collect();
         let mut g: Vec<&mut [f64]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
         let value = MrStftBatch::new(config.clone()).value_and_grad(&e, &t, &mut g);
+        let value_only = MrStftBatch::new(config.clone()).value(&e, &t);
         let mut loss = MrStftLoss::new(config);
         let mut single = vec![0.0; 300];
         let mut sum = 0.0;
@@ -627,6 +654,7 @@ mod tests {
             }
         }
         assert!((value - sum / 3.0).abs() <= 1e-12 * value);
+        assert!((value_only - sum / 3.0).abs() <= 1e-12 * value);
     }
 
     #[test]
