@@ -1,6 +1,6 @@
 //! The `afx` command line: parse, call the library, print.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -202,15 +202,14 @@ enum ProxyCommand {
     Train(ProxyTrainArgs),
 }
 
-/// `afx proxy train`'s options; unset ones take `ProxyTrainConfig::new`'s values.
+/// Where a training run reads and writes, for `afx train` and `afx proxy train`.
 #[derive(clap::Args)]
-struct ProxyTrainArgs {
-    #[arg(long, value_enum)]
-    effect: Effect,
-    /// Folders (or files) of training audio (train and validation splits are used).
+struct RunArgs {
+    /// Folders (or files) of training audio, any decodable format and rate; split by file into
+    /// train (80 %), validation (10 %) and test (10 %, for `afx eval`).
     #[arg(long, num_args = 1.., required_unless_present = "resume")]
     data: Vec<PathBuf>,
-    /// Where the proxy goes (the weights with the best validation loss).
+    /// Where the result goes (the weights with the best validation loss).
     #[arg(long)]
     out: PathBuf,
     /// Run folder: checkpoint, log.csv, curves.png, best.afx. Default: OUT with `.run` appended.
@@ -219,6 +218,26 @@ struct ProxyTrainArgs {
     /// Continue the run in the run folder from its checkpoint (its settings are kept).
     #[arg(long)]
     resume: bool,
+}
+
+impl RunArgs {
+    /// `--run-dir`, or OUT with `.run` appended.
+    fn run_dir(&self) -> PathBuf {
+        self.run_dir.clone().unwrap_or_else(|| {
+            let mut dir = self.out.as_os_str().to_owned();
+            dir.push(".run");
+            PathBuf::from(dir)
+        })
+    }
+}
+
+/// `afx proxy train`'s options; unset ones take `ProxyTrainConfig::new`'s values.
+#[derive(clap::Args)]
+struct ProxyTrainArgs {
+    #[arg(long, value_enum)]
+    effect: Effect,
+    #[command(flatten)]
+    run: RunArgs,
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long)]
@@ -249,7 +268,7 @@ impl ProxyTrainArgs {
         };
         let d = ProxyTrainConfig::new(effect);
         ProxyTrainConfig {
-            data: self.data.clone(),
+            data: self.run.data.clone(),
             proxy: ProxyConfig { channels: self.channels.unwrap_or(d.proxy.channels), ..d.proxy.clone() },
             steps: self.steps.unwrap_or(d.steps),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
@@ -286,31 +305,11 @@ fn candidates<'a>(models: &[String], loaded: &'a [afx::model::LoadedModel]) -> V
         .collect()
 }
 
-/// The run folder of a training: `--run-dir`, or OUT with `.run` appended.
-fn run_dir_of(run_dir: &Option<PathBuf>, out: &Path) -> PathBuf {
-    run_dir.clone().unwrap_or_else(|| {
-        let mut dir = out.as_os_str().to_owned();
-        dir.push(".run");
-        PathBuf::from(dir)
-    })
-}
-
 /// `afx train`'s options; unset ones take [`TrainConfig::default`]'s values.
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Folders (or files) of training audio, any decodable format and rate; split by file into
-    /// train (80 %), validation (10 %) and test (10 %, for `afx eval`).
-    #[arg(long, num_args = 1.., required_unless_present = "resume")]
-    data: Vec<PathBuf>,
-    /// Where the trained model goes (the weights with the best validation loss).
-    #[arg(long)]
-    out: PathBuf,
-    /// Run folder: checkpoint, log.csv, curves.png, best.afx. Default: OUT with `.run` appended.
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
-    /// Continue the run in the run folder from its checkpoint (its settings are kept).
-    #[arg(long)]
-    resume: bool,
+    #[command(flatten)]
+    run: RunArgs,
     #[arg(long, value_enum, default_value_t = Estimator::Exact)]
     estimator: Estimator,
     #[arg(long)]
@@ -387,7 +386,7 @@ impl TrainArgs {
             init: self.init.clone(),
             eq_proxy: self.eq_proxy.clone(),
             comp_proxy: self.comp_proxy.clone(),
-            data: self.data.clone(),
+            data: self.run.data.clone(),
             estimator: match self.estimator {
                 Estimator::Exact => EstimatorKind::Exact,
                 Estimator::Spsa => EstimatorKind::Spsa,
@@ -576,21 +575,21 @@ fn run(cli: Cli) -> afx::Result<()> {
             }
         }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
-            let run_dir = run_dir_of(&args.run_dir, &args.out);
-            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &args.out, args.resume, args.steps)?;
+            let (run, run_dir) = (&args.run, args.run.run_dir());
+            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &run.out, run.resume, args.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
                 summary.steps,
                 summary.elapsed_s,
-                args.out.display(),
+                run.out.display(),
                 summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
                 summary.last_validation.map(|v| format!("{:.4}", v.input_loss)).unwrap_or("-".into()),
                 run_dir.display()
             );
         }
         Command::Train(args) => {
-            let run_dir = run_dir_of(&args.run_dir, &args.out);
-            let summary = afx::train::train(&args.config()?, &run_dir, &args.out, args.resume, args.steps)?;
+            let (run, run_dir) = (&args.run, args.run.run_dir());
+            let summary = afx::train::train(&args.config()?, &run_dir, &run.out, run.resume, args.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
                 summary.steps,
