@@ -234,8 +234,9 @@ impl RunArgs {
 /// `afx proxy train`'s options; unset ones take `ProxyTrainConfig::new`'s values.
 #[derive(clap::Args)]
 struct ProxyTrainArgs {
-    #[arg(long, value_enum)]
-    effect: Effect,
+    /// The effect to imitate (with --resume, the run's own is kept).
+    #[arg(long, value_enum, required_unless_present = "resume")]
+    effect: Option<Effect>,
     #[command(flatten)]
     run: RunArgs,
     #[arg(long)]
@@ -263,8 +264,8 @@ enum Effect {
 impl ProxyTrainArgs {
     fn config(&self) -> ProxyTrainConfig {
         let effect = match self.effect {
-            Effect::Eq => ProxyEffect::Eq,
-            Effect::Comp => ProxyEffect::Comp,
+            Some(Effect::Comp) => ProxyEffect::Comp,
+            Some(Effect::Eq) | None => ProxyEffect::Eq,
         };
         let d = ProxyTrainConfig::new(effect);
         ProxyTrainConfig {
