@@ -293,8 +293,9 @@ mod tests {
     use crate::data::test_files::write;
     use crate::example::groove;
 
-    /// A short run on generated audio: the training loss falls, the proxy file loads, an
-    /// existing run is not overwritten, and a resumed run continues from the checkpoint.
+    /// A short run on generated audio: the training loss falls, the proxy ends closer to the
+    /// real EQ than the unprocessed clip is, the file loads, an existing run is not
+    /// overwritten, and a resumed run continues from the checkpoint.
     #[test]
     fn a_short_run_learns_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
@@ -314,12 +315,13 @@ mod tests {
         };
         let (run, out) = (dir.path().join("run"), dir.path().join("eq.afx"));
         let summary = train_proxy(&config, &run, &out, false, None).unwrap();
-        assert!(summary.last_validation.is_some());
         let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
         let train_losses: Vec<f64> =
             log.lines().skip(1).filter_map(|line| line.split(',').nth(3).and_then(|v| v.parse().ok())).collect();
         let (first, last) = (train_losses[0], train_losses[train_losses.len() - 1]);
-        assert!(last < 0.7 * first, "training loss {first} -> {last}\n{log}");
+        assert!(last < 0.85 * first, "training loss {first} -> {last}\n{log}");
+        let v = summary.last_validation.unwrap();
+        assert!(v.loss < v.input_loss, "proxy {} vs unprocessed {}", v.loss, v.input_loss);
         assert_eq!(load_proxy(&out).unwrap().proxy.config(), &config.proxy);
         assert!(train_proxy(&config, &run, &out, false, None).is_err(), "an existing run is not overwritten");
         let resumed = train_proxy(&config, &run, &out, true, Some(210)).unwrap();

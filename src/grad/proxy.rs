@@ -67,7 +67,14 @@ mod tests {
     use burn::prelude::Device;
 
     fn tiny_chain(seed: u64) -> ProxyChain {
-        let config = |effect| ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 3], ..ProxyConfig::new(effect) };
+        // Without the identity skip, so that a fresh proxy is far from the identity.
+        let config = |effect| ProxyConfig {
+            channels: 4,
+            kernel_size: 3,
+            dilations: vec![1, 3],
+            identity_skip: false,
+            ..ProxyConfig::new(effect)
+        };
         ProxyChain::new(config(ProxyEffect::Eq).init(&Device::flex(), seed), config(ProxyEffect::Comp).init(&Device::flex(), seed + 1))
             .unwrap()
     }

@@ -12,6 +12,7 @@
 //! learn it: its output is multiplied by `10^(makeup_db/20)` exactly, as in the published
 //! proxy, and it is trained with the make-up at 0 dB.
 
+use burn::module::Initializer;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig1d};
 use burn::prelude::*;
@@ -130,7 +131,10 @@ impl ProxyConfig {
                 }
             })
             .collect();
-        let proxy = Proxy { blocks, out: Conv1dConfig::new(self.channels, 1, 1).init(device), config: self.clone() };
+        // With the skip, the output layer starts at zero, so a fresh proxy is the identity.
+        let out = Conv1dConfig::new(self.channels, 1, 1);
+        let out = if self.identity_skip { out.with_initializer(Initializer::Zeros) } else { out };
+        let proxy = Proxy { blocks, out: out.init(device), config: self.clone() };
         super::network::materialize(&proxy);
         proxy
     }
@@ -309,8 +313,10 @@ fn signal_tensor(channels: &[Vec<f32>], device: &Device) -> Tensor<2> {
 mod tests {
     use super::*;
 
+    /// A small proxy without the identity skip, so that every path of the network shows in
+    /// its output from the start.
     fn tiny(effect: ProxyEffect) -> ProxyConfig {
-        ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 4], ..ProxyConfig::new(effect) }
+        ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 4], identity_skip: false, ..ProxyConfig::new(effect) }
     }
 
     fn tensor(values: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
@@ -353,16 +359,21 @@ mod tests {
         assert!(a.iter().zip(&b).all(|(a, b)| (a * gain - b).abs() < 1e-5 * (1.0 + b.abs())));
     }
 
-    /// The skip adds the input and nothing else: the same weights without it give the output
-    /// minus the input.
+    /// With the skip a fresh proxy is the identity (the compressor's times its make-up gain);
+    /// without it, it is not.
     #[test]
-    fn identity_skip_adds_the_input() {
-        let with = tiny(ProxyEffect::Eq);
-        let without = ProxyConfig { identity_skip: false, ..with.clone() };
+    fn a_fresh_proxy_with_the_skip_is_the_identity() {
         let input: Vec<f32> = (0..30).map(|i| (i as f32 * 0.7).cos()).collect();
-        let knobs = vec![0.2; 18];
-        let (a, b) = (run(&with.init(&Device::flex(), 6), &input, &knobs), run(&without.init(&Device::flex(), 6), &input, &knobs));
-        assert!(a.iter().zip(&b).zip(&input).all(|((a, b), x)| (a - b - x).abs() < 1e-6));
+        let with_skip = |effect| ProxyConfig { identity_skip: true, ..tiny(effect) };
+        let eq = with_skip(ProxyEffect::Eq).init(&Device::flex(), 6);
+        assert_eq!(run(&eq, &input, &[0.2; 18]), input);
+        let comp = with_skip(ProxyEffect::Comp).init(&Device::flex(), 6);
+        let mut knobs = vec![0.7; 6];
+        knobs[ProxyEffect::Comp.makeup().unwrap()] = 0.5 + 6.0 / 48.0;
+        let gain = 10f32.powf(6.0 / 20.0);
+        assert!(run(&comp, &input, &knobs).iter().zip(&input).all(|(y, x)| (y - gain * x).abs() < 1e-5));
+        let plain = tiny(ProxyEffect::Eq).init(&Device::flex(), 6);
+        assert_ne!(run(&plain, &input, &[0.2; 18]), input);
     }
 
     #[test]
