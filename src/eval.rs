@@ -124,10 +124,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
-    let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp)).transpose()?;
-    if let Some(p) = proxies.as_ref().filter(|p| p.sample_rate() != RATE_HZ) {
-        return Err(Error::Invalid(format!("the proxies run at {} Hz, evaluation at {RATE_HZ} Hz", p.sample_rate())));
-    }
+    let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
     let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0) + usize::from(proxies.is_some()));
     let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
@@ -335,8 +332,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_files::write;
-    use crate::example::groove;
+    use crate::data::test_files::write_grooves;
 
     /// The protocol on generated recordings: the rows come in order, the input is the unit of
     /// the ratios, the oracle fit beats the unprocessed input, and with named styles the five
@@ -344,19 +340,11 @@ mod tests {
     #[test]
     fn evaluation_rows_and_per_style_means() {
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..40 {
-            write(dir.path(), &format!("clip{i:02}.wav"), &groove(1.0, 24_000, 1, 900 + i));
-        }
+        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
         let model = crate::transfer::bundled_model().unwrap();
         let candidates = [Candidate { name: "bundled".into(), net: &model.net }];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
-        let proxy_file = |effect: crate::model::ProxyEffect| {
-            let config = crate::model::ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..crate::model::ProxyConfig::new(effect) };
-            let path = dir.path().join(format!("{}.proxy", effect.name()));
-            crate::model::file::save_proxy(&path, &config.init(&burn::prelude::Device::flex(), 3), &serde_json::json!({})).unwrap();
-            path
-        };
-        let proxies = (proxy_file(crate::model::ProxyEffect::Eq), proxy_file(crate::model::ProxyEffect::Comp));
+        let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
         let config = EvalConfig {
             data: vec![dir.path().to_path_buf()],
             styles: StyleSet::Named,

@@ -139,8 +139,7 @@ pub fn markdown(rows: &[ProbeRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_files::write;
-    use crate::example::groove;
+    use crate::data::test_files::write_grooves;
 
     /// The styles are far apart (telephone band-pass, bright and warm shelves of ±20 dB): even a
     /// freshly initialised encoder's embedding separates most of them linearly, and the
@@ -148,9 +147,7 @@ mod tests {
     #[test]
     fn probe_scores_encoders_on_generated_audio() {
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..40 {
-            write(dir.path(), &format!("clip{i:02}.wav"), &groove(1.2, 24_000, 1, 700 + i));
-        }
+        write_grooves(dir.path(), 40, 1.2, 24_000, 700);
         let model = crate::transfer::bundled_model().unwrap();
         let candidates = [Candidate { name: "bundled".into(), net: &model.net }];
         let config = ProbeConfig {

@@ -22,7 +22,7 @@ use crate::grad::{ChainFx, eq_only};
 use crate::model::file::{load_proxy, save_proxy};
 use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
-use crate::train::{LogRow, Validation, check_run_settings, record, step_decay, write_log};
+use crate::train::{LogRow, Validation, check_run_settings, ensure_new_run, record, step_decay, write_log};
 use crate::{Error, Result};
 
 /// Everything that defines a proxy training run.
@@ -135,12 +135,7 @@ pub fn train_proxy(
         }
         (trainer, state)
     } else {
-        if run_dir.join(crate::model::trainer::CHECKPOINT_MODEL).exists() {
-            return Err(Error::Invalid(format!(
-                "{} already holds a training run; pass --resume to continue it or choose another --run-dir",
-                run_dir.display()
-            )));
-        }
+        ensure_new_run(run_dir)?;
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
@@ -157,7 +152,8 @@ pub fn train_proxy(
         .into_par_iter()
         .map(|i| example(&generator, &config, Split::Validation, i, config.seed ^ 0x5A11, &fx))
         .collect::<Result<Vec<_>>>()?;
-    let input_loss = mean_loss(&mut loss, &validation.iter().map(|e| e.input.clone()).collect::<Vec<_>>(), &validation);
+    let (validation_inputs, validation_knobs) = columns(&validation);
+    let input_loss = mean_loss(&mut loss, &validation_inputs, &validation);
 
     let title = format!("afx proxy train ({})", config.proxy.effect.name());
     let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
@@ -169,8 +165,7 @@ pub fn train_proxy(
             .map(|b| example(&generator, &config, Split::Train, step * config.batch_size as u64 + b, config.seed, &fx))
             .collect::<Result<Vec<_>>>()?;
         trainer.set_learning_rate(config.learning_rate_at(step));
-        let inputs: Vec<Vec<f32>> = batch.iter().map(|e| e.input.clone()).collect();
-        let knobs: Vec<Vec<f32>> = batch.iter().map(|e| e.knobs.clone()).collect();
+        let (inputs, knobs) = columns(&batch);
         let value = trainer.step(&inputs, &knobs, |outputs| loss_and_grad(&mut loss, outputs, &batch))?;
         window.push(value);
         state.step = step + 1;
@@ -181,9 +176,7 @@ pub fn train_proxy(
         let validation_due = state.step % config.validate_every == 0 || last;
         if state.step % config.log_every == 0 || validation_due {
             let measured = validation_due.then(|| {
-                let inputs: Vec<Vec<f32>> = validation.iter().map(|e| e.input.clone()).collect();
-                let knobs: Vec<Vec<f32>> = validation.iter().map(|e| e.knobs.clone()).collect();
-                let outputs = trainer.predict(&inputs, &knobs);
+                let outputs = trainer.predict(&validation_inputs, &validation_knobs);
                 Validation { loss: mean_loss(&mut loss, &outputs, &validation), input_loss }
             });
             let row = LogRow {
@@ -218,6 +211,11 @@ struct ProxyExample {
     input: Vec<f32>,
     knobs: Vec<f32>,
     target: Vec<f32>,
+}
+
+/// The examples' inputs and knobs, as the trainer takes them.
+fn columns(examples: &[ProxyExample]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    examples.iter().map(|e| (e.input.clone(), e.knobs.clone())).unzip()
 }
 
 /// Example `index` of `split` for `seed`: its clip, level and knobs all follow from these.
@@ -290,8 +288,7 @@ fn card(state: &RunState) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_files::write;
-    use crate::example::groove;
+    use crate::data::test_files::write_grooves;
 
     /// A short run on generated audio: the training loss falls, the proxy ends closer to the
     /// real EQ than the unprocessed clip is, the file loads, an existing run is not
@@ -299,9 +296,7 @@ mod tests {
     #[test]
     fn a_short_run_learns_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..24 {
-            write(dir.path(), &format!("clip{i:02}.wav"), &groove(1.5, 24_000, 1, 500 + i));
-        }
+        write_grooves(dir.path(), 24, 1.5, 24_000, 500);
         let config = ProxyTrainConfig {
             data: vec![dir.path().to_path_buf()],
             proxy: ProxyConfig { channels: 8, kernel_size: 5, dilations: vec![1, 4], ..ProxyConfig::new(ProxyEffect::Eq) },

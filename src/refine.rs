@@ -15,7 +15,7 @@ const STEP_SIZE: f32 = 0.01;
 /// Adam (β = 0.9, 0.999, step [`STEP_SIZE`]) on the normalised knobs of `input` through the
 /// chain, for `steps` evaluations of `output_loss` (which returns the loss of the rendered
 /// channels and its gradient with respect to them). The knobs stay in [0, 1]. Returns the best
-/// knobs evaluated, so never worse than `start`, with their loss.
+/// knobs evaluated, so never worse than `start`, with their loss (`start` and ∞ for no steps).
 pub fn descend(
     fx: &ChainFx,
     input: &[Vec<f32>],
@@ -38,9 +38,6 @@ pub fn descend(
             v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
             knobs[i] = (knobs[i] - STEP_SIZE * (m[i] / c1) / ((v[i] / c2).sqrt() + eps)).clamp(0.0, 1.0);
         }
-    }
-    if steps == 0 {
-        best.0 = knobs;
     }
     best
 }

@@ -158,6 +158,17 @@ impl TrainConfig {
     }
 }
 
+/// Refuses to start a run in a folder that already holds one (its checkpoint would be lost).
+pub(crate) fn ensure_new_run(run_dir: &Path) -> Result<()> {
+    if run_dir.join(model::trainer::CHECKPOINT_MODEL).exists() {
+        return Err(Error::Invalid(format!(
+            "{} already holds a training run; pass --resume to continue it or choose another --run-dir",
+            run_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The step decay both trainings use: `base` for the first 80 % of `steps`, then `base / 10`.
 pub(crate) fn step_decay(base: f64, steps: u64, step: u64) -> f64 {
     if step * 5 >= steps * 4 { base / 10.0 } else { base }
@@ -260,12 +271,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         }
         (resumed.trainer, state)
     } else {
-        if checkpoint.exists() {
-            return Err(Error::Invalid(format!(
-                "{} already holds a training run; pass --resume to continue it or choose another --run-dir",
-                run_dir.display()
-            )));
-        }
+        ensure_new_run(run_dir)?;
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
@@ -286,7 +292,11 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     let mut front = LogMel::new(&config.net.features);
     let validation = ValidationSet::new(&generator, &config, &mut front)?;
     let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
-    let effects = Effects { chain: fx, proxies: load_proxies(&config)? };
+    let proxies = match (&config.eq_proxy, &config.comp_proxy) {
+        (Some(eq), Some(comp)) => Some(ProxyChain::load(eq, comp, fx.sample_rate)?),
+        _ => None,
+    };
+    let effects = Effects { chain: fx, proxies };
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
 
     let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
@@ -351,16 +361,6 @@ struct Effects {
     proxies: Option<ProxyChain>,
 }
 
-/// The proxies of `config`, when its estimator needs them, checked against the corpus rate.
-fn load_proxies(config: &TrainConfig) -> Result<Option<ProxyChain>> {
-    let (Some(eq), Some(comp)) = (&config.eq_proxy, &config.comp_proxy) else { return Ok(None) };
-    let proxies = ProxyChain::load(eq, comp)?;
-    let rate = CorpusConfig::default().sample_rate;
-    if proxies.sample_rate() != rate {
-        return Err(Error::Invalid(format!("the proxies run at {} Hz, training at {rate} Hz", proxies.sample_rate())));
-    }
-    Ok(Some(proxies))
-}
 
 /// One optimisation step on a batch; returns the batch's loss.
 fn train_step(
@@ -548,7 +548,7 @@ fn curves(history: &[LogRow], title: &str) -> Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_files::write;
+    use crate::data::test_files::write_grooves;
     use crate::data::{ClipOrigin, Corruption};
     use crate::example::groove;
     use crate::fx::{self, Knobs};
@@ -649,9 +649,7 @@ mod tests {
 
     /// Generated recordings in a folder: enough files that every split gets some.
     fn write_corpus(dir: &Path) {
-        for i in 0..24 {
-            write(dir, &format!("clip{i:02}.wav"), &groove(1.5, 22_050, 1, 500 + i));
-        }
+        write_grooves(dir, 24, 1.5, 22_050, 500);
     }
 
     fn tiny_config(data: &Path) -> TrainConfig {
@@ -672,24 +670,17 @@ mod tests {
     /// wiring, not the quality), and refuse to run without them.
     #[test]
     fn proxy_estimators_train_through_proxy_files() {
-        use crate::model::{ProxyConfig, ProxyEffect, file::save_proxy};
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("audio");
         write_corpus(&data);
-        let mut paths = Vec::new();
-        for effect in [ProxyEffect::Eq, ProxyEffect::Comp] {
-            let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(effect) };
-            let path = dir.path().join(format!("{}.afx", effect.name()));
-            save_proxy(&path, &config.init(&burn::prelude::Device::flex(), 1), &serde_json::json!({})).unwrap();
-            paths.push(path);
-        }
+        let (eq_proxy, comp_proxy) = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
         for estimator in [EstimatorKind::Proxy, EstimatorKind::ProxyFull] {
             let config = TrainConfig {
                 estimator,
                 steps: 1,
                 validate_every: 1,
-                eq_proxy: Some(paths[0].clone()),
-                comp_proxy: Some(paths[1].clone()),
+                eq_proxy: Some(eq_proxy.clone()),
+                comp_proxy: Some(comp_proxy.clone()),
                 ..tiny_config(&data)
             };
             let run = dir.path().join(estimator.name());

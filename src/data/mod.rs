@@ -75,7 +75,15 @@ pub(crate) mod test_files {
         (0..frames).map(|_| rng.random_range(-0.3..0.3)).collect()
     }
 
-    /// Writes `frames` frames of mono noise at `sample_rate` (see [`noise`]); returns the path.
+    /// Writes `count` mono grooves of `seconds` at `sample_rate` (`crate::example::groove`,
+    /// seeds `first_seed..`) as `dir/clipNN.wav`: a small corpus of distinct recordings.
+    pub fn write_grooves(dir: &Path, count: u64, seconds: f64, sample_rate: u32, first_seed: u64) {
+        for i in 0..count {
+            write(dir, &format!("clip{i:02}.wav"), &crate::example::groove(seconds, sample_rate, 1, first_seed + i));
+        }
+    }
+
+        /// Writes `frames` frames of mono noise at `sample_rate` (see [`noise`]); returns the path.
     pub fn write_noise(dir: &Path, name: &str, sample_rate: u32, frames: usize, seed: u64) -> PathBuf {
         write(dir, name, &Audio { sample_rate, channels: vec![noise(frames, seed)] })
     }

@@ -221,12 +221,17 @@ pub struct ProxyChain {
 }
 
 impl ProxyChain {
-    /// Reads the two proxy files.
-    pub fn load(eq: &std::path::Path, comp: &std::path::Path) -> Result<Self> {
+    /// Reads the two proxy files, which must have been trained at `sample_rate` (the rate of
+    /// the audio they will process).
+    pub fn load(eq: &std::path::Path, comp: &std::path::Path, sample_rate: u32) -> Result<Self> {
         let device = Device::flex().autodiff();
         let eq = super::file::load_proxy_on(eq, &device)?.proxy;
         let comp = super::file::load_proxy_on(comp, &device)?.proxy;
-        Self::new(eq, comp)
+        let chain = Self::new(eq, comp)?;
+        if chain.sample_rate() != sample_rate {
+            return Err(Error::Invalid(format!("the proxies run at {} Hz, not at {sample_rate} Hz", chain.sample_rate())));
+        }
+        Ok(chain)
     }
 
     /// Joins two proxies (moved onto the autodiff device); the first must imitate the EQ, the
@@ -307,6 +312,25 @@ fn signal_tensor(channels: &[Vec<f32>], device: &Device) -> Tensor<2> {
     let samples = channels.first().map_or(0, Vec::len);
     let values: Vec<f32> = channels.iter().flatten().copied().collect();
     Tensor::from_data(TensorData::new(values, [channels.len(), samples]), device)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Tiny untrained EQ and compressor proxy files in `dir` (`eq.proxy`, `comp.proxy`), for
+    /// tests of the wiring, not of the quality.
+    pub fn write_tiny_proxies(dir: &Path) -> (PathBuf, PathBuf) {
+        let write = |effect: ProxyEffect| {
+            let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(effect) };
+            let path = dir.join(format!("{}.proxy", effect.name()));
+            super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &serde_json::json!({})).unwrap();
+            path
+        };
+        (write(ProxyEffect::Eq), write(ProxyEffect::Comp))
+    }
 }
 
 #[cfg(test)]
