@@ -29,7 +29,7 @@ use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, S
 use crate::fx::Knobs;
 use crate::grad::{ChainFx, Channels, Render};
 use crate::metrics::{self, Metrics};
-use crate::model::{LogMel, ProxyChain, StyleNet};
+use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result, baseline, refine};
 
@@ -104,6 +104,9 @@ pub struct Report {
 pub struct Candidate<'a> {
     pub name: String,
     pub net: &'a StyleNet,
+    /// For a cTCN ([`crate::model::Ctcn`]): the TCN that replaces the chain, conditioned by
+    /// `net`'s outputs. Such a model has no knobs, so it gets no proxy or refinement rows.
+    pub tcn: Option<&'a Proxy>,
 }
 
 /// Runs the protocol for every candidate.
@@ -125,7 +128,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
     let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
-    let model_rows = candidates.len() * (1 + usize::from(config.refine_steps > 0) + usize::from(proxies.is_some()));
+    let knob_models = candidates.iter().filter(|c| c.tcn.is_none()).count();
+    let model_rows = candidates.len() + knob_models * (usize::from(config.refine_steps > 0) + usize::from(proxies.is_some()));
     let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
@@ -152,6 +156,11 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 Ok((knobs, start.elapsed().as_secs_f64()))
             })
             .collect::<Result<_>>()?;
+        if let Some(tcn) = candidate.tcn {
+            rows.push(measure_row(&candidate.name, &pairs, &styles, timed_tcn(tcn, &pairs, &predicted)?)?);
+            progress.inc(1);
+            continue;
+        }
         let outputs = timed_renders(&fx, &pairs, &predicted);
         rows.push(measure_row(&candidate.name, &pairs, &styles, outputs)?);
         progress.inc(1);
@@ -222,6 +231,23 @@ fn timed_renders(fx: &impl Render, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) ->
             (output.remove(0), seconds + start.elapsed().as_secs_f64())
         })
         .collect()
+}
+
+/// Each pair's input processed by a cTCN's TCN with the conditioning its network chose, with
+/// the seconds the conditioning took plus the TCN's.
+fn timed_tcn(tcn: &Proxy, pairs: &[Pair], conditioning: &[(Vec<f32>, f64)]) -> Result<Vec<(Vec<f32>, f64)>> {
+    if tcn.config().sample_rate != RATE_HZ {
+        return Err(Error::Invalid(format!("the cTCN runs at {} Hz, the evaluation at {RATE_HZ} Hz", tcn.config().sample_rate)));
+    }
+    Ok(pairs
+        .iter()
+        .zip(conditioning)
+        .map(|(p, (c, seconds))| {
+            let start = Instant::now();
+            let output = tcn.process(&p.input, c);
+            (output, seconds + start.elapsed().as_secs_f64())
+        })
+        .collect())
 }
 
 /// The mean of every metric of each pair's output against the pair's target, with the mean
@@ -342,7 +368,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_grooves(dir.path(), 40, 1.0, 24_000, 900);
         let model = crate::transfer::bundled_model().unwrap();
-        let candidates = [Candidate { name: "bundled".into(), net: &model.net }];
+        let ctcn = crate::model::CtcnConfig {
+            net: model.net.config().clone(),
+            tcn: crate::model::ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..crate::model::ProxyConfig::new(crate::model::ProxyEffect::Chain) },
+        }
+        .init(&burn::prelude::Device::flex(), 4);
+        let candidates = [
+            Candidate { name: "bundled".into(), net: &model.net, tcn: None },
+            Candidate { name: "ctcn".into(), net: &ctcn.net, tcn: Some(&ctcn.tcn) },
+        ];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
         let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
         let config = EvalConfig {
@@ -357,8 +391,12 @@ mod tests {
         };
         let report = evaluate(&config, &candidates).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["Input", "RB-DSP", "bundled", "bundled (proxies)", "Style knobs", "Oracle (fitted knobs)"]);
-        let (input, oracle) = (&report.rows[0], &report.rows[5]);
+        assert_eq!(names, ["Input", "RB-DSP", "bundled", "bundled (proxies)", "ctcn", "Style knobs", "Oracle (fitted knobs)"]);
+        let (input, oracle) = (&report.rows[0], &report.rows[6]);
+        // A fresh cTCN is the identity times the make-up gain its controller sets: its
+        // spectral centroid error is the input's.
+        let ctcn = &report.rows[4].metrics;
+        assert!((ctcn.centroid_error_hz - input.metrics.centroid_error_hz).abs() < 1e-3 * input.metrics.centroid_error_hz.max(1.0));
         assert!(oracle.metrics.mrstft < input.metrics.mrstft, "{} vs {}", oracle.metrics.mrstft, input.metrics.mrstft);
         for row in &report.rows {
             assert_eq!(row.by_style.len(), 5);

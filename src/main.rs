@@ -11,6 +11,7 @@ use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet};
+use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, ProxyEffect};
 use afx::probe::ProbeConfig;
 use afx::proxy_train::ProxyTrainConfig;
@@ -259,12 +260,15 @@ struct ProxyTrainArgs {
 enum Effect {
     Eq,
     Comp,
+    /// The whole chain in one proxy (the published "channel" proxy).
+    Chain,
 }
 
 impl ProxyTrainArgs {
     fn config(&self) -> ProxyTrainConfig {
         let effect = match self.effect {
             Some(Effect::Comp) => ProxyEffect::Comp,
+            Some(Effect::Chain) => ProxyEffect::Chain,
             Some(Effect::Eq) | None => ProxyEffect::Eq,
         };
         let d = ProxyTrainConfig::new(effect);
@@ -283,25 +287,28 @@ impl ProxyTrainArgs {
 
 /// The models named on the command line: `bundled` is the one inside afx, `untrained` a
 /// freshly initialised network (a control), anything else a model file.
-fn load_models(models: &[String]) -> afx::Result<Vec<afx::model::LoadedModel>> {
+fn load_models(models: &[String]) -> afx::Result<Vec<AnyModel>> {
     models
         .iter()
         .map(|m| match m.as_str() {
-            "bundled" => afx::transfer::bundled_model(),
-            "untrained" => Ok(afx::model::untrained()),
-            path => afx::model::file::load(&PathBuf::from(path)),
+            "bundled" => afx::transfer::bundled_model().map(AnyModel::Style),
+            "untrained" => Ok(AnyModel::Style(afx::model::untrained())),
+            path => afx::model::file::load_any(&PathBuf::from(path)),
         })
         .collect()
 }
 
 /// Each loaded model named by its file stem.
-fn candidates<'a>(models: &[String], loaded: &'a [afx::model::LoadedModel]) -> Vec<Candidate<'a>> {
+fn candidates<'a>(models: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a>> {
     models
         .iter()
         .zip(loaded)
-        .map(|(name, model)| Candidate {
-            name: PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned()),
-            net: &model.net,
+        .map(|(name, model)| {
+            let name = PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            match model {
+                AnyModel::Style(m) => Candidate { name, net: &m.net, tcn: None },
+                AnyModel::Ctcn(m) => Candidate { name, net: &m.model.net, tcn: Some(&m.model.tcn) },
+            }
         })
         .collect()
 }
@@ -334,6 +341,9 @@ struct TrainArgs {
     validate_every: Option<u64>,
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Validation pairs, measured every --validate-every steps.
+    #[arg(long)]
+    validation_pairs: Option<usize>,
     /// The network's shape as JSON (the `config` of a model file's header; see
     /// `StyleNetConfig`); default: the 398 k-parameter network.
     #[arg(long)]
@@ -367,6 +377,8 @@ enum Estimator {
     ProxyHalf,
     /// NP-FH: the real chain forward, the proxies' gradient.
     ProxyFull,
+    /// The cTCN baseline: a TCN conditioned by the network replaces the chain; no knobs.
+    Ctcn,
 }
 
 impl TrainArgs {
@@ -395,6 +407,7 @@ impl TrainArgs {
                 Estimator::Proxy => EstimatorKind::Proxy,
                 Estimator::ProxyHalf => EstimatorKind::ProxyHalf,
                 Estimator::ProxyFull => EstimatorKind::ProxyFull,
+                Estimator::Ctcn => EstimatorKind::Ctcn,
             },
             spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
             epsilon: self.epsilon.unwrap_or(d.epsilon),
@@ -405,6 +418,7 @@ impl TrainArgs {
             seed: self.seed.unwrap_or(d.seed),
             validate_every: self.validate_every.unwrap_or(d.validate_every),
             checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
+            validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
             ..d
         })
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::KNOBS;
+use crate::fx::params::comp_index;
 use crate::grad::{ChainFx, eq_only};
 use crate::model::file::{load_proxy, save_proxy};
 use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
@@ -236,6 +237,11 @@ fn example(generator: &PairGenerator, config: &ProxyTrainConfig, split: Split, i
             for (i, spec) in KNOBS.iter().enumerate().filter(|(_, k)| k.name.ends_with("gain_db") || k.name == "comp.makeup_db") {
                 chain[i] = spec.normalize(0.0) as f32;
             }
+            chain
+        }
+        ProxyEffect::Chain => {
+            // The make-up is applied exactly and heard at 0 dB (see `Proxy::forward`).
+            chain[comp_index::MAKEUP_DB] = KNOBS[comp_index::MAKEUP_DB].normalize(0.0) as f32;
             chain
         }
     };

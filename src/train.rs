@@ -19,7 +19,8 @@ use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, ProxyFull, Spsa, chain_loss_and_grad, loss_and_knob_gradients,
 };
 use crate::plot::{self, Chart, Scale, Series};
-use crate::model::{self, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
+use crate::model::file::AnyModel;
+use crate::model::{self, CtcnConfig, CtcnTrainer, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -42,6 +43,10 @@ pub enum EstimatorKind {
     /// NP-FH: the real chain's output and loss, the gradient through the proxies evaluated on
     /// the real signals ([`crate::grad::ProxyFull`]).
     ProxyFull,
+    /// Not an estimator: the cTCN baseline, where a TCN conditioned by the network replaces
+    /// the chain and both are trained end to end on the output ([`crate::model::Ctcn`]). The
+    /// result has no knobs.
+    Ctcn,
 }
 
 impl EstimatorKind {
@@ -53,6 +58,7 @@ impl EstimatorKind {
             EstimatorKind::Proxy => "proxy",
             EstimatorKind::ProxyHalf => "proxy_half",
             EstimatorKind::ProxyFull => "proxy_full",
+            EstimatorKind::Ctcn => "ctcn",
         }
     }
 
@@ -139,6 +145,7 @@ impl TrainConfig {
                 ("--validate-every", self.validate_every),
                 ("--checkpoint-every", self.checkpoint_every),
                 ("--spsa-pairs", self.spsa_pairs as u64),
+                ("--validation-pairs", self.validation_pairs as u64),
             ],
             self.learning_rate,
         )?;
@@ -147,6 +154,9 @@ impl TrainConfig {
                 "--eq-proxy and --comp-proxy go with the proxy estimators (and those need both); estimator {}",
                 self.estimator.name()
             )));
+        }
+        if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
+            return Err(Error::Invalid("--init starts a style network; a cTCN run starts fresh".into()));
         }
         if self.half_frames < self.net.features.min_samples() {
             return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
@@ -260,29 +270,41 @@ const BEST_MODEL: &str = "best.afx";
 /// `steps_override` may extend it); otherwise `run_dir` must not hold a checkpoint yet.
 pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, steps_override: Option<u64>) -> Result<TrainSummary> {
     let checkpoint = run_dir.join(model::trainer::CHECKPOINT_MODEL);
-    let (mut trainer, mut state) = if resume {
-        let resumed = Trainer::resume(run_dir)?;
-        let mut state: RunState = serde_json::from_value(resumed.state).map_err(|e| Error::ModelFile {
+    let (mut learner, mut state) = if resume {
+        let (learner, saved) = if model::file::holds_ctcn(&checkpoint)? {
+            let (trainer, state) = CtcnTrainer::resume(run_dir)?;
+            (Learner::Ctcn(trainer), state)
+        } else {
+            let resumed = Trainer::resume(run_dir)?;
+            (Learner::Knobs(resumed.trainer), resumed.state)
+        };
+        let mut state: RunState = serde_json::from_value(saved).map_err(|e| Error::ModelFile {
             what: checkpoint.display().to_string(),
             reason: format!("not an afx training checkpoint: {e}"),
         })?;
         if let Some(steps) = steps_override {
             state.config.steps = steps;
         }
-        (resumed.trainer, state)
+        (learner, state)
     } else {
         ensure_new_run(run_dir)?;
+        config.validate()?;
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
-        let trainer = match &config.init {
-            Some(path) => Trainer::from_model_file(path, &trainer_config)?,
-            None => Trainer::new(&config.net, &trainer_config),
+        let learner = match &config.init {
+            _ if config.estimator == EstimatorKind::Ctcn => {
+                Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
+            }
+            Some(path) => Learner::Knobs(Trainer::from_model_file(path, &trainer_config)?),
+            None => Learner::Knobs(Trainer::new(&config.net, &trainer_config)),
         };
-        if trainer.model().config() != &config.net {
+        if let Learner::Knobs(trainer) = &learner
+            && trainer.model().config() != &config.net
+        {
             return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
         }
-        (trainer, state)
+        (learner, state)
     };
     let config = state.config.clone();
     config.validate()?;
@@ -308,8 +330,8 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     for batch in loader {
         let batch = batch?;
         let step = batch.index;
-        trainer.set_learning_rate(config.learning_rate_at(step));
-        let value = train_step(&mut trainer, &config, &effects, &mut front, &mut loss, &batch.pairs, step)?;
+        learner.set_learning_rate(config.learning_rate_at(step));
+        let value = train_step(&mut learner, &config, &effects, &mut front, &mut loss, &batch.pairs, step)?;
         window.push(value);
         state.step = step + 1;
         state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
@@ -318,7 +340,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let (log_due, validation_due) = (state.step % config.log_every == 0, state.step % config.validate_every == 0);
         let last = state.step == config.steps;
         if log_due || validation_due || last {
-            let measured = (validation_due || last).then(|| validation.measure(&trainer, &fx, &mut loss));
+            let measured = (validation_due || last).then(|| validation.measure(&learner, &fx, &mut loss));
             let row = LogRow {
                 step: state.step,
                 elapsed_s: state.elapsed_s,
@@ -327,11 +349,11 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
                 validation: measured,
             };
             if record(row, &mut window, &mut state.history, &mut state.best, &progress) {
-                model::file::save(&run_dir.join(BEST_MODEL), &trainer.model(), &model_card(&state, &generator))?;
+                learner.save_model(&run_dir.join(BEST_MODEL), &model_card(&state, &generator))?;
             }
         }
         if state.step % config.checkpoint_every == 0 || last {
-            trainer.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
+            learner.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
             write_log(run_dir, &state.history, "afx train")?;
         }
     }
@@ -339,12 +361,13 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     if state.step < config.steps {
         return Err(Error::Invalid("the data loader stopped early".into()));
     }
-    let best_model = run_dir.join(BEST_MODEL);
-    let net = match model::file::load(&best_model) {
-        Ok(best) => best.net,
-        Err(_) => trainer.model(),
-    };
-    model::file::save(out, &net, &model_card(&state, &generator))?;
+    // The best weights (the last ones if no validation ever ran) with the final card.
+    let card = model_card(&state, &generator);
+    match model::file::load_any(&run_dir.join(BEST_MODEL)) {
+        Ok(AnyModel::Style(best)) => model::file::save(out, &best.net, &card)?,
+        Ok(AnyModel::Ctcn(best)) => model::file::save_ctcn(out, &best.model, &card)?,
+        Err(_) => learner.save_model(out, &card)?,
+    }
     Ok(TrainSummary {
         steps: state.step,
         elapsed_s: state.elapsed_s,
@@ -353,6 +376,58 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         out: out.to_path_buf(),
     })
 }
+
+/// What a run trains: a knob-setting network (every estimator) or a cTCN.
+enum Learner {
+    Knobs(Trainer),
+    Ctcn(CtcnTrainer),
+}
+
+impl Learner {
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        match self {
+            Learner::Knobs(t) => t.set_learning_rate(learning_rate),
+            Learner::Ctcn(t) => t.set_learning_rate(learning_rate),
+        }
+    }
+
+    fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
+        match self {
+            Learner::Knobs(t) => t.save_checkpoint(dir, state),
+            Learner::Ctcn(t) => t.save_checkpoint(dir, state),
+        }
+    }
+
+    /// Writes the current model (without the optimiser) to `path`.
+    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()> {
+        match self {
+            Learner::Knobs(t) => model::file::save(path, &t.model(), card),
+            Learner::Ctcn(t) => model::file::save_ctcn(path, &t.model(), card),
+        }
+    }
+
+    /// The current model's output for each pair's input: the chain with the predicted knobs,
+    /// or the cTCN's own output (in batches of [`CTCN_BATCH`] to bound memory).
+    fn outputs(&self, fx: &ChainFx, pairs: &[Pair], input: &[Features], reference: &[Features]) -> Vec<Vec<f32>> {
+        match self {
+            Learner::Knobs(t) => {
+                let knobs = t.predict(input, reference);
+                pairs.iter().zip(&knobs).map(|(pair, knobs)| fx.render_mono(&pair.input, knobs)).collect()
+            }
+            Learner::Ctcn(t) => (0..pairs.len())
+                .step_by(CTCN_BATCH)
+                .flat_map(|start| {
+                    let range = start..(start + CTCN_BATCH).min(pairs.len());
+                    let audio: Vec<Vec<f32>> = pairs[range.clone()].iter().map(|p| p.input.clone()).collect();
+                    t.predict(&input[range.clone()], &reference[range], &audio)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Pairs per cTCN forward pass outside training.
+const CTCN_BATCH: usize = 4;
 
 /// The effects a training step renders through: the real chain, and the proxies for the proxy
 /// estimators.
@@ -364,7 +439,7 @@ struct Effects {
 
 /// One optimisation step on a batch; returns the batch's loss.
 fn train_step(
-    trainer: &mut Trainer,
+    learner: &mut Learner,
     config: &TrainConfig,
     effects: &Effects,
     front: &mut LogMel,
@@ -373,8 +448,21 @@ fn train_step(
     step: u64,
 ) -> Result<f64> {
     let (input_features, reference_features) = features_of(front, pairs)?;
-    let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
     let targets: Vec<Channels> = pairs.iter().map(|p| vec![p.target.clone()]).collect();
+    let trainer = match learner {
+        Learner::Knobs(trainer) => trainer,
+        Learner::Ctcn(trainer) => {
+            let audio: Vec<Vec<f32>> = pairs.iter().map(|p| p.input.clone()).collect();
+            return trainer.step(&input_features, &reference_features, &audio, |outputs| {
+                let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+                let targets: Vec<&[f32]> = pairs.iter().map(|p| p.target.as_slice()).collect();
+                let mut grads: Vec<Vec<f32>> = outputs.iter().map(|o| vec![0.0; o.len()]).collect();
+                let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+                (loss.value_and_grad(&estimates, &targets, &mut views), grads)
+            });
+        }
+    };
+    let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
     trainer.step(&input_features, &reference_features, |knobs| {
         let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
@@ -395,6 +483,7 @@ fn train_step(
             EstimatorKind::FiniteDiff => {
                 loss_and_knob_gradients(&FiniteDiff { epsilon: config.epsilon }, fx, &batch, &targets, loss, seed)
             }
+            EstimatorKind::Ctcn => unreachable!("a cTCN run has a cTCN learner"),
         };
         (value, grads)
     })
@@ -446,10 +535,8 @@ impl ValidationSet {
         Ok(ValidationSet { pairs, input_features, reference_features, input_loss })
     }
 
-    fn measure(&self, trainer: &Trainer, fx: &ChainFx, loss: &mut MrStftBatch<f32>) -> Validation {
-        let knobs = trainer.predict(&self.input_features, &self.reference_features);
-        let outputs: Vec<Vec<f32>> =
-            self.pairs.iter().zip(&knobs).map(|(pair, knobs)| fx.render_mono(&pair.input, knobs)).collect();
+    fn measure(&self, learner: &Learner, fx: &ChainFx, loss: &mut MrStftBatch<f32>) -> Validation {
+        let outputs = learner.outputs(fx, &self.pairs, &self.input_features, &self.reference_features);
         Validation { loss: mean_loss(loss, &outputs, &self.pairs), input_loss: self.input_loss }
     }
 }
@@ -610,7 +697,7 @@ mod tests {
     fn training_moves_the_knobs_toward_the_truth() {
         let config = TrainConfig { learning_rate: 1e-3, ..TrainConfig::default() };
         let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2 };
-        let mut trainer = Trainer::new(&config.net, &trainer_config);
+        let mut learner = Learner::Knobs(Trainer::new(&config.net, &trainer_config));
         let fx = ChainFx { sample_rate: 24_000 };
         let mut front = LogMel::new(&config.net.features);
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
@@ -618,7 +705,8 @@ mod tests {
         let held_out = styled_pairs(6, 2);
         let (inputs, references) = features_of(&mut front, &held_out).unwrap();
         let truth = tone_response_db(&fixed_style());
-        let response_error = |trainer: &Trainer| {
+        let response_error = |learner: &Learner| {
+            let Learner::Knobs(trainer) = learner else { unreachable!() };
             let predicted = trainer.predict(&inputs, &references);
             let total: f64 = predicted
                 .iter()
@@ -635,13 +723,13 @@ mod tests {
             reference_features: references.clone(),
             pairs: held_out.clone(),
         };
-        let (error_before, loss_before) = (response_error(&trainer), validation.measure(&trainer, &fx, &mut loss).loss);
+        let (error_before, loss_before) = (response_error(&learner), validation.measure(&learner, &fx, &mut loss).loss);
         for step in 0..40 {
             let batch = &train_pairs[(step as usize * 4) % 16..][..4];
             let effects = Effects { chain: fx, proxies: None };
-            train_step(&mut trainer, &config, &effects, &mut front, &mut loss, batch, step).unwrap();
+            train_step(&mut learner, &config, &effects, &mut front, &mut loss, batch, step).unwrap();
         }
-        let (error_after, loss_after) = (response_error(&trainer), validation.measure(&trainer, &fx, &mut loss).loss);
+        let (error_after, loss_after) = (response_error(&learner), validation.measure(&learner, &fx, &mut loss).loss);
         eprintln!("tone response error {error_before:.2} -> {error_after:.2} dB, loss {loss_before:.3} -> {loss_after:.3}");
         assert!(loss_after < 0.5 * loss_before, "loss {loss_before} -> {loss_after}");
         assert!(error_after < 0.5 * error_before, "tone response error {error_before} -> {error_after} dB");
@@ -689,6 +777,29 @@ mod tests {
             let without = TrainConfig { comp_proxy: None, ..config };
             assert!(without.validate().is_err());
         }
+    }
+
+    /// A cTCN run writes a cTCN model file (not a style model), resumes from its checkpoint,
+    /// and refuses to start from a style model.
+    #[test]
+    fn ctcn_runs_write_ctcn_models_and_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("audio");
+        write_corpus(&data);
+        let config = TrainConfig { estimator: EstimatorKind::Ctcn, steps: 1, validate_every: 1, batch_size: 2, ..tiny_config(&data) };
+        let (run, out) = (dir.path().join("run"), dir.path().join("ctcn.afx"));
+        let summary = train(&config, &run, &out, false, None).unwrap();
+        let validation = summary.last_validation.unwrap();
+        assert!(validation.loss.is_finite());
+        // A fresh cTCN is the identity with a make-up gain of the controller's choosing.
+        assert!(validation.loss > 0.0);
+        let AnyModel::Ctcn(model) = model::file::load_any(&out).unwrap() else { panic!("not a cTCN file") };
+        assert_eq!(model.card["training"]["estimator"], "ctcn");
+        assert!(model::file::load(&out).is_err());
+        let resumed = train(&config, &run, &out, true, Some(2)).unwrap();
+        assert_eq!(resumed.steps, 2);
+        let init = TrainConfig { init: Some(out), ..config };
+        assert!(init.validate().unwrap_err().to_string().contains("starts fresh"));
     }
 
     /// The whole use case on files: model, checkpoint, log and curves are written; a run

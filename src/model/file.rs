@@ -1,4 +1,4 @@
-//! Model files: one file holds a network's kind (a style network or a neural proxy), its
+//! Model files: one file holds a network's kind (a style network, a neural proxy or a cTCN), its
 //! config, a free-form model card (training settings, evaluation numbers) and its weights.
 //!
 //! Layout, integers little-endian:
@@ -10,7 +10,7 @@
 //! | 8 | 4 | header length `H` |
 //! | 12 | 8 | weights length `W` |
 //! | 20 | 8 | FNV-1a 64-bit hash of every byte from offset 28 to the end |
-//! | 28 | `H` | header, JSON: `{"kind": "style" \| "proxy", "config": StyleNetConfig \| ProxyConfig, "card": any JSON}` (no kind: style) |
+//! | 28 | `H` | header, JSON: `{"kind": "style" \| "proxy" \| "ctcn", "config": StyleNetConfig \| ProxyConfig \| CtcnConfig, "card": any JSON}` (no kind: style) |
 //! | 28 + `H` | | zeros up to the next multiple of 256 |
 //! | `P` | `W` | the weights as a burnpack (burn's own format) |
 //!
@@ -26,6 +26,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::ctcn::{Ctcn, CtcnConfig};
 use super::network::{StyleNet, StyleNetConfig};
 use super::proxy::{Proxy, ProxyConfig};
 use crate::fx::NUM_KNOBS;
@@ -46,6 +47,20 @@ pub struct LoadedModel {
     pub card: serde_json::Value,
 }
 
+/// A cTCN read from a model file, with its card.
+#[derive(Debug)]
+pub struct LoadedCtcn {
+    pub model: Ctcn,
+    pub card: serde_json::Value,
+}
+
+/// Whatever a style-transfer model file holds: a knob-setting network or a cTCN.
+#[derive(Debug)]
+pub enum AnyModel {
+    Style(LoadedModel),
+    Ctcn(LoadedCtcn),
+}
+
 /// A proxy read from a model file, with its card.
 #[derive(Debug)]
 pub struct LoadedProxy {
@@ -59,6 +74,17 @@ pub struct LoadedProxy {
 enum Kind {
     Style,
     Proxy,
+    Ctcn,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Style => "a style model",
+            Kind::Proxy => "a neural proxy",
+            Kind::Ctcn => "a cTCN model",
+        }
+    }
 }
 
 /// The JSON header; `config` is read once the kind is known.
@@ -78,8 +104,7 @@ impl Header {
     /// The config, if the file holds `kind`.
     fn config<C: serde::de::DeserializeOwned>(&self, kind: Kind) -> Result<C, String> {
         if self.kind != kind {
-            let name = |k: Kind| if k == Kind::Style { "a style model" } else { "a neural proxy" };
-            return Err(format!("holds {}, not {}", name(self.kind), name(kind)));
+            return Err(format!("holds {}, not {}", self.kind.describe(), kind.describe()));
         }
         serde_json::from_value(self.config.clone()).map_err(|e| format!("unreadable header: {e}"))
     }
@@ -184,6 +209,47 @@ pub(super) fn proxy_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> 
 /// Reads a proxy file onto the plain CPU device.
 pub fn load_proxy(path: &Path) -> Result<LoadedProxy> {
     load_proxy_on(path, &Device::flex())
+}
+
+/// The bytes of a model file holding the cTCN `model` and `card`.
+pub(super) fn ctcn_to_bytes(model: &Ctcn, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+    encode(Kind::Ctcn, &model.config(), model, card)
+}
+
+/// Writes a cTCN and its card to `path` atomically, as [`save`] does for style networks.
+pub fn save_ctcn(path: &Path, model: &Ctcn, card: &serde_json::Value) -> Result<()> {
+    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
+    let bytes = ctcn_to_bytes(model, card).map_err(fail)?;
+    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+}
+
+/// Reads a cTCN from the bytes of a model file onto `device`; `what` names it in errors.
+pub(super) fn ctcn_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedCtcn> {
+    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
+    let (header, weights) = parse(bytes).map_err(fail)?;
+    let config: CtcnConfig = header.config(Kind::Ctcn).map_err(fail)?;
+    config.validate().map_err(|e| fail(e.to_string()))?;
+    let mut model = config.init(device, 0);
+    load_weights(&mut model, copied(weights)).map_err(fail)?;
+    Ok(LoadedCtcn { model, card: header.card })
+}
+
+/// Whether the model file at `path` holds a cTCN.
+pub fn holds_ctcn(path: &Path) -> Result<bool> {
+    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    Ok(parse(&bytes).map_err(fail)?.0.kind == Kind::Ctcn)
+}
+
+/// Reads a style model or a cTCN, whichever the file at `path` holds (a proxy is an error).
+pub fn load_any(path: &Path) -> Result<AnyModel> {
+    let what = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+    let (header, _) = parse(&bytes).map_err(|reason| Error::ModelFile { what: what.clone(), reason })?;
+    match header.kind {
+        Kind::Ctcn => Ok(AnyModel::Ctcn(ctcn_from_bytes_on(&bytes, &what, &Device::flex())?)),
+        _ => Ok(AnyModel::Style(from_bytes(&bytes, &what)?)),
+    }
 }
 
 /// Lays out prefix, header, padding and weights, and fills in the hash.
@@ -344,6 +410,32 @@ mod tests {
         assert!(style_error.contains("holds a neural proxy, not a style model"), "{style_error}");
         let proxy_error = load_proxy(&style_path).unwrap_err().to_string();
         assert!(proxy_error.contains("holds a style model, not a neural proxy"), "{proxy_error}");
+    }
+
+    #[test]
+    fn ctcn_round_trips_and_is_told_apart() {
+        use crate::model::network::tests::noise_features;
+        use crate::model::proxy::{ProxyConfig, ProxyEffect};
+        let config = CtcnConfig {
+            net: small_config(),
+            tcn: ProxyConfig { channels: 3, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Chain) },
+        };
+        let model = config.init(&Device::flex(), 9);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctcn.afx");
+        save_ctcn(&path, &model, &card()).unwrap();
+        let AnyModel::Ctcn(loaded) = load_any(&path).unwrap() else { panic!("not read as a cTCN") };
+        assert_eq!(loaded.model.config(), config);
+        assert_eq!(loaded.card, card());
+        let input = noise_features(&config.net.features, 1, 12_000, 1);
+        let reference = noise_features(&config.net.features, 1, 12_000, 2);
+        let audio = vec![(0..50).map(|i| (i as f32 * 0.2).sin()).collect::<Vec<f32>>()];
+        assert_eq!(loaded.model.process(&input, &reference, &audio), model.process(&input, &reference, &audio));
+        let error = load(&path).unwrap_err().to_string();
+        assert!(error.contains("holds a cTCN model, not a style model"), "{error}");
+        let style_path = dir.path().join("style.afx");
+        save(&style_path, &small_config().init(&Device::flex(), 1), &card()).unwrap();
+        assert!(matches!(load_any(&style_path).unwrap(), AnyModel::Style(_)));
     }
 
     /// Reading `bytes` must give a model-file error, not a model and not a panic.

@@ -4,6 +4,7 @@
 //! an input and a reference into normalised knobs ([`network`]); [`Trainer`] fits it through
 //! gradients the caller computes outside burn ([`trainer`]); [`file`] saves and loads it.
 
+pub mod ctcn;
 pub mod features;
 pub mod file;
 pub mod network;
@@ -12,6 +13,7 @@ pub mod proxy;
 pub mod proxy_trainer;
 pub mod trainer;
 
+pub use ctcn::{Ctcn, CtcnConfig, CtcnTrainer};
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};

@@ -269,6 +269,16 @@ impl StyleNet {
     }
 }
 
+/// Rows of equal length as a `[rows, columns]` tensor.
+///
+/// # Panics
+/// If the rows differ in length.
+pub(crate) fn matrix(rows: &[Vec<f32>], device: &Device) -> Tensor<2> {
+    let columns = rows.first().map_or(0, Vec::len);
+    assert!(rows.iter().all(|r| r.len() == columns), "every row needs {columns} values");
+    Tensor::from_data(TensorData::new(rows.concat(), [rows.len(), columns]), device)
+}
+
 /// The rows of a `[batch, n]` tensor as vectors.
 pub(crate) fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, n] = t.dims();

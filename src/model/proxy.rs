@@ -22,12 +22,15 @@ use super::network::rows;
 use crate::fx::{KNOBS, NUM_KNOBS};
 use crate::{Error, Result};
 
-/// Which effect a proxy imitates: the EQ (knobs 0..18) or the compressor (knobs 18..24).
+/// Which effect a proxy imitates: the EQ (knobs 0..18), the compressor (knobs 18..24) or the
+/// whole chain (all 24 knobs; the published single "channel" proxy, and the TCN of the cTCN
+/// baseline, [`super::ctcn`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyEffect {
     Eq,
     Comp,
+    Chain,
 }
 
 /// Index of the first compressor knob in [`KNOBS`].
@@ -39,6 +42,7 @@ impl ProxyEffect {
         match self {
             ProxyEffect::Eq => 0..FIRST_COMP_KNOB,
             ProxyEffect::Comp => FIRST_COMP_KNOB..NUM_KNOBS,
+            ProxyEffect::Chain => 0..NUM_KNOBS,
         }
     }
 
@@ -46,15 +50,14 @@ impl ProxyEffect {
         match self {
             ProxyEffect::Eq => "eq",
             ProxyEffect::Comp => "comp",
+            ProxyEffect::Chain => "chain",
         }
     }
 
     /// The position, among this effect's knobs, of a make-up gain applied exactly.
     fn makeup(self) -> Option<usize> {
-        match self {
-            ProxyEffect::Eq => None,
-            ProxyEffect::Comp => Some(crate::fx::params::comp_index::MAKEUP_DB - FIRST_COMP_KNOB),
-        }
+        let makeup = crate::fx::params::comp_index::MAKEUP_DB;
+        self.knobs().contains(&makeup).then(|| makeup - self.knobs().start)
     }
 }
 
@@ -199,7 +202,7 @@ impl Proxy {
         let y = if self.config.identity_skip { y + input } else { y };
         match self.config.effect.makeup() {
             Some(k) => {
-                let spec = &KNOBS[FIRST_COMP_KNOB + k];
+                let spec = &KNOBS[self.config.effect.knobs().start + k];
                 let normalized = knobs.slice([0..batch, k..k + 1]);
                 // gain_db = min + n (max − min) for the linear make-up knob; gain = e^(gain_db · ln10/20).
                 let gain_db = normalized.mul_scalar(spec.max - spec.min).add_scalar(spec.min);
@@ -207,6 +210,13 @@ impl Proxy {
             }
             None => y,
         }
+    }
+
+    /// One mono clip through the proxy with the effect's normalised `knobs`.
+    pub fn process(&self, input: &[f32], knobs: &[f32]) -> Vec<f32> {
+        let device = self.device();
+        let x = Tensor::<2>::from_data(TensorData::new(input.to_vec(), [1, input.len()]), &device);
+        rows(self.forward(x, knob_row(knobs, &device))).remove(0)
     }
 }
 

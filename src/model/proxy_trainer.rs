@@ -9,7 +9,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::file::{proxy_from_bytes_on, proxy_to_bytes};
-use super::network::rows;
+use super::network::{matrix, rows};
 use super::proxy::{Proxy, ProxyConfig};
 use super::trainer::{TrainerConfig, adam, read_checkpoint, write_checkpoint};
 use crate::{Error, Result};
@@ -77,13 +77,6 @@ impl ProxyTrainer {
         })?;
         Ok((Self { proxy, optimizer, config }, state))
     }
-}
-
-/// Rows of equal length as a `[rows, columns]` tensor.
-fn matrix(rows: &[Vec<f32>], device: &Device) -> Tensor<2> {
-    let columns = rows.first().map_or(0, Vec::len);
-    assert!(rows.iter().all(|r| r.len() == columns), "every row needs {columns} values");
-    Tensor::from_data(TensorData::new(rows.concat(), [rows.len(), columns]), device)
 }
 
 #[cfg(test)]

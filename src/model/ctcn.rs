@@ -1,0 +1,207 @@
+//! The cTCN baseline of DeepAFx-ST: the style network's encoder and controller condition a
+//! TCN that *replaces* the effect chain, and all three are trained together, end to end, on the
+//! output audio (the published `tcn1`). It has no interpretable knobs: the controller's 24
+//! outputs are only a conditioning vector, except the compressor's make-up slot, which the TCN
+//! applies as an exact gain as the published "channel" proxy does ([`ProxyEffect::Chain`]).
+//!
+//! Training: the network's output audio leaves burn, the caller computes the MR-STFT + L1 loss
+//! and its gradient with respect to the audio in plain Rust, and the gradient comes back through
+//! the surrogate `Σ y · stop_gradient(g)` (as in [`super::proxy_trainer`]), reaching the TCN,
+//! the controller and the encoder in one backward pass.
+
+use std::path::Path;
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::features::Features;
+use super::file::{ctcn_from_bytes_on, ctcn_to_bytes};
+use super::network::{StyleNet, StyleNetConfig, matrix, rows};
+use super::proxy::{Proxy, ProxyConfig, ProxyEffect};
+use super::trainer::{TrainerConfig, adam, read_checkpoint, write_checkpoint};
+use crate::{Error, Result};
+
+/// Everything that determines a [`Ctcn`]'s shape. Stored in every cTCN file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CtcnConfig {
+    pub net: StyleNetConfig,
+    /// The TCN; its effect must be [`ProxyEffect::Chain`] (a 24-value conditioning).
+    pub tcn: ProxyConfig,
+}
+
+impl CtcnConfig {
+    /// The default style network and the default proxy shape (with the identity skip, so that
+    /// a fresh cTCN starts at the identity; the published one has no skip).
+    pub fn new(net: StyleNetConfig) -> Self {
+        Self { net, tcn: ProxyConfig::new(ProxyEffect::Chain) }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.tcn.effect != ProxyEffect::Chain {
+            return Err(Error::Invalid(format!("a cTCN's TCN takes the whole chain's knobs, not the {}'s", self.tcn.effect.name())));
+        }
+        self.net.validate()?;
+        self.tcn.validate()
+    }
+
+    /// A cTCN with freshly drawn weights; the same `seed` gives the same weights.
+    ///
+    /// # Panics
+    /// If the config does not [validate](Self::validate).
+    pub fn init(&self, device: &Device, seed: u64) -> Ctcn {
+        if let Err(e) = self.validate() {
+            panic!("{e}");
+        }
+        Ctcn { net: self.net.init(device, seed), tcn: self.tcn.init(device, seed.wrapping_add(1)) }
+    }
+}
+
+/// The style network and the TCN it conditions.
+#[derive(Module, Debug)]
+pub struct Ctcn {
+    pub net: StyleNet,
+    pub tcn: Proxy,
+}
+
+impl Ctcn {
+    pub fn config(&self) -> CtcnConfig {
+        CtcnConfig { net: self.net.config().clone(), tcn: self.tcn.config().clone() }
+    }
+
+    /// The rate the TCN processes audio at (the training rate).
+    pub fn sample_rate(&self) -> u32 {
+        self.tcn.config().sample_rate
+    }
+
+    /// The output `[batch, samples]` for each pair's features and mono input audio (equal
+    /// lengths), on the parameters' device.
+    ///
+    /// # Panics
+    /// As [`StyleNet::forward_features`], or if the audio rows differ in length.
+    pub fn forward(&self, input: &[Features], reference: &[Features], audio: &[Vec<f32>]) -> Tensor<2> {
+        let conditioning = self.net.forward_features(input, reference);
+        self.tcn.forward(matrix(audio, &self.tcn.device()), conditioning)
+    }
+
+    /// [`Ctcn::forward`] as plain rows.
+    pub fn process(&self, input: &[Features], reference: &[Features], audio: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        rows(self.forward(input, reference, audio))
+    }
+}
+
+/// A cTCN being trained (flex with autodiff) and its Adam state.
+pub struct CtcnTrainer {
+    model: Ctcn,
+    optimizer: ModuleOptimizer,
+    config: TrainerConfig,
+}
+
+impl CtcnTrainer {
+    pub fn new(ctcn: &CtcnConfig, config: &TrainerConfig) -> Self {
+        Self { model: ctcn.init(&Device::flex().autodiff(), config.seed), optimizer: adam(config), config: config.clone() }
+    }
+
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+
+    /// One Adam step on a batch: `loss_and_grad` receives the outputs for the pairs' features
+    /// and input audio and returns the loss and its gradient with respect to the outputs. A
+    /// non-finite loss or gradient is an error and leaves the model unchanged.
+    pub fn step<F>(&mut self, input: &[Features], reference: &[Features], audio: &[Vec<f32>], loss_and_grad: F) -> Result<f64>
+    where
+        F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
+    {
+        let outputs = self.model.forward(input, reference, audio);
+        let (loss, grads) = loss_and_grad(&rows(outputs.clone().detach()));
+        if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
+            return Err(Error::Invalid(format!("non-finite loss ({loss}) or output gradient; the step was skipped")));
+        }
+        let surrogate = (outputs * matrix(&grads, &self.model.tcn.device()).detach()).sum();
+        let grads = GradientsParams::from_grads(surrogate.backward(), &self.model);
+        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
+        Ok(loss)
+    }
+
+    /// The current model's outputs, without autodiff.
+    pub fn predict(&self, input: &[Features], reference: &[Features], audio: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        self.model().process(input, reference, audio)
+    }
+
+    /// A copy of the current model without autodiff.
+    pub fn model(&self) -> Ctcn {
+        self.model.valid()
+    }
+
+    /// Saves the model and Adam's state into the folder `dir`, as
+    /// [`super::Trainer::save_checkpoint`] does for the style network.
+    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
+        write_checkpoint(dir, &self.optimizer, &self.config, state, |card| ctcn_to_bytes(&self.model(), card))
+    }
+
+    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint), with the saved
+    /// state.
+    pub fn resume(dir: &Path) -> Result<(Self, serde_json::Value)> {
+        let (model, optimizer, config, state) = read_checkpoint(dir, |bytes, what| {
+            let loaded = ctcn_from_bytes_on(bytes, what, &Device::flex().autodiff())?;
+            Ok((loaded.model, loaded.card))
+        })?;
+        Ok((Self { model, optimizer, config }, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::network::tests::noise_features;
+
+    fn tiny() -> CtcnConfig {
+        let net = StyleNetConfig::default();
+        CtcnConfig { tcn: ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Chain) }, net }
+    }
+
+    /// Training lowers a squared error to a fixed target on a fixed batch, which fails if the
+    /// gradient did not reach the parameters or had the wrong sign; a checkpoint resumes
+    /// bit-identically.
+    #[test]
+    fn training_lowers_the_loss_and_resumes_exactly() {
+        let config = tiny();
+        let trainer_config = TrainerConfig { learning_rate: 1e-3, grad_clip_norm: None, seed: 3 };
+        let features = &config.net.features;
+        let input = noise_features(features, 2, 12_000, 1);
+        let reference = noise_features(features, 2, 12_000, 2);
+        let audio: Vec<Vec<f32>> = (0..2).map(|b| (0..256).map(|i| (0.05 * (i + 7 * b) as f32).sin() * 0.5).collect()).collect();
+        // Target: the input at half the level, something the make-up slot and the TCN can do.
+        let targets: Vec<Vec<f32>> = audio.iter().map(|a| a.iter().map(|v| 0.5 * v).collect()).collect();
+        let squared_error = |y: &[Vec<f32>]| {
+            let n = (y.len() * y[0].len()) as f64;
+            let pairs = || y.iter().flatten().zip(targets.iter().flatten());
+            let loss = pairs().map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / n;
+            let grads = y.iter().zip(&targets).map(|(a, b)| a.iter().zip(b).map(|(a, b)| (2.0 * (a - b) as f64 / n) as f32).collect()).collect();
+            (loss, grads)
+        };
+        let mut trainer = CtcnTrainer::new(&config, &trainer_config);
+        let losses: Vec<f64> = (0..60).map(|_| trainer.step(&input, &reference, &audio, squared_error).unwrap()).collect();
+        assert!(losses[59] < 0.2 * losses[0], "{} -> {}", losses[0], losses[59]);
+        let predicted = trainer.predict(&input, &reference, &audio);
+        assert!((squared_error(&predicted).0 - losses[59]).abs() < losses[59]);
+
+        let dir = tempfile::tempdir().unwrap();
+        trainer.save_checkpoint(dir.path(), &serde_json::json!({ "step": 60 })).unwrap();
+        let (mut resumed, state) = CtcnTrainer::resume(dir.path()).unwrap();
+        assert_eq!(state["step"], 60);
+        let a = trainer.step(&input, &reference, &audio, squared_error).unwrap();
+        let b = resumed.step(&input, &reference, &audio, squared_error).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(trainer.predict(&input, &reference, &audio), resumed.predict(&input, &reference, &audio));
+    }
+
+    #[test]
+    fn only_a_chain_tcn_validates() {
+        let mut config = tiny();
+        assert!(config.validate().is_ok());
+        config.tcn.effect = ProxyEffect::Eq;
+        assert!(config.validate().unwrap_err().to_string().contains("whole chain"));
+    }
+}
