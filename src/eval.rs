@@ -88,6 +88,8 @@ pub struct Row {
     pub seconds_per_example: f64,
     /// With named styles: the metric means of each style's pairs.
     pub by_style: Vec<(String, Metrics)>,
+    /// The model's training cost, where known.
+    pub training: Option<TrainingCost>,
 }
 
 /// A finished evaluation.
@@ -107,6 +109,35 @@ pub struct Candidate<'a> {
     /// For a cTCN ([`crate::model::Ctcn`]): the TCN that replaces the chain, conditioned by
     /// `net`'s outputs. Such a model has no knobs, so it gets no proxy or refinement rows.
     pub tcn: Option<&'a Proxy>,
+    /// Whether the model also gets a row rendered through [`EvalConfig::proxies`] (the NP row).
+    pub through_proxies: bool,
+    /// Whether the model also gets a row with [`EvalConfig::refine_steps`] of refinement.
+    pub refine: bool,
+    /// What training the model cost, from its model card.
+    pub training: Option<TrainingCost>,
+}
+
+impl<'a> Candidate<'a> {
+    /// A knob-setting model with every extra row and no training record.
+    pub fn new(name: impl Into<String>, net: &'a StyleNet) -> Self {
+        Candidate { name: name.into(), net, tcn: None, through_proxies: true, refine: true, training: None }
+    }
+}
+
+/// Training steps and seconds, as a model card records them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TrainingCost {
+    pub steps: u64,
+    pub seconds: f64,
+}
+
+impl TrainingCost {
+    /// The cost recorded in a model card written by `afx train` (`training.steps`,
+    /// `training.seconds`), if any.
+    pub fn from_card(card: &serde_json::Value) -> Option<Self> {
+        let training = card.get("training")?;
+        Some(TrainingCost { steps: training.get("steps")?.as_u64()?, seconds: training.get("seconds")?.as_f64()? })
+    }
 }
 
 /// Runs the protocol for every candidate.
@@ -128,8 +159,11 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     };
     let fx = ChainFx { sample_rate: RATE_HZ };
     let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
-    let knob_models = candidates.iter().filter(|c| c.tcn.is_none()).count();
-    let model_rows = candidates.len() + knob_models * (usize::from(config.refine_steps > 0) + usize::from(proxies.is_some()));
+    let extra = |c: &Candidate| {
+        let knobs = c.tcn.is_none();
+        usize::from(knobs && c.refine && config.refine_steps > 0) + usize::from(knobs && c.through_proxies && proxies.is_some())
+    };
+    let model_rows = candidates.len() + candidates.iter().map(extra).sum::<usize>();
     let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
@@ -156,20 +190,21 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 Ok((knobs, start.elapsed().as_secs_f64()))
             })
             .collect::<Result<_>>()?;
+        let trained = |row: Row| Row { training: candidate.training, ..row };
         if let Some(tcn) = candidate.tcn {
-            rows.push(measure_row(&candidate.name, &pairs, &styles, timed_tcn(tcn, &pairs, &predicted)?)?);
+            rows.push(trained(measure_row(&candidate.name, &pairs, &styles, timed_tcn(tcn, &pairs, &predicted)?)?));
             progress.inc(1);
             continue;
         }
         let outputs = timed_renders(&fx, &pairs, &predicted);
-        rows.push(measure_row(&candidate.name, &pairs, &styles, outputs)?);
+        rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs)?));
         progress.inc(1);
-        if let Some(proxies) = &proxies {
+        if let Some(proxies) = proxies.as_ref().filter(|_| candidate.through_proxies) {
             let outputs = timed_renders(proxies, &pairs, &predicted);
-            rows.push(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?);
+            rows.push(trained(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?));
             progress.inc(1);
         }
-        if config.refine_steps > 0 {
+        if config.refine_steps > 0 && candidate.refine {
             let refined: Vec<(Vec<f32>, f64)> = pairs
                 .par_iter()
                 .zip(&predicted)
@@ -181,7 +216,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 .collect();
             let outputs = timed_renders(&fx, &pairs, &refined);
             let name = format!("{} + refine {}", candidate.name, config.refine_steps);
-            rows.push(measure_row(&name, &pairs, &styles, outputs)?);
+            rows.push(trained(measure_row(&name, &pairs, &styles, outputs)?));
             progress.inc(1);
         }
     }
@@ -268,6 +303,7 @@ fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f3
         metrics: mean(each.iter()),
         seconds_per_example: outputs.iter().map(|(_, s)| s).sum::<f64>() / outputs.len() as f64,
         by_style,
+        training: None,
     })
 }
 
@@ -308,8 +344,8 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "{} pairs, {} styles, {} test files ({:.2} h)\n\n\
-             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.pairs,
             match self.styles {
                 StyleSet::Random => "random",
@@ -321,8 +357,12 @@ impl Report {
         let input = &self.rows[0].metrics;
         for row in &self.rows {
             let m = &row.metrics;
+            let training = row.training.map_or_else(
+                || "| | | |".to_string(),
+                |t| format!("| {} | {:.1} | {:.3} |", t.steps, t.seconds / 60.0, t.seconds / t.steps.max(1) as f64),
+            );
             out.push_str(&format!(
-                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} |\n",
+                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} {training}\n",
                 row.name,
                 m.mrstft,
                 m.mel_distance,
@@ -373,10 +413,11 @@ mod tests {
             tcn: crate::model::ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..crate::model::ProxyConfig::new(crate::model::ProxyEffect::Chain) },
         }
         .init(&burn::prelude::Device::flex(), 4);
-        let candidates = [
-            Candidate { name: "bundled".into(), net: &model.net, tcn: None },
-            Candidate { name: "ctcn".into(), net: &ctcn.net, tcn: Some(&ctcn.tcn) },
-        ];
+        let bundled = Candidate {
+            training: Some(TrainingCost { steps: 300, seconds: 60.0 }),
+            ..Candidate::new("bundled", &model.net)
+        };
+        let candidates = [bundled, Candidate { tcn: Some(&ctcn.tcn), ..Candidate::new("ctcn", &ctcn.net) }];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
         let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
         let config = EvalConfig {
@@ -404,7 +445,9 @@ mod tests {
             assert!((average - row.metrics.mrstft).abs() < 1e-9 * row.metrics.mrstft, "{}", row.name);
         }
         let table = report.markdown();
-        assert!(table.contains("| Input | ") && table.contains("| 1.00 | 1.00 | 1.00 |"), "{table}");
+        assert!(table.contains("| Input | ") && table.contains("| 1.00 | 1.00 | 1.00 | | | |"), "{table}");
+        // 300 steps in 60 s: 1.0 min, 0.2 s per step.
+        assert!(table.contains("| 300 | 1.0 | 0.200 |"), "{table}");
         assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
     }
 }

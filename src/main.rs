@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
 use afx::fx::{KNOBS, Knobs};
-use afx::eval::{Candidate, EvalConfig, StyleSet};
+use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, ProxyEffect};
 use afx::probe::ProbeConfig;
@@ -169,12 +169,13 @@ enum Command {
         /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
         #[arg(long, default_value_t = 100)]
         oracle_steps: usize,
-        /// Also evaluate each model with this many steps of inference-time refinement (as
-        /// `afx transfer --refine`); 0 leaves those rows out.
+        /// Also evaluate the first model with this many steps of inference-time refinement (as
+        /// `afx transfer --refine`); 0 leaves that row out.
         #[arg(long, default_value_t = 0)]
         refine: usize,
-        /// With --comp-proxy: also render each model's knobs through these neural proxies (the
-        /// NP row; the model's own row, with the real chain, is NP-HH).
+        /// With --comp-proxy: also render the knobs of each model trained through proxies
+        /// (`--estimator proxy`) through these neural proxies: its NP row (its own row, with
+        /// the real chain, is NP-HH).
         #[arg(long, requires = "comp_proxy")]
         eq_proxy: Option<PathBuf>,
         #[arg(long, requires = "eq_proxy")]
@@ -298,16 +299,26 @@ fn load_models(models: &[String]) -> afx::Result<Vec<AnyModel>> {
         .collect()
 }
 
-/// Each loaded model named by its file stem.
+/// Each loaded model named by its file stem, with its training cost. Rows through the proxies
+/// go to models trained through them (NP), refinement rows to the first model only.
 fn candidates<'a>(models: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a>> {
     models
         .iter()
         .zip(loaded)
-        .map(|(name, model)| {
+        .enumerate()
+        .map(|(i, (name, model))| {
             let name = PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
-            match model {
-                AnyModel::Style(m) => Candidate { name, net: &m.net, tcn: None },
-                AnyModel::Ctcn(m) => Candidate { name, net: &m.model.net, tcn: Some(&m.model.tcn) },
+            let (net, tcn, card) = match model {
+                AnyModel::Style(m) => (&m.net, None, &m.card),
+                AnyModel::Ctcn(m) => (&m.model.net, Some(&m.model.tcn), &m.card),
+            };
+            let estimator = card.pointer("/training/estimator").and_then(|e| e.as_str());
+            Candidate {
+                tcn,
+                through_proxies: matches!(estimator, Some("proxy" | "proxy_half")),
+                refine: i == 0,
+                training: TrainingCost::from_card(card),
+                ..Candidate::new(name, net)
             }
         })
         .collect()

@@ -149,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_grooves(dir.path(), 40, 1.2, 24_000, 700);
         let model = crate::transfer::bundled_model().unwrap();
-        let candidates = [Candidate { name: "bundled".into(), net: &model.net, tcn: None }];
+        let candidates = [Candidate::new("bundled", &model.net)];
         let config = ProbeConfig {
             data: vec![dir.path().to_path_buf()],
             train_clips_per_style: 8,
