@@ -5,7 +5,7 @@
 # music and speech files with the DeepAFx-ST synthetic protocol.
 #
 # Usage: scripts/compare.sh [OUT]        (OUT defaults to runs/compare)
-# Settings (environment): STEPS (1000), BATCH (4), CLIP (16384 frames at 24 kHz), PROXY_STEPS
+# Settings (environment): STEPS (500), BATCH (4), CLIP (16384 frames at 24 kHz), PROXY_STEPS
 # (2500), PAIRS (50 evaluation pairs per domain), REFINE (50), SEED (1), DATA (the folder that
 # scripts/get-training-audio.sh fills; default ~/.cache/afx/training-audio), AFX (a built afx
 # binary; default: cargo build --release).
@@ -14,7 +14,7 @@
 # checkpoint when the script runs again. Tables go to OUT/music.md and OUT/speech.md.
 set -euo pipefail
 out=${1:-runs/compare}
-STEPS=${STEPS:-1000} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PROXY_STEPS=${PROXY_STEPS:-2500}
+STEPS=${STEPS:-500} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PROXY_STEPS=${PROXY_STEPS:-2500}
 PAIRS=${PAIRS:-50} REFINE=${REFINE:-50} SEED=${SEED:-1}
 DATA=${DATA:-${AFX_DATA:-$HOME/.cache/afx/training-audio}}
 if [ -z "${AFX:-}" ]; then

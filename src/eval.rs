@@ -7,12 +7,14 @@
 //! - **Input**: the corrupted input unprocessed, the level to beat;
 //! - **RB-DSP**: the rule-based baseline ([`baseline::rb_dsp`]: FIR spectrum match and a
 //!   compressor threshold search on loudness);
-//! - each **model**: its knobs for (input, reference), rendered through the chain;
-//! - each **model through the proxies** (with `proxies`): the model's knobs rendered by the
-//!   neural proxies instead of the chain, DeepAFx-ST's NP row (its NP-HH row is the model's
-//!   own row, which always renders with the real chain);
-//! - each **model + refinement** (with `refine_steps`): the model's knobs refined on the style
-//!   distance to the reference ([`refine::refine`], no ground truth involved);
+//! - each **model**: its knobs for (input, reference), rendered through the chain; for a cTCN,
+//!   its own TCN's output;
+//! - **model through the proxies** (with `proxies`, for the candidates that ask for it): the
+//!   model's knobs rendered by the neural proxies instead of the chain, DeepAFx-ST's NP row (its
+//!   NP-HH row is the model's own row, which always renders with the real chain);
+//! - **model + refinement** (with `refine_steps`, for the candidates that ask for it): the
+//!   model's knobs refined on the style distance to the reference ([`refine::refine`], no
+//!   ground truth involved);
 //! - **Style knobs**: the target style's own knobs applied to the input (not the right answer,
 //!   since the corruption lies between input and target, but the "true knobs");
 //! - **Oracle**: knobs fitted to each pair's target directly by Adam with exact gradients,

@@ -381,12 +381,16 @@ enum Styles {
 enum Estimator {
     Exact,
     Spsa,
+    // The names model cards record (`finite_diff`), and clap's kebab-case spelling.
+    #[value(name = "finite_diff", alias = "finite-diff")]
     FiniteDiff,
     /// NP: trained through the neural proxies alone.
     Proxy,
     /// NP-HH: trained as NP, meant to run with the real chain.
+    #[value(name = "proxy_half", alias = "proxy-half")]
     ProxyHalf,
     /// NP-FH: the real chain forward, the proxies' gradient.
+    #[value(name = "proxy_full", alias = "proxy-full")]
     ProxyFull,
     /// The cTCN baseline: a TCN conditioned by the network replaces the chain; no knobs.
     Ctcn,

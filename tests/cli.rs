@@ -224,4 +224,13 @@ fn transfer_refines_and_proxy_training_refuses_bad_data() {
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
     assert!(!Path::new(&proxy).exists());
+
+    // Estimators are named as model cards record them (finite_diff), or in kebab case; either
+    // way the run gets past the option parsing to a one-line error about its settings or data.
+    for estimator in ["finite_diff", "finite-diff", "proxy_full", "ctcn"] {
+        let o = afx(&["train", "--estimator", estimator, "--data", data.to_str().unwrap(), "--out", &path("m.afx"), "--steps", "1"]);
+        let message = stderr(&o);
+        assert!(!o.status.success() && message.lines().count() == 1, "{message}");
+        assert!(!message.contains("invalid value"), "{estimator}: {message}");
+    }
 }
