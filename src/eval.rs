@@ -310,7 +310,7 @@ fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f3
 }
 
 /// Every metric's mean over `all`.
-fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metrics {
+pub(crate) fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metrics {
     let n = all.clone().count() as f64;
     let mean = |f: fn(&Metrics) -> f64| all.clone().map(f).sum::<f64>() / n;
     Metrics {

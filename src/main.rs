@@ -202,6 +202,24 @@ enum ProxyCommand {
     /// Fit a proxy to the real EQ or compressor on folders of audio (random knobs over the
     /// whole range, MR-STFT + L1 against the real effect's output).
     Train(ProxyTrainArgs),
+    /// Measure how closely a proxy imitates its effect on the test split (files never used in
+    /// training), beside the identity.
+    Eval {
+        #[arg(long)]
+        proxy: PathBuf,
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        #[arg(long, default_value_t = 32)]
+        clips: usize,
+        /// Clip length in frames at the proxy's rate.
+        #[arg(long, default_value_t = 65_536)]
+        clip_frames: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print JSON instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where a training run reads and writes, for `afx train` and `afx proxy train`.
@@ -616,6 +634,14 @@ fn run(cli: Cli) -> afx::Result<()> {
                 summary.last_validation.map(|v| format!("{:.4}", v.input_loss)).unwrap_or("-".into()),
                 run_dir.display()
             );
+        }
+        Command::Proxy { command: ProxyCommand::Eval { proxy, data, clips, clip_frames, seed, json } } => {
+            let measured = afx::proxy_train::evaluate_proxy(&proxy, &data, clips, clip_frames, seed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&measured).expect("the match serialises"));
+            } else {
+                print!("{}", measured.markdown());
+            }
         }
         Command::Train(args) => {
             let (run, run_dir) = (&args.run, args.run.run_dir());

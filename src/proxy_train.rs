@@ -22,6 +22,7 @@ use crate::fx::params::comp_index;
 use crate::grad::{ChainFx, eq_only};
 use crate::model::file::{load_proxy, save_proxy};
 use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
+use crate::metrics::{self, Metrics};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::train::{LogRow, Validation, check_run_settings, ensure_new_run, record, step_decay, write_log};
 use crate::{Error, Result};
@@ -207,6 +208,95 @@ pub fn train_proxy(
     })
 }
 
+/// How closely a proxy imitates its effect on held-out audio: the metrics of the proxy's output
+/// and of the unprocessed clip (the identity), each against the real effect's output, as means
+/// over clips of the test split with random knobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxyMatch {
+    pub effect: ProxyEffect,
+    pub clips: usize,
+    /// The training loss (MR-STFT + L1) of the proxy's output and of the identity.
+    pub proxy_loss: f64,
+    pub identity_loss: f64,
+    pub proxy: Metrics,
+    pub identity: Metrics,
+}
+
+/// Measures the proxy file `path` against the real effect on `clips` clips of `clip_frames`
+/// frames from the test split of `data` (files never used in training or validation), skipping
+/// clips that the real effect leaves below the loudness gate.
+pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: usize, seed: u64) -> Result<ProxyMatch> {
+    if clips == 0 {
+        return Err(Error::Invalid("--clips must be at least 1".into()));
+    }
+    let proxy = load_proxy(path)?.proxy;
+    let config = ProxyTrainConfig { data: data.to_vec(), proxy: proxy.config().clone(), clip_frames, ..ProxyTrainConfig::new(proxy.config().effect) };
+    let files = data::scan(data)?;
+    let corpus = Corpus::load(&files, &CorpusConfig { splits: vec![Split::Test], ..CorpusConfig::default() })?;
+    if corpus.num_files(Split::Test) == 0 {
+        return Err(Error::Invalid("the test split is empty: measuring a proxy needs more audio files".into()));
+    }
+    if corpus.sample_rate() != proxy.config().sample_rate {
+        return Err(Error::Invalid(format!("the proxy runs at {} Hz, the clips at {} Hz", proxy.config().sample_rate, corpus.sample_rate())));
+    }
+    let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
+    let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    // Knobs that push the real effect's output under the loudness gate (−70 LUFS: a low
+    // threshold at a high ratio) leave the loudness metric undefined; such clips are skipped.
+    let audible = |e: &ProxyExample| metrics::loudness_lufs(&e.target, fx.sample_rate, "target").is_ok_and(f64::is_finite);
+    let examples: Vec<ProxyExample> = (0..4 * clips as u64)
+        .into_par_iter()
+        .map(|i| example(&generator, &config, Split::Test, i, seed, &fx))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(audible)
+        .take(clips)
+        .collect();
+    if examples.len() < clips {
+        return Err(Error::Invalid(format!("only {} of {} drawn clips are audible after the effect", examples.len(), 4 * clips)));
+    }
+    let outputs: Vec<Vec<f32>> = examples.iter().map(|e| proxy.process(&e.input, &e.knobs)).collect();
+    let inputs: Vec<Vec<f32>> = examples.iter().map(|e| e.input.clone()).collect();
+    let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+    let rate = fx.sample_rate;
+    let metrics = |estimates: &[Vec<f32>]| -> Result<Metrics> {
+        let each = estimates
+            .iter()
+            .zip(&examples)
+            .map(|(y, e)| metrics::compare(std::slice::from_ref(y), std::slice::from_ref(&e.target), rate))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::eval::mean(each.iter()))
+    };
+    Ok(ProxyMatch {
+        effect: proxy.config().effect,
+        clips,
+        proxy_loss: mean_loss(&mut loss, &outputs, &examples),
+        identity_loss: mean_loss(&mut loss, &inputs, &examples),
+        proxy: metrics(&outputs)?,
+        identity: metrics(&inputs)?,
+    })
+}
+
+impl ProxyMatch {
+    /// The two rows as a markdown table.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "{} proxy against the real effect, {} test clips\n\n\
+             | | loss | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
+            self.effect.name(),
+            self.clips
+        );
+        for (name, loss, m) in [("identity (unprocessed)", self.identity_loss, &self.identity), ("proxy", self.proxy_loss, &self.proxy)] {
+            out.push_str(&format!(
+                "| {name} | {loss:.3} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} |\n",
+                m.mrstft, m.mel_distance, m.centroid_error_hz, m.rms_error_db, m.loudness_error_lu
+            ));
+        }
+        out
+    }
+}
+
 /// One training example: a clip, the effect's normalised knobs, the real effect's output.
 struct ProxyExample {
     input: Vec<f32>,
@@ -328,5 +418,16 @@ mod tests {
         let resumed = train_proxy(&config, &run, &out, true, Some(210)).unwrap();
         assert_eq!(resumed.steps, 210);
         assert!(std::fs::read_to_string(run.join("log.csv")).unwrap().lines().count() > 3);
+
+        // A fresh proxy (zero output layer plus the skip) is the identity, so its numbers are
+        // the identity's; the trained one's differ, on the same clips and knobs.
+        let measured = evaluate_proxy(&out, &config.data, 4, 12_000, 7).unwrap();
+        assert!(measured.proxy_loss.is_finite() && measured.proxy_loss != measured.identity_loss, "{measured:?}");
+        let fresh = dir.path().join("fresh.afx");
+        save_proxy(&fresh, &config.proxy.init(&burn::prelude::Device::flex(), 3), &serde_json::json!({})).unwrap();
+        let same = evaluate_proxy(&fresh, &config.data, 4, 12_000, 7).unwrap();
+        assert!((same.proxy_loss - same.identity_loss).abs() <= 1e-6 * same.identity_loss, "{same:?}");
+        assert!((same.proxy.mrstft - same.identity.mrstft).abs() <= 1e-6 * same.identity.mrstft, "{same:?}");
+        assert_eq!(same.identity_loss, measured.identity_loss, "the same clips and knobs");
     }
 }
