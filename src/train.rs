@@ -378,6 +378,8 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
 }
 
 /// What a run trains: a knob-setting network (every estimator) or a cTCN.
+// One per run: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Learner {
     Knobs(Trainer),
     Ctcn(CtcnTrainer),

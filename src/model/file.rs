@@ -55,6 +55,8 @@ pub struct LoadedCtcn {
 }
 
 /// Whatever a style-transfer model file holds: a knob-setting network or a cTCN.
+// One value per loaded file, never in a hot path: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyModel {
     Style(LoadedModel),
