@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use super::features::Features;
 use super::file::{ctcn_from_bytes_on, ctcn_to_bytes};
 use super::network::{StyleNet, StyleNetConfig, matrix, rows};
 use super::proxy::{Proxy, ProxyConfig, ProxyEffect};
-use super::trainer::{TrainerConfig, adam, read_checkpoint, write_checkpoint};
+use super::trainer::{TrainerConfig, adam, read_checkpoint, surrogate_gradients, write_checkpoint};
 use crate::{Error, Result};
 
 /// Everything that determines a [`Ctcn`]'s shape. Stored in every cTCN file.
@@ -69,11 +69,6 @@ impl Ctcn {
         CtcnConfig { net: self.net.config().clone(), tcn: self.tcn.config().clone() }
     }
 
-    /// The rate the TCN processes audio at (the training rate).
-    pub fn sample_rate(&self) -> u32 {
-        self.tcn.config().sample_rate
-    }
-
     /// The output `[batch, samples]` for each pair's features and mono input audio (equal
     /// lengths), on the parameters' device.
     ///
@@ -114,12 +109,7 @@ impl CtcnTrainer {
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
         let outputs = self.model.forward(input, reference, audio);
-        let (loss, grads) = loss_and_grad(&rows(outputs.clone().detach()));
-        if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
-            return Err(Error::Invalid(format!("non-finite loss ({loss}) or output gradient; the step was skipped")));
-        }
-        let surrogate = (outputs * matrix(&grads, &self.model.tcn.device()).detach()).sum();
-        let grads = GradientsParams::from_grads(surrogate.backward(), &self.model);
+        let (loss, grads) = surrogate_gradients(&self.model, outputs, loss_and_grad, "output")?;
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
         Ok(loss)
     }

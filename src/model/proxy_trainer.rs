@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 
 use super::file::{proxy_from_bytes_on, proxy_to_bytes};
 use super::network::{matrix, rows};
 use super::proxy::{Proxy, ProxyConfig};
-use super::trainer::{TrainerConfig, adam, read_checkpoint, write_checkpoint};
-use crate::{Error, Result};
+use super::trainer::{TrainerConfig, adam, read_checkpoint, surrogate_gradients, write_checkpoint};
+use crate::Result;
 
 /// A proxy being trained (flex with autodiff) and its Adam state.
 pub struct ProxyTrainer {
@@ -41,12 +41,7 @@ impl ProxyTrainer {
     {
         let device = Device::flex().autodiff();
         let outputs = self.proxy.forward(matrix(inputs, &device), matrix(knobs, &device));
-        let (loss, grads) = loss_and_grad(&rows(outputs.clone().detach()));
-        if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
-            return Err(Error::Invalid(format!("non-finite loss ({loss}) or output gradient; the step was skipped")));
-        }
-        let surrogate = (outputs * matrix(&grads, &device).detach()).sum();
-        let grads = GradientsParams::from_grads(surrogate.backward(), &self.proxy);
+        let (loss, grads) = surrogate_gradients(&self.proxy, outputs, loss_and_grad, "output")?;
         self.proxy = self.optimizer.step(self.config.learning_rate, self.proxy.clone(), grads);
         Ok(loss)
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::Features;
 use super::file::{self, from_bytes_on, to_bytes};
-use super::network::{StyleNet, StyleNetConfig, rows};
+use super::network::{StyleNet, StyleNetConfig, matrix, rows};
 use crate::atomic::write_bytes_atomic;
 use crate::{Error, Result};
 
@@ -141,18 +141,7 @@ impl Trainer {
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
         let knobs = self.model.forward_features(input, reference);
-        let [batch, num_knobs] = knobs.dims();
-        let (loss, knob_grads) = loss_and_grad(&rows(knobs.clone().detach()));
-        assert!(
-            knob_grads.len() == batch && knob_grads.iter().all(|g| g.len() == num_knobs),
-            "the knob gradient needs {num_knobs} values for each of the {batch} pairs"
-        );
-        if !loss.is_finite() || !knob_grads.iter().flatten().all(|g| g.is_finite()) {
-            return Err(Error::Invalid(format!("non-finite loss ({loss}) or knob gradient; the step was skipped")));
-        }
-        let g = Tensor::<2>::from_data(TensorData::new(knob_grads.concat(), [batch, num_knobs]), &knobs.device());
-        let surrogate = (knobs * g.detach()).sum();
-        Ok((loss, GradientsParams::from_grads(surrogate.backward(), &self.model)))
+        surrogate_gradients(&self.model, knobs, loss_and_grad, "knob")
     }
 
     /// The current network's knobs for each (input, reference) pair, without autodiff.
@@ -164,6 +153,31 @@ impl Trainer {
     pub fn model(&self) -> StyleNet {
         self.model.valid()
     }
+}
+
+/// The caller's loss and `module`'s parameter gradients through the surrogate
+/// `Σ y · stop_gradient(g)` (see the module's documentation): `outputs` (`[rows, n]`, on the
+/// autodiff device) leave burn as plain rows, `loss_and_grad` returns the loss and its gradient
+/// with respect to them, and burn differentiates the surrogate. A non-finite loss or gradient
+/// is an error; `what` names the outputs in it (knob, output).
+///
+/// # Panics
+/// If the gradient does not have one value per output.
+pub(super) fn surrogate_gradients<M: Module, F>(module: &M, outputs: Tensor<2>, loss_and_grad: F, what: &str) -> Result<(f64, GradientsParams)>
+where
+    F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
+{
+    let [batch, n] = outputs.dims();
+    let (loss, grads) = loss_and_grad(&rows(outputs.clone().detach()));
+    assert!(
+        grads.len() == batch && grads.iter().all(|g| g.len() == n),
+        "the {what} gradient needs {n} values for each of the {batch} rows"
+    );
+    if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
+        return Err(Error::Invalid(format!("non-finite loss ({loss}) or {what} gradient; the step was skipped")));
+    }
+    let surrogate = (outputs.clone() * matrix(&grads, &outputs.device()).detach()).sum();
+    Ok((loss, GradientsParams::from_grads(surrogate.backward(), module)))
 }
 
 /// Writes a checkpoint into `dir`: the optimiser's state in a file of its own, then the model
