@@ -27,7 +27,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{self, Corpus, CorpusConfig, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
+use crate::data::{self, Corpus, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
 use crate::grad::{ChainFx, Channels, Render};
 use crate::metrics::{self, Metrics};
@@ -147,11 +147,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     if config.pairs == 0 {
         return Err(Error::Invalid("--pairs must be at least 1".into()));
     }
-    let files = data::scan(&config.data)?;
-    let corpus = Corpus::load(&files, &CorpusConfig { splits: vec![Split::Test], ..CorpusConfig::default() })?;
-    if corpus.num_files(Split::Test) == 0 {
-        return Err(Error::Invalid("the test split is empty: evaluation needs more audio files".into()));
-    }
+    let corpus = Corpus::from_roots(&config.data, &[Split::Test], "evaluation")?;
     let (test_files, test_hours) = (corpus.num_files(Split::Test), corpus.duration_s(Split::Test) / 3600.0);
     debug_assert_eq!(corpus.sample_rate(), RATE_HZ);
     let pairs = make_pairs(corpus, config)?;

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{self, Corpus, CorpusConfig, PEAK_DBFS, PairConfig, PairGenerator, Split, Style, normalize_peak};
+use crate::data::{Corpus, PEAK_DBFS, PairConfig, PairGenerator, Split, Style, normalize_peak};
 use crate::eval::Candidate;
 use crate::model::{Features, LinearProbe, LogMel};
 use crate::{Error, Result, fx};
@@ -61,13 +61,7 @@ pub fn probe(config: &ProbeConfig, candidates: &[Candidate]) -> Result<Vec<Probe
     if config.train_clips_per_style == 0 || config.test_clips_per_style == 0 {
         return Err(Error::Invalid("the probe needs at least one clip per style on each side".into()));
     }
-    let files = data::scan(&config.data)?;
-    let corpus = Corpus::load(&files, &CorpusConfig { splits: vec![Split::Train, Split::Test], ..CorpusConfig::default() })?;
-    for split in [Split::Train, Split::Test] {
-        if corpus.num_files(split) == 0 {
-            return Err(Error::Invalid(format!("the {split} split is empty: the probe needs more audio files")));
-        }
-    }
+    let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Test], "the probe")?;
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: config.clip_frames / 2, ..PairConfig::default() })?;
     let (train, train_labels) = styled_clips(&generator, Split::Train, config.train_clips_per_style, config.seed)?;
     let (test, test_labels) = styled_clips(&generator, Split::Test, config.test_clips_per_style, config.seed)?;

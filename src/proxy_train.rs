@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
+use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::KNOBS;
 use crate::fx::params::comp_index;
 use crate::grad::{ChainFx, eq_only};
@@ -231,11 +231,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
     }
     let proxy = load_proxy(path)?.proxy;
     let config = ProxyTrainConfig { data: data.to_vec(), proxy: proxy.config().clone(), clip_frames, ..ProxyTrainConfig::new(proxy.config().effect) };
-    let files = data::scan(data)?;
-    let corpus = Corpus::load(&files, &CorpusConfig { splits: vec![Split::Test], ..CorpusConfig::default() })?;
-    if corpus.num_files(Split::Test) == 0 {
-        return Err(Error::Invalid("the test split is empty: measuring a proxy needs more audio files".into()));
-    }
+    let corpus = Corpus::from_roots(data, &[Split::Test], "measuring a proxy")?;
     if corpus.sample_rate() != proxy.config().sample_rate {
         return Err(Error::Invalid(format!("the proxy runs at {} Hz, the clips at {} Hz", proxy.config().sample_rate, corpus.sample_rate())));
     }
@@ -357,14 +353,7 @@ fn mean_loss(loss: &mut MrStftBatch<f32>, outputs: &[Vec<f32>], examples: &[Prox
 
 /// The train and validation splits of the data as a source of clips.
 fn clip_source(config: &ProxyTrainConfig) -> Result<PairGenerator> {
-    let files = data::scan(&config.data)?;
-    let corpus_config = CorpusConfig { splits: vec![Split::Train, Split::Validation], ..CorpusConfig::default() };
-    let corpus = Corpus::load(&files, &corpus_config)?;
-    for split in [Split::Train, Split::Validation] {
-        if corpus.num_files(split) == 0 {
-            return Err(Error::Invalid(format!("the {split} split has no usable files; proxy training needs more audio files")));
-        }
-    }
+    let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Validation], "proxy training")?;
     PairGenerator::new(corpus, PairConfig { half_frames: config.clip_frames / 2, ..PairConfig::default() })
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
-use crate::data::{self, BatchPlan, Corpus, CorpusConfig, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::data::{BatchPlan, Corpus, Loader, Pair, PairConfig, PairGenerator, Split};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, ProxyFull, Spsa, chain_loss_and_grad, loss_and_knob_gradients,
 };
@@ -500,22 +500,8 @@ fn features_of(front: &mut LogMel, pairs: &[Pair]) -> Result<(Vec<Features>, Vec
 
 /// Scans the data folders and decodes the train and validation splits.
 fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
-    let files = data::scan(&config.data)?;
-    let corpus_config = CorpusConfig { splits: vec![Split::Train, Split::Validation], ..CorpusConfig::default() };
-    let corpus = Corpus::load(&files, &corpus_config)?;
-    for split in [Split::Train, Split::Validation] {
-        if corpus.num_files(split) == 0 {
-            return Err(Error::Invalid(format!(
-                "the {split} split of {} has no usable files; training needs more audio files",
-                describe_roots(&config.data)
-            )));
-        }
-    }
+    let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Validation], "training")?;
     PairGenerator::new(corpus, PairConfig { half_frames: config.half_frames, ..PairConfig::default() })
-}
-
-fn describe_roots(roots: &[PathBuf]) -> String {
-    roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A fixed set of validation pairs with their features, and the input's loss on them.

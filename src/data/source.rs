@@ -309,6 +309,18 @@ impl Corpus {
         &self.skipped
     }
 
+    /// The `splits` of the audio under `roots` ([`scan`], then [`Corpus::load`] with the
+    /// default settings); each must have files, or the error says that `purpose` needs more.
+    pub fn from_roots(roots: &[PathBuf], splits: &[Split], purpose: &str) -> Result<Corpus> {
+        let files = scan(roots)?;
+        let corpus = Corpus::load(&files, &CorpusConfig { splits: splits.to_vec(), ..CorpusConfig::default() })?;
+        if let Some(split) = splits.iter().find(|&&split| corpus.num_files(split) == 0) {
+            let roots = roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(Error::Invalid(format!("the {split} split of {roots} has no usable files; {purpose} needs more audio files")));
+        }
+        Ok(corpus)
+    }
+
     /// Number of files in `split`.
     pub fn num_files(&self, split: Split) -> usize {
         self.recordings(split).iter().map(|r| r.sources.len()).sum()
