@@ -168,7 +168,7 @@ pub fn train_proxy(
             .collect::<Result<Vec<_>>>()?;
         trainer.set_learning_rate(config.learning_rate_at(step));
         let (inputs, knobs) = columns(&batch);
-        let value = trainer.step(&inputs, &knobs, |outputs| loss_and_grad(&mut loss, outputs, &batch))?;
+        let value = trainer.step(&inputs, &knobs, |outputs| loss.value_and_grads(outputs, &targets(&batch)))?;
         window.push(value);
         state.step = step + 1;
         state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
@@ -335,20 +335,14 @@ fn example(generator: &PairGenerator, config: &ProxyTrainConfig, split: Split, i
     Ok(ProxyExample { input, knobs: chain[effect.knobs()].to_vec(), target })
 }
 
-/// The loss of the proxy's outputs against the examples' targets, and its gradient.
-fn loss_and_grad(loss: &mut MrStftBatch<f32>, outputs: &[Vec<f32>], examples: &[ProxyExample]) -> (f64, Vec<Vec<f32>>) {
-    let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
-    let targets: Vec<&[f32]> = examples.iter().map(|e| e.target.as_slice()).collect();
-    let mut grads: Vec<Vec<f32>> = outputs.iter().map(|o| vec![0.0; o.len()]).collect();
-    let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-    let value = loss.value_and_grad(&estimates, &targets, &mut views);
-    (value, grads)
+/// The examples' targets, as the loss takes them.
+fn targets(examples: &[ProxyExample]) -> Vec<&[f32]> {
+    examples.iter().map(|e| e.target.as_slice()).collect()
 }
 
 fn mean_loss(loss: &mut MrStftBatch<f32>, outputs: &[Vec<f32>], examples: &[ProxyExample]) -> f64 {
     let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
-    let targets: Vec<&[f32]> = examples.iter().map(|e| e.target.as_slice()).collect();
-    loss.value(&estimates, &targets)
+    loss.value(&estimates, &targets(examples))
 }
 
 /// The train and validation splits of the data as a source of clips.

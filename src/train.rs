@@ -455,13 +455,8 @@ fn train_step(
         Learner::Knobs(trainer) => trainer,
         Learner::Ctcn(trainer) => {
             let audio: Vec<Vec<f32>> = pairs.iter().map(|p| p.input.clone()).collect();
-            return trainer.step(&input_features, &reference_features, &audio, |outputs| {
-                let estimates: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
-                let targets: Vec<&[f32]> = pairs.iter().map(|p| p.target.as_slice()).collect();
-                let mut grads: Vec<Vec<f32>> = outputs.iter().map(|o| vec![0.0; o.len()]).collect();
-                let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-                (loss.value_and_grad(&estimates, &targets, &mut views), grads)
-            });
+            let targets: Vec<&[f32]> = pairs.iter().map(|p| p.target.as_slice()).collect();
+            return trainer.step(&input_features, &reference_features, &audio, |outputs| loss.value_and_grads(outputs, &targets));
         }
     };
     let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();

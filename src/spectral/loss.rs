@@ -472,6 +472,19 @@ impl<T: Real> MrStftBatch<T> {
         total / items as f64
     }
 
+    /// [`MrStftBatch::value_and_grad`] for owned estimates, returning the gradients, one row per
+    /// estimate (what a trainer's loss callback hands back).
+    ///
+    /// # Panics
+    /// As [`MrStftBatch::value_and_grad`].
+    pub fn value_and_grads(&mut self, estimates: &[Vec<T>], targets: &[&[T]]) -> (f64, Vec<Vec<T>>) {
+        let views: Vec<&[T]> = estimates.iter().map(Vec::as_slice).collect();
+        let mut grads: Vec<Vec<T>> = estimates.iter().map(|e| vec![T::of(0.0); e.len()]).collect();
+        let mut grad_views: Vec<&mut [T]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+        let value = self.value_and_grad(&views, targets, &mut grad_views);
+        (value, grads)
+    }
+
     /// `(1/B) Σ_i L(estimates[i], targets[i])` alone (validation, baselines), items in parallel.
     ///
     /// # Panics
@@ -655,6 +668,8 @@ mod tests {
         }
         assert!((value - sum / 3.0).abs() <= 1e-12 * value);
         assert!((value_only - sum / 3.0).abs() <= 1e-12 * value);
+        let (owned_value, owned_grads) = MrStftBatch::new(small_config(0.0)).value_and_grads(&estimates, &t);
+        assert_eq!((owned_value, &owned_grads), (value, &grads));
     }
 
     #[test]
