@@ -117,9 +117,31 @@ impl Header {
 /// file in the same directory, which is synced and then renamed onto `path`, so a failure never
 /// leaves a partial model.
 pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
+    write(path, to_bytes(net, card))
+}
+
+/// Writes the bytes of a model file (or the reason there are none) to `path` atomically.
+fn write(path: &Path, bytes: Result<Vec<u8>, String>) -> Result<()> {
     let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = to_bytes(net, card).map_err(fail)?;
-    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+    crate::atomic::write_bytes_atomic(path, &bytes.map_err(fail)?).map_err(|e| fail(e.to_string()))
+}
+
+/// Reads a file of `kind` other than a style model (whose reading has more to check, [`build`]):
+/// its config, validated by `validate`, shapes a module made by `init`, which takes the weights.
+fn decode<C: serde::de::DeserializeOwned, M: Module>(
+    bytes: &[u8],
+    what: &str,
+    kind: Kind,
+    validate: impl FnOnce(&C) -> Result<()>,
+    init: impl FnOnce(&C) -> M,
+) -> Result<(M, serde_json::Value)> {
+    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
+    let (header, weights) = parse(bytes).map_err(fail)?;
+    let config: C = header.config(kind).map_err(fail)?;
+    validate(&config).map_err(|e| fail(e.to_string()))?;
+    let mut module = init(&config);
+    load_weights(&mut module, copied(weights)).map_err(fail)?;
+    Ok((module, header.card))
 }
 
 /// Reads a model file written by [`save`].
@@ -185,9 +207,7 @@ pub(super) fn proxy_to_bytes(proxy: &Proxy, card: &serde_json::Value) -> Result<
 
 /// Writes a proxy and its card to `path` atomically, as [`save`] does for style networks.
 pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
-    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = proxy_to_bytes(proxy, card).map_err(fail)?;
-    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+    write(path, proxy_to_bytes(proxy, card))
 }
 
 /// Reads a proxy file written by [`save_proxy`] onto `device`.
@@ -199,13 +219,8 @@ pub fn load_proxy_on(path: &Path, device: &Device) -> Result<LoadedProxy> {
 
 /// Reads a proxy from the bytes of a proxy file onto `device`; `what` names it in errors.
 pub(super) fn proxy_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedProxy> {
-    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
-    let (header, weights) = parse(bytes).map_err(fail)?;
-    let config: ProxyConfig = header.config(Kind::Proxy).map_err(fail)?;
-    config.validate().map_err(|e| fail(e.to_string()))?;
-    let mut proxy = config.init(device, 0);
-    load_weights(&mut proxy, copied(weights)).map_err(fail)?;
-    Ok(LoadedProxy { proxy, card: header.card })
+    let (proxy, card) = decode(bytes, what, Kind::Proxy, ProxyConfig::validate, |c: &ProxyConfig| c.init(device, 0))?;
+    Ok(LoadedProxy { proxy, card })
 }
 
 /// Reads a proxy file onto the plain CPU device.
@@ -220,20 +235,13 @@ pub(super) fn ctcn_to_bytes(model: &Ctcn, card: &serde_json::Value) -> Result<Ve
 
 /// Writes a cTCN and its card to `path` atomically, as [`save`] does for style networks.
 pub fn save_ctcn(path: &Path, model: &Ctcn, card: &serde_json::Value) -> Result<()> {
-    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = ctcn_to_bytes(model, card).map_err(fail)?;
-    crate::atomic::write_bytes_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+    write(path, ctcn_to_bytes(model, card))
 }
 
 /// Reads a cTCN from the bytes of a model file onto `device`; `what` names it in errors.
 pub(super) fn ctcn_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedCtcn> {
-    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
-    let (header, weights) = parse(bytes).map_err(fail)?;
-    let config: CtcnConfig = header.config(Kind::Ctcn).map_err(fail)?;
-    config.validate().map_err(|e| fail(e.to_string()))?;
-    let mut model = config.init(device, 0);
-    load_weights(&mut model, copied(weights)).map_err(fail)?;
-    Ok(LoadedCtcn { model, card: header.card })
+    let (model, card) = decode(bytes, what, Kind::Ctcn, CtcnConfig::validate, |c: &CtcnConfig| c.init(device, 0))?;
+    Ok(LoadedCtcn { model, card })
 }
 
 /// Whether the model file at `path` holds a cTCN.
