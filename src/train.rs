@@ -285,6 +285,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         if let Some(steps) = steps_override {
             state.config.steps = steps;
         }
+        state.config.validate()?;
         (learner, state)
     } else {
         ensure_new_run(run_dir)?;
@@ -292,22 +293,22 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
-        let learner = match &config.init {
-            _ if config.estimator == EstimatorKind::Ctcn => {
-                Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
+        let learner = if config.estimator == EstimatorKind::Ctcn {
+            Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
+        } else {
+            let trainer = match &config.init {
+                Some(path) => Trainer::from_model_file(path, &trainer_config)?,
+                None => Trainer::new(&config.net, &trainer_config),
+            };
+            if trainer.model().config() != &config.net {
+                return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
             }
-            Some(path) => Learner::Knobs(Trainer::from_model_file(path, &trainer_config)?),
-            None => Learner::Knobs(Trainer::new(&config.net, &trainer_config)),
+            Learner::Knobs(trainer)
         };
-        if let Learner::Knobs(trainer) = &learner
-            && trainer.model().config() != &config.net
-        {
-            return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
-        }
         (learner, state)
     };
+    // Validated above, on each path before anything is built from it.
     let config = state.config.clone();
-    config.validate()?;
     std::fs::create_dir_all(run_dir)?;
 
     let generator = Arc::new(load_pairs(&config)?);
