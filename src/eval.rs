@@ -61,7 +61,8 @@ pub struct EvalConfig {
     pub oracle_steps: usize,
     /// Steps of inference-time refinement for an extra row per model (0: no such rows).
     pub refine_steps: usize,
-    /// EQ and compressor proxy files for an extra row per model rendered through them.
+    /// EQ and compressor proxy files, for an extra row rendered through them per candidate that
+    /// asks for one ([`Candidate::through_proxies`]).
     pub proxies: Option<(PathBuf, PathBuf)>,
 }
 
