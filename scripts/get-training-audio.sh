@@ -17,12 +17,13 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wesnoth-1.16-music f
 # path components (folder-file.ogg) so that names stay unique and sort folder by folder.
 link() {
     mkdir -p "$dest/$2"
-    find "$dest/$2" -maxdepth 1 -type l -delete
+    find "$dest/$2" -type l -delete
+    find "$dest/$2" -mindepth 1 -type d -empty -delete
     dpkg -L "$1" | grep -E '\.ogg$' | while read -r file; do
         name=$(basename "$(dirname "$(dirname "$file")")")-$(basename "$(dirname "$file")")-$(basename "$file")
         ln -s "$file" "$dest/$2/$name"
     done
-    echo "$2 $(find "$dest/$2" -maxdepth 1 -type l | wc -l) files" >&2
+    echo "$2 $(find "$dest/$2" -type l | wc -l) files" >&2
 }
 link wesnoth-1.16-music music
 link fillets-ng-data-cs speech

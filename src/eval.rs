@@ -5,6 +5,11 @@
 //! random or named styles → each row's output for the input → every metric against the target,
 //! averaged over the pairs. Rows:
 //! - **Input**: the corrupted input unprocessed, the level to beat;
+//! - **Reference (as is)**: the reference itself taken as the output. Its content differs from
+//!   the target's (the other half of the clip), so its MR-STFT and mel distance say little, but
+//!   its loudness, RMS and centroid errors measure the gap that content alone opens between two
+//!   halves of one style: a controller that copied the reference's level and spectrum exactly
+//!   would make errors of about this size;
 //! - **RB-DSP**: the rule-based baseline ([`baseline::rb_dsp`]: FIR spectrum match and a
 //!   compressor threshold search on loudness);
 //! - each **model**: its knobs for (input, reference), rendered through the chain; for a cTCN,
@@ -15,6 +20,11 @@
 //! - **model + refinement** (with `refine_steps`, for the candidates that ask for it): the
 //!   model's knobs refined on the style distance to the reference ([`refine::refine`], no
 //!   ground truth involved);
+//! - **model, same-content reference** (with `same_content`): the model's knobs when its
+//!   reference is the target itself, i.e. a reference with the input's own content. Not a
+//!   result (the target is the answer), but the controller's error with the content gap
+//!   between the halves taken away; beside the model's own row it shows how much of the error
+//!   that gap causes;
 //! - **Style knobs**: the target style's own knobs applied to the input (not the right answer,
 //!   since the corruption lies between input and target, but the "true knobs");
 //! - **Oracle**: knobs fitted to each pair's target directly by Adam with exact gradients,
@@ -64,6 +74,8 @@ pub struct EvalConfig {
     /// EQ and compressor proxy files, for an extra row rendered through them per candidate that
     /// asks for one ([`Candidate::through_proxies`]).
     pub proxies: Option<(PathBuf, PathBuf)>,
+    /// Also a row per model whose reference is the target itself (see the module doc).
+    pub same_content: bool,
 }
 
 impl Default for EvalConfig {
@@ -77,6 +89,7 @@ impl Default for EvalConfig {
             oracle_steps: 100,
             refine_steps: 0,
             proxies: None,
+            same_content: false,
         }
     }
 }
@@ -162,10 +175,14 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         let knobs = c.tcn.is_none();
         usize::from(knobs && c.refine && config.refine_steps > 0) + usize::from(knobs && c.through_proxies && proxies.is_some())
     };
-    let model_rows = candidates.len() + candidates.iter().map(extra).sum::<usize>();
-    let progress = crate::progress::bar((model_rows + 3 + usize::from(config.oracle_steps > 0)) as u64, "rows");
+    let per_model = 1 + usize::from(config.same_content);
+    let model_rows = per_model * candidates.len() + candidates.iter().map(extra).sum::<usize>();
+    let progress = crate::progress::bar((model_rows + 4 + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
+    progress.inc(1);
+    let reference = pairs.iter().map(|p| (p.reference.clone(), 0.0)).collect();
+    rows.push(measure_row("Reference (as is)", &pairs, &styles, reference)?);
     progress.inc(1);
     let rule_based: Vec<(Vec<f32>, f64)> = pairs
         .par_iter()
@@ -179,25 +196,36 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     progress.inc(1);
     for candidate in candidates {
         let mut front = LogMel::new(&candidate.net.config().features);
-        let predicted: Vec<(Vec<f32>, f64)> = pairs
-            .iter()
-            .map(|p| {
-                let start = Instant::now();
-                let input = front.compute(&p.input)?;
-                let reference = front.compute(&p.reference)?;
-                let knobs = candidate.net.predict(&[input], &[reference]).remove(0);
-                Ok((knobs, start.elapsed().as_secs_f64()))
-            })
-            .collect::<Result<_>>()?;
+        let mut predict = |reference_of: fn(&Pair) -> &[f32]| -> Result<Vec<(Vec<f32>, f64)>> {
+            pairs
+                .iter()
+                .map(|p| {
+                    let start = Instant::now();
+                    let input = front.compute(&p.input)?;
+                    let reference = front.compute(reference_of(p))?;
+                    let knobs = candidate.net.predict(&[input], &[reference]).remove(0);
+                    Ok((knobs, start.elapsed().as_secs_f64()))
+                })
+                .collect()
+        };
+        let predicted = predict(|p| &p.reference)?;
+        let same_content = if config.same_content { Some(predict(|p| &p.target)?) } else { None };
         let trained = |row: Row| Row { training: candidate.training, ..row };
-        if let Some(tcn) = candidate.tcn {
-            rows.push(trained(measure_row(&candidate.name, &pairs, &styles, timed_tcn(tcn, &pairs, &predicted)?)?));
+        // The model's output for each pair: its TCN's for a cTCN, else the chain's.
+        let outputs = |knobs: &[(Vec<f32>, f64)]| match candidate.tcn {
+            Some(tcn) => timed_tcn(tcn, &pairs, knobs),
+            None => Ok(timed_renders(&fx, &pairs, knobs)),
+        };
+        rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs(&predicted)?)?));
+        progress.inc(1);
+        if let Some(knobs) = &same_content {
+            let name = format!("{}, same-content reference", candidate.name);
+            rows.push(trained(measure_row(&name, &pairs, &styles, outputs(knobs)?)?));
             progress.inc(1);
+        }
+        if candidate.tcn.is_some() {
             continue;
         }
-        let outputs = timed_renders(&fx, &pairs, &predicted);
-        rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs)?));
-        progress.inc(1);
         if let Some(proxies) = proxies.as_ref().filter(|_| candidate.through_proxies) {
             let outputs = timed_renders(proxies, &pairs, &predicted);
             rows.push(trained(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?));
@@ -427,15 +455,27 @@ mod tests {
             half_frames: 12_000,
             oracle_steps: 20,
             proxies: Some(proxies),
+            same_content: true,
             ..EvalConfig::default()
         };
         let report = evaluate(&config, &candidates).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["Input", "RB-DSP", "bundled", "bundled (proxies)", "ctcn", "Style knobs", "Oracle (fitted knobs)"]);
-        let (input, oracle) = (&report.rows[0], &report.rows[6]);
+        let bundled = ["bundled", "bundled, same-content reference", "bundled (proxies)"];
+        let ctcn = ["ctcn", "ctcn, same-content reference"];
+        let expected = [&["Input", "Reference (as is)", "RB-DSP"][..], &bundled, &ctcn, &["Style knobs", "Oracle (fitted knobs)"]];
+        assert_eq!(names, expected.concat());
+        let (input, oracle) = (&report.rows[0], &report.rows[9]);
+        // The reference row's loudness error, measured directly on the same pairs.
+        let pairs = make_pairs(Corpus::from_roots(&config.data, &[Split::Test], "test").unwrap(), &config).unwrap();
+        let lufs = |x: &[f32]| metrics::loudness_lufs(x, RATE_HZ, "clip").unwrap();
+        let gap = pairs.iter().map(|p| (lufs(&p.reference) - lufs(&p.target)).abs()).sum::<f64>() / pairs.len() as f64;
+        let reference = &report.rows[1].metrics;
+        assert!((reference.loudness_error_lu - gap).abs() < 1e-9 * gap.max(1.0), "{} vs {gap}", reference.loudness_error_lu);
+        // Another reference gives other knobs, so other errors.
+        assert_ne!(report.rows[3].metrics.mrstft, report.rows[4].metrics.mrstft);
         // A fresh cTCN is the identity times the make-up gain its controller sets: its
         // spectral centroid error is the input's.
-        let ctcn = &report.rows[4].metrics;
+        let ctcn = &report.rows[6].metrics;
         assert!((ctcn.centroid_error_hz - input.metrics.centroid_error_hz).abs() < 1e-3 * input.metrics.centroid_error_hz.max(1.0));
         assert!(oracle.metrics.mrstft < input.metrics.mrstft, "{} vs {}", oracle.metrics.mrstft, input.metrics.mrstft);
         for row in &report.rows {

@@ -180,6 +180,10 @@ enum Command {
         eq_proxy: Option<PathBuf>,
         #[arg(long, requires = "eq_proxy")]
         comp_proxy: Option<PathBuf>,
+        /// Also a row per model whose reference is the target itself (a reference with the
+        /// input's content): the controller's error without the content gap between the halves.
+        #[arg(long)]
+        same_content: bool,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -655,7 +659,20 @@ fn run(cli: Cli) -> afx::Result<()> {
                 run_dir.display()
             );
         }
-        Command::Eval { models, data, styles, pairs, oracle_steps, refine, eq_proxy, comp_proxy, seed, table, json } => {
+        Command::Eval {
+            models,
+            data,
+            styles,
+            pairs,
+            oracle_steps,
+            refine,
+            eq_proxy,
+            comp_proxy,
+            same_content,
+            seed,
+            table,
+            json,
+        } => {
             let loaded = load_models(&models)?;
             let candidates = candidates(&models, &loaded);
             let config = EvalConfig {
@@ -668,6 +685,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 oracle_steps,
                 refine_steps: refine,
                 proxies: eq_proxy.zip(comp_proxy),
+                same_content,
                 seed,
                 ..EvalConfig::default()
             };

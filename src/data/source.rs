@@ -154,11 +154,11 @@ pub struct CorpusConfig {
     pub sample_rate: u32,
     pub fractions: SplitFractions,
     /// Files shorter than this many frames (at `sample_rate`) are joined end to end, in path
-    /// order (so folder by folder), with the other short files of their split into one
+    /// order, with the other short files of their split *in the same folder* into one
     /// recording. Speech packages ship one utterance per file, mostly shorter than a 2L clip
-    /// (10.9 s); DeepAFx-ST likewise joined each LibriTTS speaker's utterances into one file.
-    /// Joining per split rather than per folder matters for validation and test, which hold
-    /// only a few files of each folder. 0 keeps every file on its own.
+    /// (10.9 s); DeepAFx-ST joined each LibriTTS speaker's utterances into one file, so that
+    /// the two halves of a clip share a voice, and a folder per speaker does the same here.
+    /// 0 keeps every file on its own.
     pub join_shorter_than: usize,
     /// The splits to decode; files of other splits are hashed but never decoded (evaluation
     /// needs only the test files).
@@ -176,8 +176,8 @@ impl Default for CorpusConfig {
     }
 }
 
-/// Contiguous mono audio at the corpus rate: one file, or the short files of one split joined
-/// end to end (see [`CorpusConfig::join_shorter_than`]).
+/// Contiguous mono audio at the corpus rate: one file, or the short files of one split and
+/// folder joined end to end (see [`CorpusConfig::join_shorter_than`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recording {
     /// The files it was made of, in order.
@@ -266,7 +266,8 @@ impl Corpus {
         bar.finish_and_clear();
 
         let mut recordings: [Vec<Recording>; 3] = Default::default();
-        let mut joined: [Option<usize>; 3] = [None; 3];
+        // (split, folder) → the index of that folder's joined recording in its split's list.
+        let mut joined: HashMap<(usize, PathBuf), usize> = HashMap::new();
         for (path, split, samples) in decoded {
             let samples = match samples {
                 Ok(samples) => samples,
@@ -276,16 +277,19 @@ impl Corpus {
                 }
             };
             let list = &mut recordings[split.index()];
-            let short = samples.len() < config.join_shorter_than;
-            match joined[split.index()] {
-                Some(i) if short => {
-                    list[i].sources.push(path.clone());
-                    list[i].samples.extend_from_slice(&samples);
+            if samples.len() >= config.join_shorter_than {
+                list.push(Recording { sources: vec![path.clone()], samples });
+                continue;
+            }
+            let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+            match joined.entry((split.index(), folder)) {
+                Entry::Occupied(i) => {
+                    let recording = &mut list[*i.get()];
+                    recording.sources.push(path.clone());
+                    recording.samples.extend_from_slice(&samples);
                 }
-                _ => {
-                    if short {
-                        joined[split.index()] = Some(list.len());
-                    }
+                Entry::Vacant(slot) => {
+                    slot.insert(list.len());
                     list.push(Recording { sources: vec![path.clone()], samples });
                 }
             }
@@ -496,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn short_files_are_joined_within_their_split() {
+    fn short_files_are_joined_within_their_split_and_folder() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..12u64 {
             write_noise(dir.path(), &format!("speech/{i:02}.wav"), RATE, 2000, 10 + i);
@@ -520,7 +524,7 @@ mod tests {
         let in_folder = |folder: &str, n: usize| -> Vec<PathBuf> {
             (0..n).map(|i| dir.path().join(folder).join(format!("{i:02}.wav"))).collect()
         };
-        assert_eq!(sources, [[in_folder("speech", 12), in_folder("speech/more", 5)].concat(), vec![long]]);
+        assert_eq!(sources, [in_folder("speech", 12), vec![long], in_folder("speech/more", 5)], "joined per folder");
         for recording in joined.recordings(Split::Train) {
             let parts: Vec<f32> = recording
                 .sources
