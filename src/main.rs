@@ -263,18 +263,26 @@ struct ProxyTrainArgs {
     effect: Option<Effect>,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// Channels of every TCN block (published: 64).
+    #[arg(long)]
+    channels: Option<usize>,
+}
+
+/// The budget every training takes (`afx train`, `afx proxy train`); unset ones keep the
+/// training's defaults, and with --resume only `--steps` counts (it extends the run).
+#[derive(clap::Args)]
+struct BudgetArgs {
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Clip length in frames at 24 kHz.
+    /// Clip length L in frames at 24 kHz.
     #[arg(long)]
     clip_frames: Option<usize>,
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// Channels of every TCN block (published: 64).
-    #[arg(long)]
-    channels: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
 }
@@ -298,11 +306,11 @@ impl ProxyTrainArgs {
         ProxyTrainConfig {
             data: self.run.data.clone(),
             proxy: ProxyConfig { channels: self.channels.unwrap_or(d.proxy.channels), ..d.proxy.clone() },
-            steps: self.steps.unwrap_or(d.steps),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            clip_frames: self.clip_frames.unwrap_or(d.clip_frames),
-            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
-            seed: self.seed.unwrap_or(d.seed),
+            steps: self.budget.steps.unwrap_or(d.steps),
+            batch_size: self.budget.batch_size.unwrap_or(d.batch_size),
+            clip_frames: self.budget.clip_frames.unwrap_or(d.clip_frames),
+            learning_rate: self.budget.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.budget.seed.unwrap_or(d.seed),
             ..d
         }
     }
@@ -353,23 +361,14 @@ struct TrainArgs {
     run: RunArgs,
     #[arg(long, value_enum, default_value_t = Estimator::Exact)]
     estimator: Estimator,
-    #[arg(long)]
-    steps: Option<u64>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Clip length L in frames at 24 kHz.
-    #[arg(long)]
-    clip_frames: Option<usize>,
-    #[arg(long)]
-    learning_rate: Option<f64>,
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// SPSA perturbations per example.
     #[arg(long)]
     spsa_pairs: Option<usize>,
     /// SPSA / finite-difference step, normalised knob units.
     #[arg(long)]
     epsilon: Option<f32>,
-    #[arg(long)]
-    seed: Option<u64>,
     #[arg(long)]
     validate_every: Option<u64>,
     #[arg(long)]
@@ -448,11 +447,11 @@ impl TrainArgs {
             },
             spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
             epsilon: self.epsilon.unwrap_or(d.epsilon),
-            steps: self.steps.unwrap_or(d.steps),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            half_frames: self.clip_frames.unwrap_or(d.half_frames),
-            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
-            seed: self.seed.unwrap_or(d.seed),
+            steps: self.budget.steps.unwrap_or(d.steps),
+            batch_size: self.budget.batch_size.unwrap_or(d.batch_size),
+            half_frames: self.budget.clip_frames.unwrap_or(d.half_frames),
+            learning_rate: self.budget.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.budget.seed.unwrap_or(d.seed),
             validate_every: self.validate_every.unwrap_or(d.validate_every),
             checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
             validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
@@ -628,7 +627,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
             let (run, run_dir) = (&args.run, args.run.run_dir());
-            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &run.out, run.resume, args.steps)?;
+            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &run.out, run.resume, args.budget.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
                 summary.steps,
@@ -649,7 +648,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Train(args) => {
             let (run, run_dir) = (&args.run, args.run.run_dir());
-            let summary = afx::train::train(&args.config()?, &run_dir, &run.out, run.resume, args.steps)?;
+            let summary = afx::train::train(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
                 summary.steps,
