@@ -159,7 +159,7 @@ fn batch_benchmarks() -> BatchTimes {
         let batch = data.examples();
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
         let grad_step = best_of(5, || {
-            std::hint::black_box(chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss));
+            std::hint::black_box(chain_loss_and_grad(&fx, &batch, &data.targets, None, &mut loss));
         });
         let forward = best_of(5, || {
             use rayon::prelude::*;
@@ -206,7 +206,7 @@ fn train_step_seconds() -> f64 {
                 .step(&input, &reference, |knobs| {
                     let batch: Vec<Example> =
                         data.inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
-                    let (value, _, grads) = chain_loss_and_grad(&fx, &batch, &data.targets, &mut loss);
+                    let (value, _, grads) = chain_loss_and_grad(&fx, &batch, &data.targets, None, &mut loss);
                     (value, grads)
                 })
                 .expect("finite step");

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
+use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{ChainFx, Channels, Render};
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
@@ -211,23 +212,24 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         let predicted = predict(|p| &p.reference)?;
         let same_content = if config.same_content { Some(predict(|p| &p.target)?) } else { None };
         let trained = |row: Row| Row { training: candidate.training, ..row };
+        let level = candidate.net.config().output_level;
         // The model's output for each pair: its TCN's for a cTCN, else the chain's.
-        let outputs = |knobs: &[(Vec<f32>, f64)]| match candidate.tcn {
+        let outputs = |knobs: &[(Vec<f32>, f64)], reference_of: fn(&Pair) -> &[f32]| match candidate.tcn {
             Some(tcn) => timed_tcn(tcn, &pairs, knobs),
-            None => Ok(timed_renders(&fx, &pairs, knobs)),
+            None => Ok(at_level(level, &pairs, knobs, reference_of, timed_renders(&fx, &pairs, knobs))),
         };
-        rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs(&predicted)?)?));
+        rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs(&predicted, |p| &p.reference)?)?));
         progress.inc(1);
         if let Some(knobs) = &same_content {
             let name = format!("{}, same-content reference", candidate.name);
-            rows.push(trained(measure_row(&name, &pairs, &styles, outputs(knobs)?)?));
+            rows.push(trained(measure_row(&name, &pairs, &styles, outputs(knobs, |p| &p.target)?)?));
             progress.inc(1);
         }
         if candidate.tcn.is_some() {
             continue;
         }
         if let Some(proxies) = proxies.as_ref().filter(|_| candidate.through_proxies) {
-            let outputs = timed_renders(proxies, &pairs, &predicted);
+            let outputs = at_level(level, &pairs, &predicted, |p| &p.reference, timed_renders(proxies, &pairs, &predicted));
             rows.push(trained(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?));
             progress.inc(1);
         }
@@ -237,11 +239,11 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 .zip(&predicted)
                 .map(|(p, (knobs, seconds))| {
                     let start = Instant::now();
-                    let knobs = refine::refine(&fx, &p.input, &p.reference, knobs, config.refine_steps);
+                    let knobs = refine::refine(&fx, &p.input, &p.reference, knobs, config.refine_steps, level);
                     (knobs, seconds + start.elapsed().as_secs_f64())
                 })
                 .collect();
-            let outputs = timed_renders(&fx, &pairs, &refined);
+            let outputs = at_level(level, &pairs, &refined, |p| &p.reference, timed_renders(&fx, &pairs, &refined));
             let name = format!("{} + refine {}", candidate.name, config.refine_steps);
             rows.push(trained(measure_row(&name, &pairs, &styles, outputs)?));
             progress.inc(1);
@@ -293,6 +295,24 @@ fn timed_renders(fx: &impl Render, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) ->
             (output.remove(0), seconds + start.elapsed().as_secs_f64())
         })
         .collect()
+}
+
+/// `outputs` (rendered with `knobs`) at the level a model with output level `level` gives
+/// them against `reference_of` each pair, the time that takes added.
+fn at_level(
+    level: OutputLevel,
+    pairs: &[Pair],
+    knobs: &[(Vec<f32>, f64)],
+    reference_of: fn(&Pair) -> &[f32],
+    mut outputs: Vec<(Vec<f32>, f64)>,
+) -> Vec<(Vec<f32>, f64)> {
+    for ((output, seconds), (pair, (k, _))) in outputs.iter_mut().zip(pairs.iter().zip(knobs)) {
+        let start = Instant::now();
+        let physical = Knobs::from_normalized(&k.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+        level.finish(&mut [output.as_mut_slice()], RATE_HZ, || level_db(&[reference_of(pair)], RATE_HZ), &physical);
+        *seconds += start.elapsed().as_secs_f64();
+    }
+    outputs
 }
 
 /// Each pair's input processed by a cTCN's TCN with the conditioning its network chose, with
@@ -362,7 +382,7 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
         (value, vec![grad])
     };
-    refine::descend(fx, std::slice::from_ref(&pair.input), &normalized(&pair.style), steps, output_loss).0
+    refine::descend(fx, std::slice::from_ref(&pair.input), &normalized(&pair.style), steps, None, output_loss).0
 }
 
 impl Report {

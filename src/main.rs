@@ -9,10 +9,11 @@ use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
 use afx::data::{Draw, Style};
+use afx::fx::level::OutputLevel;
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::model::file::AnyModel;
-use afx::model::{ProxyConfig, ProxyEffect};
+use afx::model::{ProxyConfig, ProxyEffect, StyleNetConfig};
 use afx::probe::ProbeConfig;
 use afx::proxy_train::ProxyTrainConfig;
 use afx::train::{EstimatorKind, TrainConfig};
@@ -384,12 +385,23 @@ struct TrainArgs {
     /// shape replaces `--net`.
     #[arg(long, conflicts_with = "net")]
     init: Option<PathBuf>,
+    /// How the output level is set: `absolute` (the make-up knob is a plain gain) or
+    /// `reference` (the output is scaled to the reference's K-weighted level plus the make-up
+    /// knob). Default: that of --net / --init, else absolute.
+    #[arg(long, value_enum)]
+    output_level: Option<Level>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
     /// The compressor proxy (`afx proxy train --effect comp`), for the proxy estimators.
     #[arg(long)]
     comp_proxy: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Level {
+    Absolute,
+    Reference,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -429,6 +441,11 @@ impl TrainArgs {
                     .map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
             }
             (None, None) => d.net.clone(),
+        };
+        let net = match self.output_level {
+            None => net,
+            Some(Level::Absolute) => StyleNetConfig { output_level: OutputLevel::Absolute, ..net },
+            Some(Level::Reference) => StyleNetConfig { output_level: OutputLevel::Reference, ..net },
         };
         Ok(TrainConfig {
             net,

@@ -6,6 +6,7 @@
 //! - [`descend`]: the optimiser for any loss of the output (the evaluation's oracle fits the
 //!   knobs to a known target with it).
 
+use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{ChainFx, Channels, chain_knob_gradient};
 use crate::spectral::{StyleDistance, StyleDistanceConfig};
 
@@ -14,13 +15,17 @@ const STEP_SIZE: f32 = 0.01;
 
 /// Adam (β = 0.9, 0.999, step [`STEP_SIZE`]) on the normalised knobs of `input` through the
 /// chain, for `steps` evaluations of `output_loss` (which returns the loss of the rendered
-/// channels and its gradient with respect to them). The knobs stay in [0, 1]. Returns the best
-/// knobs evaluated, so never worse than `start`, with their loss (`start` and ∞ for no steps).
+/// channels and its gradient with respect to them). With `reference_db`, the chain's output is
+/// first scaled to that level plus the make-up knob, as a level-relative model renders
+/// ([`OutputLevel::Reference`](crate::fx::level::OutputLevel)). The knobs stay in [0, 1].
+/// Returns the best knobs evaluated, so never worse than `start`, with their loss (`start` and
+/// ∞ for no steps).
 pub fn descend(
     fx: &ChainFx,
     input: &[Vec<f32>],
     start: &[f32],
     steps: usize,
+    reference_db: Option<f64>,
     mut output_loss: impl FnMut(&[Vec<f32>]) -> (f64, Channels),
 ) -> (Vec<f32>, f64) {
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
@@ -28,7 +33,7 @@ pub fn descend(
     let (mut m, mut v) = (vec![0.0f32; knobs.len()], vec![0.0f32; knobs.len()]);
     let mut best = (knobs.clone(), f64::INFINITY);
     for t in 1..=steps {
-        let (value, grads) = chain_knob_gradient(fx, input, &knobs, &mut output_loss);
+        let (value, grads) = chain_knob_gradient(fx, input, &knobs, reference_db, &mut output_loss);
         if value < best.1 {
             best = (knobs.clone(), value);
         }
@@ -43,18 +48,20 @@ pub fn descend(
 }
 
 /// The knobs after `steps` of [`descend`] on the style distance between the mono `input`
-/// rendered with them and the mono `reference` (both at `fx.sample_rate`), from `start`.
+/// rendered with them (its level set as `level` says) and the mono `reference` (both at
+/// `fx.sample_rate`), from `start`.
 ///
 /// # Panics
 /// If the reference is shorter than one analysis frame (2048 samples / 2 + 1).
-pub fn refine(fx: &ChainFx, input: &[f32], reference: &[f32], start: &[f32], steps: usize) -> Vec<f32> {
+pub fn refine(fx: &ChainFx, input: &[f32], reference: &[f32], start: &[f32], steps: usize, level: OutputLevel) -> Vec<f32> {
+    let reference_db = (level == OutputLevel::Reference).then(|| level_db(&[reference], fx.sample_rate));
     let mut distance = StyleDistance::new(reference, fx.sample_rate, &StyleDistanceConfig::at(fx.sample_rate));
     let output_loss = |output: &[Vec<f32>]| {
         let mut grad = vec![0.0f32; output[0].len()];
         let value = distance.value_and_grad(&output[0], &mut grad);
         (value, vec![grad])
     };
-    descend(fx, &[input.to_vec()], start, steps, output_loss).0
+    descend(fx, &[input.to_vec()], start, steps, reference_db, output_loss).0
 }
 
 #[cfg(test)]
@@ -86,7 +93,7 @@ mod tests {
         let truth = normalized(&random_knobs(5));
         let (target, reference) = (fx.render_mono(&input, &truth), fx.render_mono(&other, &truth));
         let start = normalized(&Knobs::default());
-        let refined = refine(&fx, &input, &reference, &start, 60);
+        let refined = refine(&fx, &input, &reference, &start, 60, OutputLevel::Absolute);
 
         let mut distance = StyleDistance::new(&reference, RATE, &StyleDistanceConfig::at(RATE));
         let (before, after) =
@@ -103,11 +110,11 @@ mod tests {
         let fx = ChainFx { sample_rate: RATE };
         let input = vec![mono(2)];
         let start = normalized(&random_knobs(3));
-        let (kept, _) = descend(&fx, &input, &start, 0, |o| (0.0, o.to_vec()));
+        let (kept, _) = descend(&fx, &input, &start, 0, None, |o| (0.0, o.to_vec()));
         assert_eq!(kept, start);
         // A loss that rises along every step Adam takes: the best point is the start.
         let mut calls = 0.0;
-        let (best, value) = descend(&fx, &input, &start, 5, |o| {
+        let (best, value) = descend(&fx, &input, &start, 5, None, |o| {
             calls += 1.0;
             (calls, o.iter().map(|c| vec![0.0; c.len()]).collect())
         });

@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
 use crate::data::{BatchPlan, Corpus, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::fx::Knobs;
+use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
-    ChainFx, Channels, Exact, Example, FiniteDiff, ProxyFull, Spsa, chain_loss_and_grad, loss_and_knob_gradients,
+    ChainFx, Channels, Exact, Example, FiniteDiff, LevelTargets, ProxyFull, Spsa, chain_loss_and_grad,
+    loss_and_knob_gradients,
 };
 use crate::plot::{self, Chart, Scale, Series};
 use crate::model::file::AnyModel;
@@ -297,7 +300,11 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
             Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
         } else {
             let trainer = match &config.init {
-                Some(path) => Trainer::from_model_file(path, &trainer_config)?,
+                Some(path) => {
+                    let mut trainer = Trainer::from_model_file(path, &trainer_config)?;
+                    trainer.set_output_level(config.net.output_level);
+                    trainer
+                }
                 None => Trainer::new(&config.net, &trainer_config),
             };
             if trainer.model().config() != &config.net {
@@ -415,7 +422,8 @@ impl Learner {
         match self {
             Learner::Knobs(t) => {
                 let knobs = t.predict(input, reference);
-                pairs.iter().zip(&knobs).map(|(pair, knobs)| fx.render_mono(&pair.input, knobs)).collect()
+                let level = t.model().config().output_level;
+                pairs.iter().zip(&knobs).map(|(pair, knobs)| render_for(fx, level, pair, knobs)).collect()
             }
             Learner::Ctcn(t) => (0..pairs.len())
                 .step_by(CTCN_BATCH)
@@ -461,29 +469,48 @@ fn train_step(
         }
     };
     let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
+    let level_targets = reference_levels(config.net.output_level, effects.chain.sample_rate, pairs);
+    let levels = level_targets.as_ref();
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
     trainer.step(&input_features, &reference_features, |knobs| {
         let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
         let fx = &effects.chain;
         let proxies = || effects.proxies.as_ref().expect("validated: the proxy estimators have their proxies");
         let (value, _, grads) = match config.estimator {
-            EstimatorKind::Exact => chain_loss_and_grad(fx, &batch, &targets, loss),
+            EstimatorKind::Exact => chain_loss_and_grad(fx, &batch, &targets, levels, loss),
             EstimatorKind::Proxy | EstimatorKind::ProxyHalf => {
-                loss_and_knob_gradients(&Exact, proxies(), &batch, &targets, loss, seed)
+                loss_and_knob_gradients(&Exact, proxies(), &batch, &targets, levels, loss, seed)
             }
             EstimatorKind::ProxyFull => {
-                loss_and_knob_gradients(&ProxyFull { proxies: proxies() }, fx, &batch, &targets, loss, seed)
+                loss_and_knob_gradients(&ProxyFull { proxies: proxies() }, fx, &batch, &targets, levels, loss, seed)
             }
             EstimatorKind::Spsa => {
                 let spsa = Spsa { pairs: config.spsa_pairs, epsilon: config.epsilon };
-                loss_and_knob_gradients(&spsa, fx, &batch, &targets, loss, seed)
+                loss_and_knob_gradients(&spsa, fx, &batch, &targets, levels, loss, seed)
             }
             EstimatorKind::FiniteDiff => {
-                loss_and_knob_gradients(&FiniteDiff { epsilon: config.epsilon }, fx, &batch, &targets, loss, seed)
+                loss_and_knob_gradients(&FiniteDiff { epsilon: config.epsilon }, fx, &batch, &targets, levels, loss, seed)
             }
             EstimatorKind::Ctcn => unreachable!("a cTCN run has a cTCN learner"),
         };
         (value, grads)
+    })
+}
+
+/// A pair's input rendered through the chain with normalised `knobs`, its level set as
+/// `level` says against the pair's reference.
+fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> Vec<f32> {
+    let mut out = fx.render_mono(&pair.input, knobs);
+    let physical = Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+    level.finish(&mut [&mut out], fx.sample_rate, || level_db(&[&pair.reference], fx.sample_rate), &physical);
+    out
+}
+
+/// For a level-relative network, the level of every pair's reference.
+fn reference_levels(output_level: OutputLevel, sample_rate: u32, pairs: &[Pair]) -> Option<LevelTargets> {
+    (output_level == OutputLevel::Reference).then(|| LevelTargets {
+        sample_rate,
+        reference_db: pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect(),
     })
 }
 
@@ -675,11 +702,13 @@ mod tests {
             .collect()
     }
 
-    /// A short run through the real chain with exact gradients: the held-out loss falls and
-    /// the predicted settings move toward the true one (measured by their tone responses).
-    #[test]
-    fn training_moves_the_knobs_toward_the_truth() {
-        let config = TrainConfig { learning_rate: 1e-3, ..TrainConfig::default() };
+    /// A short run through the real chain with exact gradients for a network with output
+    /// level `level`: (held-out loss, error of the predicted tone responses in dB) before and
+    /// after. For a level-relative network the responses are compared without their mean, since
+    /// its make-up knob is an offset from the reference's level, not a gain.
+    fn learn(level: OutputLevel) -> [(f64, f64); 2] {
+        let net = StyleNetConfig { output_level: level, ..StyleNetConfig::default() };
+        let config = TrainConfig { learning_rate: 1e-3, net, ..TrainConfig::default() };
         let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2 };
         let mut learner = Learner::Knobs(Trainer::new(&config.net, &trainer_config));
         let fx = ChainFx { sample_rate: 24_000 };
@@ -688,7 +717,14 @@ mod tests {
         let train_pairs = styled_pairs(16, 1);
         let held_out = styled_pairs(6, 2);
         let (inputs, references) = features_of(&mut front, &held_out).unwrap();
-        let truth = tone_response_db(&fixed_style());
+        let shape = |mut r: Vec<f64>| {
+            if level == OutputLevel::Reference {
+                let mean = r.iter().sum::<f64>() / r.len() as f64;
+                r.iter_mut().for_each(|v| *v -= mean);
+            }
+            r
+        };
+        let truth = shape(tone_response_db(&fixed_style()));
         let response_error = |learner: &Learner| {
             let Learner::Knobs(trainer) = learner else { unreachable!() };
             let predicted = trainer.predict(&inputs, &references);
@@ -696,7 +732,7 @@ mod tests {
                 .iter()
                 .flat_map(|p| {
                     let knobs = Knobs::from_normalized(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-                    tone_response_db(&knobs).into_iter().zip(&truth).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>()
+                    shape(tone_response_db(&knobs)).into_iter().zip(&truth).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>()
                 })
                 .sum();
             total / (predicted.len() * truth.len()) as f64
@@ -707,16 +743,26 @@ mod tests {
             reference_features: references.clone(),
             pairs: held_out.clone(),
         };
-        let (error_before, loss_before) = (response_error(&learner), validation.measure(&learner, &fx, &mut loss).loss);
+        let before = (validation.measure(&learner, &fx, &mut loss).loss, response_error(&learner));
         for step in 0..40 {
             let batch = &train_pairs[(step as usize * 4) % 16..][..4];
             let effects = Effects { chain: fx, proxies: None };
             train_step(&mut learner, &config, &effects, &mut front, &mut loss, batch, step).unwrap();
         }
-        let (error_after, loss_after) = (response_error(&learner), validation.measure(&learner, &fx, &mut loss).loss);
-        eprintln!("tone response error {error_before:.2} -> {error_after:.2} dB, loss {loss_before:.3} -> {loss_after:.3}");
-        assert!(loss_after < 0.5 * loss_before, "loss {loss_before} -> {loss_after}");
-        assert!(error_after < 0.5 * error_before, "tone response error {error_before} -> {error_after} dB");
+        let after = (validation.measure(&learner, &fx, &mut loss).loss, response_error(&learner));
+        eprintln!("{level:?}: loss {:.3} -> {:.3}, tone response error {:.2} -> {:.2} dB", before.0, after.0, before.1, after.1);
+        [before, after]
+    }
+
+    /// The held-out loss falls and the predicted settings move toward the true one (measured
+    /// by their tone responses), for either way of setting the output level.
+    #[test]
+    fn training_moves_the_knobs_toward_the_truth() {
+        for level in [OutputLevel::Absolute, OutputLevel::Reference] {
+            let [(loss_before, error_before), (loss_after, error_after)] = learn(level);
+            assert!(loss_after < 0.5 * loss_before, "{level:?}: loss {loss_before} -> {loss_after}");
+            assert!(error_after < 0.5 * error_before, "{level:?}: tone response error {error_before} -> {error_after} dB");
+        }
     }
 
     /// Generated recordings in a folder: enough files that every split gets some.

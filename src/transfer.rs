@@ -19,6 +19,7 @@ use crate::atomic::write_bytes_atomic;
 use crate::audio::{self, Audio, WavFormat};
 use crate::data::{self, PEAK_DBFS, normalize_peak};
 use crate::fx::Knobs;
+use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::ChainFx;
 use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
 use crate::{Error, Result, refine};
@@ -91,19 +92,35 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
     }
     let (input_copy, reference_copy) = (analysis_copy(input)?, analysis_copy(reference)?);
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
+    let level = net.config().output_level;
     if refine_steps > 0 {
         let fx = ChainFx { sample_rate: ANALYSIS_RATE_HZ };
-        normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, refine_steps);
+        normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, refine_steps, level);
     }
     let knobs = to_knobs(&normalized);
-    let (input_gain, output_gain) = (peak_gain(input), 1.0 / peak_gain(reference));
+    let input_gain = peak_gain(input);
     let mut output = input.clone();
     scale(&mut output, input_gain);
     // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
     crate::fx::render(&knobs, output.sample_rate, &mut views)?;
-    scale(&mut output, output_gain);
-    let (file_knobs, file_knobs_exact) = fold_levels(&knobs, db(input_gain), db(output_gain));
+    // The level: back to the reference's peak scale (the network learned the make-up gain on
+    // peak-normalised clips), or for a level-relative model onto the reference's own level.
+    let output_gain_db = match level {
+        OutputLevel::Absolute => {
+            let gain = 1.0 / peak_gain(reference);
+            views.iter_mut().flat_map(|c| c.iter_mut()).for_each(|x| *x *= gain);
+            db(gain)
+        }
+        OutputLevel::Reference => {
+            let reference_db = || {
+                let channels: Vec<&[f32]> = reference.channels.iter().map(Vec::as_slice).collect();
+                level_db(&channels, reference.sample_rate)
+            };
+            20.0 * level.finish(&mut views, input.sample_rate, reference_db, &knobs).log10()
+        }
+    };
+    let (file_knobs, file_knobs_exact) = fold_levels(&knobs, db(input_gain), output_gain_db);
     Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })
 }
 
@@ -229,6 +246,36 @@ mod tests {
             assert!(difference(2 * rate, 2 * rate + 1) < 1e-3, "mono and stereo differ at rate {rate}");
         }
         assert!(difference(2, 4) < 0.1, "44.1 and 96 kHz knobs differ by {}", difference(2, 4));
+    }
+
+    /// A level-relative model: the output sits at the reference's K-weighted level plus the
+    /// make-up knob, whatever the input's level, rate or channel count, and the file knobs
+    /// still render the untouched input into the output.
+    #[test]
+    fn a_level_relative_model_puts_the_output_at_the_references_level() {
+        use crate::fx::level::{OutputLevel, level_db};
+        let net = bundled_model().unwrap().net.with_output_level(OutputLevel::Reference);
+        let reference = groove(2.0, 48_000, 2, 7);
+        let level = |audio: &Audio| {
+            let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
+            level_db(&channels, audio.sample_rate)
+        };
+        for (rate, channels) in [(44_100, 2), (16_000, 1)] {
+            for gain_db in [0.0f32, -20.0] {
+                let mut input = groove(3.0, rate, channels, 1);
+                input.channels.iter_mut().flatten().for_each(|x| *x *= 10f32.powf(gain_db / 20.0));
+                let done = transfer(&net, &input, &reference, 0).unwrap();
+                let expected = level(&reference) + done.knobs.get("comp.makeup_db").unwrap();
+                assert!((level(&done.output) - expected).abs() < 0.01, "{rate} Hz, {gain_db} dB: {} vs {expected}", level(&done.output));
+                assert!(done.file_knobs_exact || gain_db < 0.0, "{rate} Hz: the file knobs were clamped");
+                if done.file_knobs_exact {
+                    let mut replay = input.clone();
+                    render(&mut replay, &done.file_knobs).unwrap();
+                    let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+                    assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "{rate} Hz, {gain_db} dB");
+                }
+            }
+        }
     }
 
     /// Refinement changes the knobs and brings the analysis copy of the input, rendered with

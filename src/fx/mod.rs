@@ -5,6 +5,7 @@ pub mod biquad;
 pub mod chain;
 pub mod compressor;
 pub mod eq;
+pub mod level;
 pub(crate) mod fastmath;
 mod jet;
 pub mod params;

@@ -15,7 +15,9 @@ pub use finite_diff::FiniteDiff;
 pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
-use crate::fx::{self, ChainTape, Knobs, NUM_KNOBS};
+use crate::fx::level::LevelMatch;
+use crate::fx::params::comp_index::MAKEUP_DB;
+use crate::fx::{self, ChainTape, KNOBS, Knobs, NUM_KNOBS};
 use crate::spectral::MrStftBatch;
 
 /// Planar audio: one `Vec` per channel.
@@ -100,21 +102,73 @@ impl Differentiable for ChainFx {
     }
 }
 
+/// The reference levels of a batch rendered for a level-relative model
+/// ([`crate::fx::level::OutputLevel::Reference`]): each output is scaled to its reference's
+/// level plus its make-up knob (the chain's knob layout) before the loss.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelTargets {
+    /// The rate of the outputs.
+    pub sample_rate: u32,
+    /// [`crate::fx::level::level_db`] of each example's reference.
+    pub reference_db: Vec<f64>,
+}
+
+impl LevelTargets {
+    /// Scales every output to its level (in place, in parallel); the stages, for
+    /// [`LevelTargets::backward`].
+    fn apply(&self, batch: &[Example], outputs: &mut [Channels]) -> Vec<LevelMatch> {
+        use rayon::prelude::*;
+        assert_eq!(self.reference_db.len(), batch.len(), "one reference level per example");
+        outputs
+            .par_iter_mut()
+            .zip(batch)
+            .zip(&self.reference_db)
+            .map(|((output, e), &reference_db)| {
+                let makeup = KNOBS[MAKEUP_DB].denormalize(f64::from(e.knobs[MAKEUP_DB]).clamp(0.0, 1.0));
+                let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
+                LevelMatch::apply(&mut views, self.sample_rate, reference_db + makeup)
+            })
+            .collect()
+    }
+
+    /// From the loss's gradient with respect to the scaled outputs, the gradient with respect
+    /// to the chain's outputs (in place) and, per example, the make-up knob's share through the
+    /// target level, in normalised units.
+    fn backward(stages: &[LevelMatch], batch: &[Example], outputs: &[Channels], grad_output: &mut [Channels]) -> Vec<f32> {
+        use rayon::prelude::*;
+        grad_output
+            .par_iter_mut()
+            .zip(stages)
+            .zip(outputs)
+            .zip(batch)
+            .map(|(((g, stage), y), e)| {
+                let yv: Vec<&[f32]> = y.iter().map(|c| c.as_slice()).collect();
+                let gv: Vec<&[f32]> = g.iter().map(|c| c.as_slice()).collect();
+                let (pre, d_target) = stage.vjp(&yv, &gv);
+                *g = pre;
+                (d_target * KNOBS[MAKEUP_DB].physical_per_normalized(f64::from(e.knobs[MAKEUP_DB]))) as f32
+            })
+            .collect()
+    }
+}
+
 /// One training step of the effect island with any estimator: renders every example (in
-/// parallel), evaluates the mean loss against `targets` and its gradient with respect to the
-/// outputs, and hands that to `estimator` for the knob gradients. Returns the loss, the
-/// outputs and the knob gradients. ([`chain_loss_and_grad`] does the same for the exact
-/// estimator on the chain, reusing the forward pass's tape.)
+/// parallel), scales the outputs to their reference levels if `levels` is given, evaluates the
+/// mean loss against `targets` and its gradient with respect to the outputs, and hands that
+/// (taken back through the level stage) to `estimator` for the knob gradients. Returns the
+/// loss, the outputs and the knob gradients. ([`chain_loss_and_grad`] does the same for the
+/// exact estimator on the chain, reusing the forward pass's tape.)
 pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
     estimator: &E,
     fx: &F,
     batch: &[Example],
     targets: &[Channels],
+    levels: Option<&LevelTargets>,
     loss: &mut MrStftBatch<f32>,
     seed: u64,
 ) -> (f64, Vec<Channels>, Vec<Vec<f32>>) {
     use rayon::prelude::*;
-    let outputs: Vec<Channels> = batch
+    let mut outputs: Vec<Channels> = batch
         .par_iter()
         .map(|e| {
             let mut output = Channels::new();
@@ -122,10 +176,20 @@ pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
             output
         })
         .collect();
+    let stages = levels.map(|l| l.apply(batch, &mut outputs));
     let views: Vec<&[Vec<f32>]> = outputs.iter().map(|o| o.as_slice()).collect();
-    let (value, grad_output) = output_loss_and_grad(&views, targets, loss);
-    let knob_grads = estimator.knob_gradients(fx, batch, &grad_output, seed);
+    let (value, mut grad_output) = output_loss_and_grad(&views, targets, loss);
+    let makeup = stages.map(|stages| LevelTargets::backward(&stages, batch, &outputs, &mut grad_output));
+    let mut knob_grads = estimator.knob_gradients(fx, batch, &grad_output, seed);
+    add_makeup(&mut knob_grads, makeup);
     (value, outputs, knob_grads)
+}
+
+/// Adds the make-up knob's share through the level stage, if any.
+fn add_makeup(knob_grads: &mut [Vec<f32>], makeup: Option<Vec<f32>>) {
+    for (g, m) in knob_grads.iter_mut().zip(makeup.into_iter().flatten()) {
+        g[MAKEUP_DB] += m;
+    }
 }
 
 /// The mean loss of every (example, channel) output against its target, and the loss's

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureConfig, Features};
 use crate::fx::NUM_KNOBS;
+use crate::fx::level::OutputLevel;
 use crate::{Error, Result};
 
 /// One convolution of the encoder.
@@ -44,6 +45,10 @@ pub struct StyleNetConfig {
     pub hidden_dim: usize,
     /// Knobs predicted, [`NUM_KNOBS`] for the EQ + compressor chain.
     pub num_knobs: usize,
+    /// How the chain's output level is set: by the make-up knob alone (absolute, the default
+    /// of model files that do not say), or relative to the reference's level.
+    #[serde(default)]
+    pub output_level: OutputLevel,
 }
 
 impl Default for StyleNetConfig {
@@ -58,6 +63,7 @@ impl Default for StyleNetConfig {
             embedding_dim: 128,
             hidden_dim: 256,
             num_knobs: NUM_KNOBS,
+            output_level: OutputLevel::Absolute,
         }
     }
 }
@@ -214,6 +220,13 @@ pub struct StyleNet {
 impl StyleNet {
     pub fn config(&self) -> &StyleNetConfig {
         &self.config
+    }
+
+    /// The same network with its output level read as `level` (to fine-tune a model into the
+    /// other way of setting the level).
+    pub fn with_output_level(mut self, level: OutputLevel) -> Self {
+        self.config.output_level = level;
+        self
     }
 
     /// Normalised knobs `[batch, num_knobs]` from input and reference features

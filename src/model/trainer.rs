@@ -87,6 +87,12 @@ impl Trainer {
         Ok(Self { model: loaded.net, optimizer: adam(config), config: config.clone() })
     }
 
+    /// Reads the network's output level as `level` from now on (see
+    /// [`StyleNet::with_output_level`]).
+    pub fn set_output_level(&mut self, level: crate::fx::level::OutputLevel) {
+        self.model = self.model.clone().with_output_level(level);
+    }
+
     /// Changes the step size from the next step on (for schedules).
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
         self.config.learning_rate = learning_rate;
