@@ -365,6 +365,7 @@ pub(crate) fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metric
         rms_error_db: mean(|m| m.rms_error_db),
         crest_factor_error_db: mean(|m| m.crest_factor_error_db),
         loudness_error_lu: mean(|m| m.loudness_error_lu),
+        loudness_bias_lu: mean(|m| m.loudness_bias_lu),
     }
 }
 
@@ -391,8 +392,8 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "{} pairs, {} styles, {} test files ({:.2} h)\n\n\
-             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | loudness bias (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.pairs,
             match self.styles {
                 StyleSet::Random => "random",
@@ -409,13 +410,14 @@ impl Report {
                 |t| format!("| {} | {:.1} | {:.3} |", t.steps, t.seconds / 60.0, t.seconds / t.steps.max(1) as f64),
             );
             out.push_str(&format!(
-                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} {training}\n",
+                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:+.2} | {:.4} | {:.2} | {:.2} | {:.2} {training}\n",
                 row.name,
                 m.mrstft,
                 m.mel_distance,
                 m.centroid_error_hz,
                 m.rms_error_db,
                 m.loudness_error_lu,
+                m.loudness_bias_lu,
                 row.seconds_per_example,
                 m.mrstft / input.mrstft,
                 m.loudness_error_lu / input.loudness_error_lu,

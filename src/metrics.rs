@@ -29,6 +29,9 @@ pub struct Metrics {
     pub crest_factor_error_db: f64,
     /// [`AudioPair::loudness_error_lu`].
     pub loudness_error_lu: f64,
+    /// [`AudioPair::loudness_difference_lu`]: signed, so its mean over pairs is a systematic
+    /// bias (an estimate too quiet on average has a negative mean).
+    pub loudness_bias_lu: f64,
 }
 
 /// Computes every metric of `estimate` against `target` (planar channels at `sample_rate`);
@@ -42,6 +45,7 @@ pub fn compare(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> 
         rms_error_db: pair.rms_error_db(),
         crest_factor_error_db: pair.crest_factor_error_db(),
         loudness_error_lu: pair.loudness_error_lu()?,
+        loudness_bias_lu: pair.loudness_difference_lu()?,
     })
 }
 
@@ -175,9 +179,15 @@ impl AudioPair {
     /// Errors if either recording has no gating block above −70 LUFS (silent, or shorter than
     /// 400 ms), whose loudness is −∞.
     pub fn loudness_error_lu(&self) -> Result<f64> {
+        Ok(self.loudness_difference_lu()?.abs())
+    }
+
+    /// `L(estimate) − L(target)` in LU, the integrated loudnesses of
+    /// [`AudioPair::loudness_error_lu`]; the same errors.
+    pub fn loudness_difference_lu(&self) -> Result<f64> {
         let estimate = integrated_loudness_lufs(&self.estimate, self.sample_rate, "estimate")?;
         let target = integrated_loudness_lufs(&self.target, self.sample_rate, "target")?;
-        Ok((estimate - target).abs())
+        Ok(estimate - target)
     }
 
     fn mean_over_channels(&self, mut metric: impl FnMut(&[f64], &[f64]) -> f64) -> f64 {
@@ -356,7 +366,8 @@ mod tests {
                 centroid_error_hz: 0.0,
                 rms_error_db: 0.0,
                 crest_factor_error_db: 0.0,
-                loudness_error_lu: 0.0
+                loudness_error_lu: 0.0,
+                loudness_bias_lu: 0.0
             }
         );
     }

@@ -4,7 +4,9 @@
 //! decode → analysis copies (mono, 24 kHz, peak −12 dBFS as in training) → log-mel →
 //! encoder(input), encoder(reference) → controller → normalised knobs → physical knobs →
 //! chain on the input at its own rate and channel count (peak −12 dBFS, as the network learned
-//! it) → output scaled back to the reference's level → WAV (+ knobs as JSON).
+//! it) → output scaled back to the reference's peak scale, or, for a level-relative model
+//! ([`OutputLevel::Reference`]), to the reference's K-weighted level plus the make-up knob →
+//! WAV (+ knobs as JSON).
 //!
 //! The two level changes fold into the knobs: a gain `G` dB before the chain is the same as
 //! lowering the threshold by `G` and raising the make-up gain by `G` (the EQ is linear and the

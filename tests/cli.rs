@@ -50,6 +50,8 @@ fn example_apply_analyze_round_trip() {
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!((m["rms_error_db"].as_f64().unwrap() - 6.0).abs() < 1e-3, "{m}");
     assert!((m["loudness_error_lu"].as_f64().unwrap() - 6.0).abs() < 0.01, "{m}");
+    // The estimate is the louder one: a positive difference.
+    assert!((m["loudness_bias_lu"].as_f64().unwrap() - 6.0).abs() < 0.01, "{m}");
     assert!(m["crest_factor_error_db"].as_f64().unwrap() < 1e-3, "{m}");
 }
 
