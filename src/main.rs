@@ -390,6 +390,10 @@ struct TrainArgs {
     /// knob). Default: that of --net / --init, else absolute.
     #[arg(long, value_enum)]
     output_level: Option<Level>,
+    /// Weight of the time-domain L1 term of the loss (MR-STFT + weight·L1); default 100, as
+    /// DeepAFx-ST.
+    #[arg(long)]
+    l1_weight: Option<f64>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
@@ -472,6 +476,7 @@ impl TrainArgs {
             validate_every: self.validate_every.unwrap_or(d.validate_every),
             checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
             validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
+            l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
             ..d
         })
     }
