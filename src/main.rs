@@ -394,6 +394,10 @@ struct TrainArgs {
     /// DeepAFx-ST.
     #[arg(long)]
     l1_weight: Option<f64>,
+    /// Weight of a level term in the loss: weight x mean |L(output) - L(target)|, K-weighted
+    /// levels in dB; default 0 (none).
+    #[arg(long)]
+    level_weight: Option<f64>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
@@ -477,6 +481,7 @@ impl TrainArgs {
             checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
             validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
             l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
+            level_weight: self.level_weight.unwrap_or(d.level_weight),
             ..d
         })
     }

@@ -18,7 +18,7 @@ use crate::data::{BatchPlan, Corpus, Loader, Pair, PairConfig, PairGenerator, Sp
 use crate::fx::Knobs;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
-    ChainFx, Channels, Exact, Example, FiniteDiff, LevelTargets, ProxyFull, Spsa, chain_loss_and_grad,
+    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad,
     loss_and_knob_gradients,
 };
 use crate::plot::{self, Chart, Scale, Series};
@@ -99,6 +99,11 @@ pub struct TrainConfig {
     /// without it used 100).
     #[serde(default = "default_l1_weight")]
     pub l1_weight: f64,
+    /// Weight of a level term in the training loss, `weight · mean |L(output) − L(target)|`
+    /// with `L` the K-weighted level in dB ([`Levels::loss_weight`]); 0 for none. The validation
+    /// loss leaves it out, so it stays comparable across runs.
+    #[serde(default)]
+    pub level_weight: f64,
     /// A model file whose weights the network starts from (fine-tuning); its shape must be
     /// `net`.
     #[serde(default)]
@@ -130,6 +135,7 @@ impl Default for TrainConfig {
             checkpoint_every: 250,
             net: StyleNetConfig::default(),
             l1_weight: default_l1_weight(),
+            level_weight: 0.0,
             init: None,
             eq_proxy: None,
             comp_proxy: None,
@@ -178,8 +184,10 @@ impl TrainConfig {
         if self.half_frames < self.net.features.min_samples() {
             return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
         }
-        if !(self.l1_weight.is_finite() && self.l1_weight >= 0.0) {
-            return Err(Error::Invalid(format!("--l1-weight {} must be a finite number of at least 0", self.l1_weight)));
+        for (name, weight) in [("--l1-weight", self.l1_weight), ("--level-weight", self.level_weight)] {
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(Error::Invalid(format!("{name} {weight} must be a finite number of at least 0")));
+            }
         }
         if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
             return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
@@ -486,8 +494,8 @@ fn train_step(
         }
     };
     let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
-    let level_targets = reference_levels(config.net.output_level, effects.chain.sample_rate, pairs);
-    let levels = level_targets.as_ref();
+    let levels = batch_levels(config, effects.chain.sample_rate, pairs);
+    let levels = levels.as_ref();
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
     trainer.step(&input_features, &reference_features, |knobs| {
         let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
@@ -523,11 +531,14 @@ fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> V
     out
 }
 
-/// For a level-relative network, the level of every pair's reference.
-fn reference_levels(output_level: OutputLevel, sample_rate: u32, pairs: &[Pair]) -> Option<LevelTargets> {
-    (output_level == OutputLevel::Reference).then(|| LevelTargets {
+/// The level handling of a batch: for a level-relative network the level of every pair's
+/// reference, and the loss's level term; none if neither applies.
+fn batch_levels(config: &TrainConfig, sample_rate: u32, pairs: &[Pair]) -> Option<Levels> {
+    let relative = config.net.output_level == OutputLevel::Reference;
+    (relative || config.level_weight > 0.0).then(|| Levels {
         sample_rate,
-        reference_db: pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect(),
+        reference_db: relative.then(|| pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect()),
+        loss_weight: config.level_weight,
     })
 }
 

@@ -143,28 +143,48 @@ impl LevelMatch {
         let s: f64 =
             y.iter().zip(u).map(|(y, u)| y.iter().zip(*u).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()).sum();
         let d_target = s * std::f64::consts::LN_10 / 20.0;
-        let scaled = |u: &[f32]| -> Vec<f64> { u.iter().map(|&v| self.gain * f64::from(v)).collect() };
-        if self.weighted.is_empty() {
-            let grads = u.iter().map(|u| scaled(u).into_iter().map(|v| v as f32).collect()).collect();
-            return (grads, d_target);
-        }
-        let sections = k_weighting(self.sample_rate);
-        let total: usize = self.weighted.iter().map(Vec::len).sum();
-        let ms = 10f64.powf(self.pre_db / 10.0);
-        // (ln10/20)·s·(10/ln10)·2/(C·N·ms) = s / (total · ms).
-        let scale = s / (total as f64 * ms);
+        let level_grad = if self.weighted.is_empty() {
+            vec![Vec::new(); u.len()]
+        } else {
+            gradient(self.sample_rate, &self.weighted, self.pre_db)
+        };
         let grads = u
             .iter()
-            .zip(&self.weighted)
-            .map(|(u, w)| {
-                // Kᵀ w: the filter run over the reversed signal, reversed back.
-                let mut back = k_filter(&sections, w.iter().rev().copied());
-                back.reverse();
-                scaled(u).iter().zip(&back).map(|(a, b)| (a - scale * b) as f32).collect()
+            .zip(&level_grad)
+            .map(|(u, dl)| {
+                let through_level = |n: usize| dl.get(n).map_or(0.0, |g| d_target * g);
+                u.iter().enumerate().map(|(n, &v)| (self.gain * f64::from(v) - through_level(n)) as f32).collect()
             })
             .collect();
         (grads, d_target)
     }
+}
+
+/// `L` of `channels` and its gradient `∂L/∂x` per channel (all zero for silence).
+pub fn level_db_and_gradient(channels: &[&[f32]], sample_rate: u32) -> (f64, Vec<Vec<f64>>) {
+    let sections = k_weighting(sample_rate);
+    let weighted: Vec<Vec<f64>> = channels.iter().map(|c| k_filter(&sections, c.iter().map(|&v| f64::from(v)))).collect();
+    let level = to_db(mean_square(weighted.iter().cloned()));
+    if level <= SILENCE_DB {
+        return (level, channels.iter().map(|c| vec![0.0; c.len()]).collect());
+    }
+    (level, gradient(sample_rate, &weighted, level))
+}
+
+/// `∇L(x)_c = (10/ln10) · 2·Kᵀ(K x_c) / (C·N·ms)` from the K-weighted channels `K x_c` and
+/// `L = 10·log10(ms)`; `Kᵀ` is the filter run over the reversed signal, reversed back.
+fn gradient(sample_rate: u32, weighted: &[Vec<f64>], level_db: f64) -> Vec<Vec<f64>> {
+    let sections = k_weighting(sample_rate);
+    let total: usize = weighted.iter().map(Vec::len).sum();
+    let scale = 20.0 / std::f64::consts::LN_10 / (total as f64 * 10f64.powf(level_db / 10.0));
+    weighted
+        .iter()
+        .map(|w| {
+            let mut back = k_filter(&sections, w.iter().rev().copied());
+            back.reverse();
+            back.iter().map(|b| scale * b).collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -199,6 +219,24 @@ mod tests {
         let stage = LevelMatch::apply(&mut [y.as_mut_slice()], 24_000, -17.5);
         assert!((level_db(&[y.as_slice()], 24_000) + 17.5).abs() < 1e-4);
         assert!(stage.gain > 0.0);
+    }
+
+    /// The level's gradient against central differences, on a stereo signal.
+    #[test]
+    fn the_level_gradient_matches_finite_differences() {
+        let (rate, n) = (44_100u32, 3_000usize);
+        let x: Vec<Vec<f32>> = program(13, 2, n, f64::from(rate)).into_iter().map(to32).collect();
+        let level = |x: &[Vec<f32>]| level_db(&x.iter().map(Vec::as_slice).collect::<Vec<_>>(), rate);
+        let (value, grad) = level_db_and_gradient(&x.iter().map(Vec::as_slice).collect::<Vec<_>>(), rate);
+        assert!((value - level(&x)).abs() < 1e-12);
+        for (c, i) in [(0, 0), (0, 1_234), (1, 77), (1, 2_999)] {
+            let eps = 1e-2f32;
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus[c][i] += eps;
+            minus[c][i] -= eps;
+            let fd = (level(&plus) - level(&minus)) / (2.0 * f64::from(eps));
+            assert!((fd - grad[c][i]).abs() < 1e-3 * grad[c][i].abs().max(1e-3), "[{c}][{i}]: {fd} vs {}", grad[c][i]);
+        }
     }
 
     /// The adjoint against central differences of `Σ w·y` with respect to samples of `y_pre`

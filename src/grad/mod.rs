@@ -15,7 +15,7 @@ pub use finite_diff::FiniteDiff;
 pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
-use crate::fx::level::LevelMatch;
+use crate::fx::level::{LevelMatch, level_db, level_db_and_gradient};
 use crate::fx::params::comp_index::MAKEUP_DB;
 use crate::fx::{self, ChainTape, KNOBS, Knobs, NUM_KNOBS};
 use crate::spectral::MrStftBatch;
@@ -102,33 +102,65 @@ impl Differentiable for ChainFx {
     }
 }
 
-/// The reference levels of a batch rendered for a level-relative model
-/// ([`crate::fx::level::OutputLevel::Reference`]): each output is scaled to its reference's
-/// level plus its make-up knob (the chain's knob layout) before the loss.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LevelTargets {
+/// Level handling of a batch: for a level-relative model
+/// ([`crate::fx::level::OutputLevel::Reference`]) each output is scaled to its reference's level
+/// plus its make-up knob (the chain's knob layout) before the loss; and the loss may get a level
+/// term.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Levels {
     /// The rate of the outputs.
     pub sample_rate: u32,
-    /// [`crate::fx::level::level_db`] of each example's reference.
-    pub reference_db: Vec<f64>,
+    /// [`crate::fx::level::level_db`] of each example's reference, for a level-relative model.
+    pub reference_db: Option<Vec<f64>>,
+    /// Weight `w` of the loss term `w · mean_b |L(output_b) − L(target_b)|` (K-weighted levels
+    /// in dB, [`crate::fx::level::level_db`]); 0 for none.
+    pub loss_weight: f64,
 }
 
-impl LevelTargets {
-    /// Scales every output to its level (in place, in parallel); the stages, for
-    /// [`LevelTargets::backward`].
-    fn apply(&self, batch: &[Example], outputs: &mut [Channels]) -> Vec<LevelMatch> {
+impl Levels {
+    /// Scales every output to its level (in place, in parallel) if there are reference levels;
+    /// the stages, for [`Levels::backward`].
+    fn apply(&self, batch: &[Example], outputs: &mut [Channels]) -> Option<Vec<LevelMatch>> {
         use rayon::prelude::*;
-        assert_eq!(self.reference_db.len(), batch.len(), "one reference level per example");
-        outputs
+        let reference_db = self.reference_db.as_ref()?;
+        assert_eq!(reference_db.len(), batch.len(), "one reference level per example");
+        Some(
+            outputs
+                .par_iter_mut()
+                .zip(batch)
+                .zip(reference_db)
+                .map(|((output, e), &reference_db)| {
+                    let makeup = KNOBS[MAKEUP_DB].denormalize(f64::from(e.knobs[MAKEUP_DB]).clamp(0.0, 1.0));
+                    let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
+                    LevelMatch::apply(&mut views, self.sample_rate, reference_db + makeup)
+                })
+                .collect(),
+        )
+    }
+
+    /// The level term's value, its gradient added to `grad_output`.
+    fn add_loss_term(&self, outputs: &[Channels], targets: &[Channels], grad_output: &mut [Channels]) -> f64 {
+        use rayon::prelude::*;
+        if self.loss_weight == 0.0 {
+            return 0.0;
+        }
+        let per_example = self.loss_weight / outputs.len() as f64;
+        fn views(c: &Channels) -> Vec<&[f32]> {
+            c.iter().map(Vec::as_slice).collect()
+        }
+        grad_output
             .par_iter_mut()
-            .zip(batch)
-            .zip(&self.reference_db)
-            .map(|((output, e), &reference_db)| {
-                let makeup = KNOBS[MAKEUP_DB].denormalize(f64::from(e.knobs[MAKEUP_DB]).clamp(0.0, 1.0));
-                let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
-                LevelMatch::apply(&mut views, self.sample_rate, reference_db + makeup)
+            .zip(outputs)
+            .zip(targets)
+            .map(|((g, output), target)| {
+                let (level, gradient) = level_db_and_gradient(&views(output), self.sample_rate);
+                let difference = level - level_db(&views(target), self.sample_rate);
+                for (g, d) in g.iter_mut().zip(&gradient) {
+                    g.iter_mut().zip(d).for_each(|(g, d)| *g += (per_example * difference.signum() * d) as f32);
+                }
+                per_example * difference.abs()
             })
-            .collect()
+            .sum()
     }
 
     /// From the loss's gradient with respect to the scaled outputs, the gradient with respect
@@ -152,10 +184,31 @@ impl LevelTargets {
     }
 }
 
+/// The loss of rendered `outputs` (the chain's, scaled in place by the level stage if `levels`
+/// has reference levels) against `targets`, plus the level term if any; the loss's gradient
+/// with respect to the chain's outputs, and the make-up knob's share through the stage.
+fn score(
+    batch: &[Example],
+    outputs: &mut [Channels],
+    targets: &[Channels],
+    levels: Option<&Levels>,
+    loss: &mut MrStftBatch<f32>,
+) -> (f64, Vec<Channels>, Option<Vec<f32>>) {
+    let stages = levels.and_then(|l| l.apply(batch, outputs));
+    let views: Vec<&[Vec<f32>]> = outputs.iter().map(|o| o.as_slice()).collect();
+    let (mut value, mut grad_output) = output_loss_and_grad(&views, targets, loss);
+    if let Some(levels) = levels {
+        value += levels.add_loss_term(outputs, targets, &mut grad_output);
+    }
+    let makeup = stages.map(|stages| Levels::backward(&stages, batch, outputs, &mut grad_output));
+    (value, grad_output, makeup)
+}
+
 /// One training step of the effect island with any estimator: renders every example (in
-/// parallel), scales the outputs to their reference levels if `levels` is given, evaluates the
-/// mean loss against `targets` and its gradient with respect to the outputs, and hands that
-/// (taken back through the level stage) to `estimator` for the knob gradients. Returns the
+/// parallel), scales the outputs to their reference levels if `levels` has them, evaluates the
+/// mean loss against `targets` (plus the level term of `levels`) and its gradient with respect
+/// to the outputs, and hands that (taken back through the level stage) to `estimator` for the
+/// knob gradients. Returns the
 /// loss, the outputs and the knob gradients. ([`chain_loss_and_grad`] does the same for the
 /// exact estimator on the chain, reusing the forward pass's tape.)
 pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
@@ -163,7 +216,7 @@ pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
     fx: &F,
     batch: &[Example],
     targets: &[Channels],
-    levels: Option<&LevelTargets>,
+    levels: Option<&Levels>,
     loss: &mut MrStftBatch<f32>,
     seed: u64,
 ) -> (f64, Vec<Channels>, Vec<Vec<f32>>) {
@@ -176,10 +229,7 @@ pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
             output
         })
         .collect();
-    let stages = levels.map(|l| l.apply(batch, &mut outputs));
-    let views: Vec<&[Vec<f32>]> = outputs.iter().map(|o| o.as_slice()).collect();
-    let (value, mut grad_output) = output_loss_and_grad(&views, targets, loss);
-    let makeup = stages.map(|stages| LevelTargets::backward(&stages, batch, &outputs, &mut grad_output));
+    let (value, grad_output, makeup) = score(batch, &mut outputs, targets, levels, loss);
     let mut knob_grads = estimator.knob_gradients(fx, batch, &grad_output, seed);
     add_makeup(&mut knob_grads, makeup);
     (value, outputs, knob_grads)
