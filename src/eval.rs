@@ -39,8 +39,8 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
-use crate::fx::level::{OutputLevel, level_db};
-use crate::grad::{ChainFx, Channels, Render};
+use crate::fx::level::OutputLevel;
+use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
@@ -308,8 +308,7 @@ fn at_level(
 ) -> Vec<(Vec<f32>, f64)> {
     for ((output, seconds), (pair, (k, _))) in outputs.iter_mut().zip(pairs.iter().zip(knobs)) {
         let start = Instant::now();
-        let physical = Knobs::from_normalized(&k.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-        level.finish(&mut [output.as_mut_slice()], RATE_HZ, || level_db(&[reference_of(pair)], RATE_HZ), &physical);
+        finish_mono(level, output, RATE_HZ, reference_of(pair), k);
         *seconds += start.elapsed().as_secs_f64();
     }
     outputs

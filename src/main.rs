@@ -450,11 +450,11 @@ impl TrainArgs {
             }
             (None, None) => d.net.clone(),
         };
-        let net = match self.output_level {
-            None => net,
-            Some(Level::Absolute) => StyleNetConfig { output_level: OutputLevel::Absolute, ..net },
-            Some(Level::Reference) => StyleNetConfig { output_level: OutputLevel::Reference, ..net },
-        };
+        let output_level = self.output_level.map_or(net.output_level, |level| match level {
+            Level::Absolute => OutputLevel::Absolute,
+            Level::Reference => OutputLevel::Reference,
+        });
+        let net = StyleNetConfig { output_level, ..net };
         Ok(TrainConfig {
             net,
             init: self.init.clone(),

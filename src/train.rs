@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
 use crate::data::{BatchPlan, Corpus, Loader, Pair, PairConfig, PairGenerator, Split};
-use crate::fx::Knobs;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
-    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad,
+    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono,
     loss_and_knob_gradients,
 };
 use crate::plot::{self, Chart, Scale, Series};
@@ -526,8 +525,7 @@ fn train_step(
 /// `level` says against the pair's reference.
 fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> Vec<f32> {
     let mut out = fx.render_mono(&pair.input, knobs);
-    let physical = Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-    level.finish(&mut [&mut out], fx.sample_rate, || level_db(&[&pair.reference], fx.sample_rate), &physical);
+    finish_mono(level, &mut out, fx.sample_rate, &pair.reference, knobs);
     out
 }
 

@@ -111,7 +111,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
     let output_gain_db = match level {
         OutputLevel::Absolute => {
             let gain = 1.0 / peak_gain(reference);
-            views.iter_mut().flat_map(|c| c.iter_mut()).for_each(|x| *x *= gain);
+            scale(&mut output, gain);
             db(gain)
         }
         OutputLevel::Reference => {

@@ -91,25 +91,24 @@ fn k_filter(sections: &[Coeffs; 2], x: impl Iterator<Item = f64>) -> Vec<f64> {
     y
 }
 
+/// Every channel K-weighted (`K x_c`).
+fn k_weighted(sections: &[Coeffs; 2], channels: &[&[f32]]) -> Vec<Vec<f64>> {
+    channels.iter().map(|c| k_filter(sections, c.iter().map(|&v| f64::from(v)))).collect()
+}
+
+/// `10·log10` of the mean square over all channels and samples of K-weighted channels, at
+/// least [`SILENCE_DB`].
+fn level_of(weighted: &[Vec<f64>]) -> f64 {
+    let count: usize = weighted.iter().map(Vec::len).sum();
+    let sum: f64 = weighted.iter().flatten().map(|v| v * v).sum();
+    let ms = if count == 0 { 0.0 } else { sum / count as f64 };
+    (10.0 * ms.log10()).max(SILENCE_DB)
+}
+
 /// The K-weighted level `L` of `channels` (all of one length) in dB, at least
 /// [`SILENCE_DB`].
 pub fn level_db(channels: &[&[f32]], sample_rate: u32) -> f64 {
-    let sections = k_weighting(sample_rate);
-    let ms = mean_square(channels.iter().map(|c| k_filter(&sections, c.iter().map(|&v| f64::from(v)))));
-    to_db(ms)
-}
-
-fn mean_square(weighted: impl Iterator<Item = Vec<f64>>) -> f64 {
-    let (mut sum, mut count) = (0.0, 0usize);
-    for w in weighted {
-        sum += w.iter().map(|v| v * v).sum::<f64>();
-        count += w.len();
-    }
-    if count == 0 { 0.0 } else { sum / count as f64 }
-}
-
-fn to_db(ms: f64) -> f64 {
-    (10.0 * ms.log10()).max(SILENCE_DB)
+    level_of(&k_weighted(&k_weighting(sample_rate), channels))
 }
 
 /// What [`LevelMatch::apply`] did, kept for the adjoint.
@@ -119,8 +118,9 @@ pub struct LevelMatch {
     pub gain: f64,
     /// `L(y_pre)` in dB.
     pub pre_db: f64,
-    /// `K y_pre` per channel, empty when the input counted as silence.
-    weighted: Vec<Vec<f64>>,
+    /// `K y_pre` per channel; `None` when the input counted as silence (no gradient through
+    /// the level).
+    weighted: Option<Vec<Vec<f64>>>,
     sample_rate: u32,
 }
 
@@ -128,12 +128,12 @@ impl LevelMatch {
     /// Scales `y` (the chain's output `y_pre`, in place) to the level `target_db`, recording
     /// what the adjoint needs.
     pub fn apply(y: &mut [&mut [f32]], sample_rate: u32, target_db: f64) -> LevelMatch {
-        let sections = k_weighting(sample_rate);
-        let weighted: Vec<Vec<f64>> = y.iter().map(|c| k_filter(&sections, c.iter().map(|&v| f64::from(v)))).collect();
-        let pre_db = to_db(mean_square(weighted.iter().cloned()));
+        let views: Vec<&[f32]> = y.iter().map(|c| &**c).collect();
+        let weighted = k_weighted(&k_weighting(sample_rate), &views);
+        let pre_db = level_of(&weighted);
         let gain = 10f64.powf((target_db - pre_db) / 20.0);
         y.iter_mut().flat_map(|c| c.iter_mut()).for_each(|v| *v = (f64::from(*v) * gain) as f32);
-        let weighted = if pre_db > SILENCE_DB { weighted } else { Vec::new() };
+        let weighted = (pre_db > SILENCE_DB).then_some(weighted);
         LevelMatch { gain, pre_db, weighted, sample_rate }
     }
 
@@ -143,19 +143,15 @@ impl LevelMatch {
         let s: f64 =
             y.iter().zip(u).map(|(y, u)| y.iter().zip(*u).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()).sum();
         let d_target = s * std::f64::consts::LN_10 / 20.0;
-        let level_grad = if self.weighted.is_empty() {
-            vec![Vec::new(); u.len()]
-        } else {
-            gradient(self.sample_rate, &self.weighted, self.pre_db)
+        let gain = self.gain;
+        let grads = match &self.weighted {
+            None => u.iter().map(|u| u.iter().map(|&v| (gain * f64::from(v)) as f32).collect()).collect(),
+            Some(weighted) => u
+                .iter()
+                .zip(gradient(&k_weighting(self.sample_rate), weighted, self.pre_db))
+                .map(|(u, dl)| u.iter().zip(dl).map(|(&v, g)| (gain * f64::from(v) - d_target * g) as f32).collect())
+                .collect(),
         };
-        let grads = u
-            .iter()
-            .zip(&level_grad)
-            .map(|(u, dl)| {
-                let through_level = |n: usize| dl.get(n).map_or(0.0, |g| d_target * g);
-                u.iter().enumerate().map(|(n, &v)| (self.gain * f64::from(v) - through_level(n)) as f32).collect()
-            })
-            .collect();
         (grads, d_target)
     }
 }
@@ -163,24 +159,23 @@ impl LevelMatch {
 /// `L` of `channels` and its gradient `∂L/∂x` per channel (all zero for silence).
 pub fn level_db_and_gradient(channels: &[&[f32]], sample_rate: u32) -> (f64, Vec<Vec<f64>>) {
     let sections = k_weighting(sample_rate);
-    let weighted: Vec<Vec<f64>> = channels.iter().map(|c| k_filter(&sections, c.iter().map(|&v| f64::from(v)))).collect();
-    let level = to_db(mean_square(weighted.iter().cloned()));
+    let weighted = k_weighted(&sections, channels);
+    let level = level_of(&weighted);
     if level <= SILENCE_DB {
         return (level, channels.iter().map(|c| vec![0.0; c.len()]).collect());
     }
-    (level, gradient(sample_rate, &weighted, level))
+    (level, gradient(&sections, &weighted, level))
 }
 
 /// `∇L(x)_c = (10/ln10) · 2·Kᵀ(K x_c) / (C·N·ms)` from the K-weighted channels `K x_c` and
 /// `L = 10·log10(ms)`; `Kᵀ` is the filter run over the reversed signal, reversed back.
-fn gradient(sample_rate: u32, weighted: &[Vec<f64>], level_db: f64) -> Vec<Vec<f64>> {
-    let sections = k_weighting(sample_rate);
+fn gradient(sections: &[Coeffs; 2], weighted: &[Vec<f64>], level_db: f64) -> Vec<Vec<f64>> {
     let total: usize = weighted.iter().map(Vec::len).sum();
     let scale = 20.0 / std::f64::consts::LN_10 / (total as f64 * 10f64.powf(level_db / 10.0));
     weighted
         .iter()
         .map(|w| {
-            let mut back = k_filter(&sections, w.iter().rev().copied());
+            let mut back = k_filter(sections, w.iter().rev().copied());
             back.reverse();
             back.iter().map(|b| scale * b).collect()
         })

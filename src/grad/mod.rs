@@ -15,7 +15,7 @@ pub use finite_diff::FiniteDiff;
 pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
-use crate::fx::level::{LevelMatch, level_db, level_db_and_gradient};
+use crate::fx::level::{LevelMatch, OutputLevel, level_db, level_db_and_gradient};
 use crate::fx::params::comp_index::MAKEUP_DB;
 use crate::fx::{self, ChainTape, KNOBS, Knobs, NUM_KNOBS};
 use crate::spectral::MrStftBatch;
@@ -100,6 +100,12 @@ impl Differentiable for ChainFx {
         let g = fx::vjp(&k, self.sample_rate, &inputs, &tape, &grads);
         g.knobs_normalized(&k).iter().map(|&v| v as f32).collect()
     }
+}
+
+/// A mono output rendered with normalised `knobs`, brought to the level that `level` gives it
+/// against the mono `reference` (both at `sample_rate`, in place); the gain applied.
+pub fn finish_mono(level: OutputLevel, output: &mut [f32], sample_rate: u32, reference: &[f32], knobs: &[f32]) -> f64 {
+    level.finish(&mut [output], sample_rate, || level_db(&[reference], sample_rate), &ChainFx::knobs(knobs))
 }
 
 /// Level handling of a batch: for a level-relative model
