@@ -67,6 +67,9 @@ pub struct EvalConfig {
     pub pairs: usize,
     /// Clip length L, frames at 24 kHz.
     pub half_frames: usize,
+    /// The reference's length in frames at 24 kHz, when not L (DeepAFx-ST's protocol): how
+    /// much a longer recording of the style helps.
+    pub reference_frames: Option<usize>,
     pub seed: u64,
     /// Adam steps of the oracle fit per pair (0: no oracle row).
     pub oracle_steps: usize,
@@ -86,6 +89,7 @@ impl Default for EvalConfig {
             styles: StyleSet::Random,
             pairs: 100,
             half_frames: data::pairs::DEFAULT_HALF_FRAMES,
+            reference_frames: None,
             seed: 42,
             oracle_steps: 100,
             refine_steps: 0,
@@ -183,7 +187,13 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
     progress.inc(1);
     let reference = pairs.iter().map(|p| (p.reference.clone(), 0.0)).collect();
-    rows.push(measure_row("Reference (as is)", &pairs, &styles, reference)?);
+    // Metrics truncate to the shorter signal: a longer reference is measured by its first L frames.
+    let as_is = if config.reference_frames.is_some_and(|r| r != config.half_frames) {
+        "Reference (as is, its first L frames)"
+    } else {
+        "Reference (as is)"
+    };
+    rows.push(measure_row(as_is, &pairs, &styles, reference)?);
     progress.inc(1);
     let rule_based: Vec<(Vec<f32>, f64)> = pairs
         .par_iter()
@@ -275,7 +285,9 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         StyleSet::Random => vec![StyleChoice::Random],
         StyleSet::Named => Style::ALL.iter().map(|&s| StyleChoice::Named(s)).collect(),
     };
-    let generator = PairGenerator::new(corpus, PairConfig { half_frames: config.half_frames, ..PairConfig::default() })?;
+    let pair_config =
+        PairConfig { half_frames: config.half_frames, reference_frames: config.reference_frames, ..PairConfig::default() };
+    let generator = PairGenerator::new(corpus, pair_config)?;
     (0..config.pairs)
         .into_par_iter()
         .map(|i| generator.pair_with_style(Split::Test, i as u64, config.seed, styles[i % styles.len()]))
@@ -509,5 +521,31 @@ mod tests {
         // 300 steps in 60 s: 1.0 min, 0.2 s per step.
         assert!(table.contains("| 300 | 1.0 | 0.200 |"), "{table}");
         assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
+    }
+
+    /// A reference three times the input's length: the pairs carry it whole, and the reference
+    /// row, which metrics truncate, is the loudness gap of its first L frames.
+    #[test]
+    fn a_longer_reference_and_the_row_that_says_what_it_measures() {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let model = crate::transfer::bundled_model().unwrap();
+        let config = EvalConfig {
+            data: vec![dir.path().to_path_buf()],
+            pairs: 4,
+            half_frames: 12_000,
+            reference_frames: Some(36_000),
+            oracle_steps: 0,
+            ..EvalConfig::default()
+        };
+        let report = evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap();
+        let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Input", "Reference (as is, its first L frames)", "RB-DSP", "bundled", "Style knobs"]);
+        let pairs = make_pairs(Corpus::from_roots(&config.data, &[Split::Test], "test").unwrap(), &config).unwrap();
+        assert!(pairs.iter().all(|p| p.reference.len() == 36_000 && p.target.len() == 12_000));
+        let lufs = |x: &[f32]| metrics::loudness_lufs(x, RATE_HZ, "clip").unwrap();
+        let gap = pairs.iter().map(|p| (lufs(&p.reference[..12_000]) - lufs(&p.target)).abs()).sum::<f64>() / 4.0;
+        let reference = &report.rows[1].metrics;
+        assert!((reference.loudness_error_lu - gap).abs() < 1e-9 * gap.max(1.0), "{} vs {gap}", reference.loudness_error_lu);
     }
 }

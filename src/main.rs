@@ -185,6 +185,10 @@ enum Command {
         /// input's content): the controller's error without the content gap between the halves.
         #[arg(long)]
         same_content: bool,
+        /// The reference's length in frames at 24 kHz (default: the clip length, 131072, as in
+        /// DeepAFx-ST): a longer reference is more of the same recording beside the input.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(4096..))]
+        reference_frames: Option<u64>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -696,6 +700,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             eq_proxy,
             comp_proxy,
             same_content,
+            reference_frames,
             seed,
             table,
             json,
@@ -713,6 +718,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 refine_steps: refine,
                 proxies: eq_proxy.zip(comp_proxy),
                 same_content,
+                reference_frames: reference_frames.map(|r| r as usize),
                 seed,
                 ..EvalConfig::default()
             };

@@ -42,8 +42,12 @@ impl StyleChoice {
 /// How pairs are made.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PairConfig {
-    /// L, the length of input, reference and target in frames; clips are 2L long.
+    /// L, the length of input and target in frames (and of the reference, by default).
     pub half_frames: usize,
+    /// The reference's length R in frames, when not L: clips are then L + R long, and the
+    /// reference is the clip's other R frames. DeepAFx-ST's protocol has R = L; a longer
+    /// reference measures what a user's longer recording of the style is worth.
+    pub reference_frames: Option<usize>,
     pub style: StyleChoice,
     /// Both halves of a clip must have a mean energy `Σx²/L` above this (DeepAFx-ST: 1e-5,
     /// −50 dB), measured before normalisation; otherwise another clip is drawn.
@@ -56,10 +60,23 @@ impl Default for PairConfig {
     fn default() -> Self {
         PairConfig {
             half_frames: DEFAULT_HALF_FRAMES,
+            reference_frames: None,
             style: StyleChoice::Random,
             min_mean_energy: 1e-5,
             max_attempts: 100,
         }
+    }
+}
+
+impl PairConfig {
+    /// R, the reference's length in frames.
+    pub fn reference_frames(&self) -> usize {
+        self.reference_frames.unwrap_or(self.half_frames)
+    }
+
+    /// L + R, the length of the clips the pairs are cut from.
+    pub fn clip_frames(&self) -> usize {
+        self.half_frames + self.reference_frames()
     }
 }
 
@@ -76,7 +93,7 @@ pub struct ClipOrigin {
 
 /// One training example: mono, at the corpus rate, each [`PairConfig::half_frames`] long.
 ///
-/// Levels: the 2L clip is first peak-normalised to −12 dBFS as a whole. `input` is
+/// Levels: the clip (2L, or L + R) is first peak-normalised to −12 dBFS as a whole. `input` is
 /// `corrupt(A)` peak-normalised on its own to −12 dBFS. `target = style(A)` and
 /// `reference = style(B)` are scaled by one common gain that brings the louder of the two to
 /// −12 dBFS, so their relative level is the style's: the reference tells how loud the target
@@ -99,19 +116,19 @@ pub struct Pair {
 pub struct PairGenerator {
     corpus: Corpus,
     config: PairConfig,
-    /// Per split, per recording: the running total of clip start positions (`len − 2L + 1`
-    /// each, 0 for recordings shorter than 2L), so that one uniform draw picks a recording in
+    /// Per split, per recording: the running total of clip start positions (`len − (L + R) + 1`
+    /// each, 0 for recordings shorter than L + R), so that one uniform draw picks a recording in
     /// proportion to its length and a start inside it.
     cumulative_starts: [Vec<u64>; 3],
 }
 
 impl PairGenerator {
-    /// A generator over `corpus`; recordings shorter than 2L are never drawn.
+    /// A generator over `corpus`; recordings shorter than L + R are never drawn.
     pub fn new(corpus: Corpus, config: PairConfig) -> Result<PairGenerator> {
-        if config.half_frames == 0 {
-            return Err(Error::Invalid("pairs need a half-clip length of at least one frame".into()));
+        if config.half_frames == 0 || config.reference_frames() == 0 {
+            return Err(Error::Invalid("pairs need input and reference lengths of at least one frame".into()));
         }
-        let clip = 2 * config.half_frames;
+        let clip = config.clip_frames();
         let cumulative_starts = Split::ALL.map(|split| {
             corpus
                 .recordings(split)
@@ -130,11 +147,16 @@ impl PairGenerator {
         &self.corpus
     }
 
+    /// How the pairs are made.
+    pub fn config(&self) -> &PairConfig {
+        &self.config
+    }
+
     /// Pair number `index` of `split` for `seed`: the same (split, index, seed) always gives the
     /// same pair. Its random numbers are stream `index` of ChaCha8 seeded with `seed` mixed with
     /// the split.
     ///
-    /// Steps: draw a 2L clip (every start position of the split equally likely) until both
+    /// Steps: draw a clip of L + R frames (every start position of the split equally likely) until both
     /// halves pass the energy test; peak-normalise it; split it into halves, and with
     /// probability 0.5 swap them (as DeepAFx-ST, so the reference comes as often after the
     /// input as before); draw the style and render it on both halves; corrupt A into the input.
@@ -148,16 +170,20 @@ impl PairGenerator {
     pub fn pair_with_style(&self, split: Split, index: u64, seed: u64, style: StyleChoice) -> Result<Pair> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         rng.set_stream(index);
-        let half = self.config.half_frames;
+        let (half, reference_frames) = (self.config.half_frames, self.config.reference_frames());
         let (recording, start) = self.draw_clip(split, &mut rng)?;
-        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + 2 * half].to_vec();
+        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + half + reference_frames].to_vec();
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
-        let (first, second) = clip.split_at(half);
         let swap = rng.random_bool(0.5);
-        let (a, b) = if swap { (second, first) } else { (first, second) };
+        let (a, b) = if swap {
+            let (first, second) = clip.split_at(reference_frames);
+            (second, first)
+        } else {
+            clip.split_at(half)
+        };
         let origin = ClipOrigin {
             recording,
-            input_start: start + if swap { half } else { 0 },
+            input_start: start + if swap { reference_frames } else { 0 },
             reference_start: start + if swap { 0 } else { half },
         };
 
@@ -173,25 +199,26 @@ impl PairGenerator {
         Ok(Pair { input, reference, target, style, corruption, origin })
     }
 
-    /// Clip number `index` of `split` for `seed`: 2L frames whose halves both pass the energy
-    /// test, peak-normalised to −12 dBFS (the neural proxies train on these).
+    /// Clip number `index` of `split` for `seed`: L + R frames whose halves both pass the
+    /// energy test, peak-normalised to −12 dBFS (the neural proxies train on these).
     pub fn clip(&self, split: Split, index: u64, seed: u64) -> Result<Vec<f32>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         rng.set_stream(index);
         let (recording, start) = self.draw_clip(split, &mut rng)?;
-        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + 2 * self.config.half_frames].to_vec();
+        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + self.config.clip_frames()].to_vec();
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         Ok(clip)
     }
 
-    /// Draws (recording, start) of a 2L clip whose halves both pass the energy test.
+    /// Draws (recording, start) of an L + R clip whose halves both pass the energy test in
+    /// either order (input first or reference first).
     fn draw_clip(&self, split: Split, rng: &mut ChaCha8Rng) -> Result<(usize, usize)> {
-        let half = self.config.half_frames;
+        let (half, reference_frames) = (self.config.half_frames, self.config.reference_frames());
         let cumulative = &self.cumulative_starts[split.index()];
         let total = cumulative.last().copied().unwrap_or(0);
         if total == 0 {
             return Err(Error::Invalid(format!(
-                "the {split} split has no recording of at least 2 x {half} frames ({} recordings)",
+                "the {split} split has no recording of at least {half} + {reference_frames} frames ({} recordings)",
                 cumulative.len()
             )));
         }
@@ -200,8 +227,11 @@ impl PairGenerator {
             let recording = cumulative.partition_point(|&end| end <= position);
             let first_position = recording.checked_sub(1).map_or(0, |r| cumulative[r]);
             let start = (position - first_position) as usize;
-            let clip = &self.corpus.recordings(split)[recording].samples[start..start + 2 * half];
-            if clip.chunks_exact(half).all(|h| mean_energy(h) > self.config.min_mean_energy) {
+            let clip = &self.corpus.recordings(split)[recording].samples[start..start + half + reference_frames];
+            let loud = |part: &[f32]| mean_energy(part) > self.config.min_mean_energy;
+            let (first, second) = clip.split_at(half);
+            let (before, after) = clip.split_at(reference_frames);
+            if loud(first) && loud(second) && (half == reference_frames || (loud(before) && loud(after))) {
                 return Ok((recording, start));
             }
         }
@@ -366,12 +396,18 @@ mod tests {
     /// target and reference by one least-squares gain, and the input as the corruption redone.
     fn check_rebuilt(generator: &PairGenerator, pair: &Pair) {
         let samples = &generator.corpus().recordings(Split::Train)[pair.origin.recording].samples;
-        let start = pair.origin.input_start.min(pair.origin.reference_start);
-        assert_eq!(pair.origin.input_start.abs_diff(pair.origin.reference_start), HALF);
-        let clip_gain =
-            10f32.powf(-12.0 / 20.0) / samples[start..start + 2 * HALF].iter().fold(0.0f32, |p, x| p.max(x.abs()));
-        let half = |first: usize| -> Vec<f32> { samples[first..first + HALF].iter().map(|x| x * clip_gain).collect() };
-        let (a, b) = (half(pair.origin.input_start), half(pair.origin.reference_start));
+        let (length, reference_length) = (generator.config().half_frames, generator.config().reference_frames());
+        assert_eq!((pair.input.len(), pair.target.len(), pair.reference.len()), (length, length, reference_length));
+        let (input_start, reference_start) = (pair.origin.input_start, pair.origin.reference_start);
+        let start = input_start.min(reference_start);
+        let gap = if input_start < reference_start { length } else { reference_length };
+        assert_eq!(input_start.abs_diff(reference_start), gap, "the halves are not adjacent");
+        let clip = &samples[start..start + length + reference_length];
+        let clip_gain = 10f32.powf(-12.0 / 20.0) / clip.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+        let part = |first: usize, frames: usize| -> Vec<f32> {
+            samples[first..first + frames].iter().map(|x| x * clip_gain).collect()
+        };
+        let (a, b) = (part(input_start, length), part(reference_start, reference_length));
         let styled = |x: &[f32]| {
             let mut y = x.to_vec();
             render(&pair.style, RATE, &mut [&mut y]).unwrap();
@@ -411,6 +447,13 @@ mod tests {
                 assert!(pairs.iter().all(|p| (12.0..=16.0).contains(&p.style.0[band1_gain_db])));
             }
         }
+        // A reference three times the input's length: the clip's other 3L frames, either side.
+        let longer = PairConfig { reference_frames: Some(3 * HALF), ..config(StyleChoice::Random) };
+        let generator = make_generator(noise_files, longer);
+        let pairs: Vec<Pair> = (0..12).map(|i| generator.pair(Split::Train, i, 3).unwrap()).collect();
+        pairs.iter().for_each(|pair| check_rebuilt(&generator, pair));
+        assert!(pairs.iter().any(|p| p.origin.input_start > p.origin.reference_start), "halves swap");
+        assert!(pairs.iter().any(|p| p.origin.input_start < p.origin.reference_start), "halves swap");
         let generator = make_generator(noise_files, config(StyleChoice::Random));
         let expanded =
             (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
@@ -443,6 +486,16 @@ mod tests {
                 assert!(noisy > HALF / 4, "half at {start} is mostly silent");
             }
         }
+        // With a reference of 3L, each part passes the test on its own length, in either order.
+        let longer = PairConfig { reference_frames: Some(3 * HALF), ..config_gappy };
+        let generator = make_generator(gappy, longer);
+        for i in 0..50 {
+            let origin = generator.pair(Split::Train, i, 4).unwrap().origin;
+            for (start, frames) in [(origin.input_start, HALF), (origin.reference_start, 3 * HALF)] {
+                let noisy = (start + frames).min(26_000).saturating_sub(start.max(20_000));
+                assert!(noisy > frames / 4, "the part of {frames} frames at {start} is mostly silent");
+            }
+        }
 
         let short_only = make_generator(
             |dir| {
@@ -451,7 +504,7 @@ mod tests {
             config(StyleChoice::Random),
         );
         let error = short_only.pair(Split::Train, 0, 0).unwrap_err().to_string();
-        assert!(error.contains("no recording of at least 2 x 2048 frames"), "{error}");
+        assert!(error.contains("no recording of at least 2048 + 2048 frames"), "{error}");
         let silent = make_generator(
             |dir| {
                 write(dir, "silent.wav", &Audio { sample_rate: RATE, channels: vec![vec![0.0; 10_000]] });
