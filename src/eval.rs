@@ -37,7 +37,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{self, Corpus, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
+use crate::data::{self, Corpus, InputCorruption, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::Knobs;
 use crate::fx::level::OutputLevel;
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
@@ -70,6 +70,8 @@ pub struct EvalConfig {
     /// The reference's length in frames at 24 kHz, when not L (DeepAFx-ST's protocol): how
     /// much a longer recording of the style helps.
     pub reference_frames: Option<usize>,
+    /// What the input's corruption may do.
+    pub corruption: InputCorruption,
     pub seed: u64,
     /// Adam steps of the oracle fit per pair (0: no oracle row).
     pub oracle_steps: usize,
@@ -90,6 +92,7 @@ impl Default for EvalConfig {
             pairs: 100,
             half_frames: data::pairs::DEFAULT_HALF_FRAMES,
             reference_frames: None,
+            corruption: InputCorruption::EqAndCompressor,
             seed: 42,
             oracle_steps: 100,
             refine_steps: 0,
@@ -285,8 +288,12 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         StyleSet::Random => vec![StyleChoice::Random],
         StyleSet::Named => Style::ALL.iter().map(|&s| StyleChoice::Named(s)).collect(),
     };
-    let pair_config =
-        PairConfig { half_frames: config.half_frames, reference_frames: config.reference_frames, ..PairConfig::default() };
+    let pair_config = PairConfig {
+        half_frames: config.half_frames,
+        reference_frames: config.reference_frames,
+        corruption: config.corruption,
+        ..PairConfig::default()
+    };
     let generator = PairGenerator::new(corpus, pair_config)?;
     (0..config.pairs)
         .into_par_iter()

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
-use afx::data::{Draw, Style};
+use afx::data::{Draw, InputCorruption, Style};
 use afx::fx::level::OutputLevel;
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
@@ -165,6 +165,10 @@ enum Command {
         data: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Styles::Random)]
         styles: Styles,
+        /// The input's corruption: afx's (a random EQ and compressor) or DeepAFx-ST's own (an
+        /// EQ in three pairs of four, never a compressor), to compare with its published figures.
+        #[arg(long, value_enum, default_value_t = CorruptionArg::Afx)]
+        corruption: CorruptionArg,
         #[arg(long, default_value_t = 100)]
         pairs: usize,
         /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
@@ -420,6 +424,21 @@ enum Level {
 enum Styles {
     Random,
     Named,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CorruptionArg {
+    Afx,
+    DeepafxSt,
+}
+
+impl From<CorruptionArg> for InputCorruption {
+    fn from(arg: CorruptionArg) -> Self {
+        match arg {
+            CorruptionArg::Afx => InputCorruption::EqAndCompressor,
+            CorruptionArg::DeepafxSt => InputCorruption::DeepAfxSt,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -694,6 +713,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             models,
             data,
             styles,
+            corruption,
             pairs,
             oracle_steps,
             refine,
@@ -719,6 +739,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 proxies: eq_proxy.zip(comp_proxy),
                 same_content,
                 reference_frames: reference_frames.map(|r| r as usize),
+                corruption: corruption.into(),
                 seed,
                 ..EvalConfig::default()
             };

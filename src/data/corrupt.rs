@@ -8,10 +8,27 @@ use rand::Rng;
 use super::{PEAK_DBFS, normalize_peak, random_style};
 use crate::Result;
 use crate::fx::compressor::{FLOOR_DB, LEVEL_EPS, smoothing_coeff};
+use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS, comp_index};
 use crate::fx::{Knobs, render};
 
 /// Probability that a corruption includes the expander (DeepAFx-ST's `dynamic_range_corruption`).
 pub const EXPANDER_PROBABILITY: f64 = 0.1;
+
+/// Probability that a [`InputCorruption::DeepAfxSt`] corruption includes an EQ (DeepAFx-ST's
+/// `frequency_corruption`).
+pub const DEEPAFX_ST_EQ_PROBABILITY: f64 = 0.75;
+
+/// What a corruption may do to the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputCorruption {
+    /// A random setting of the whole chain, EQ and compressor (afx's protocol, as its issue
+    /// sets it: the compressor is bypassed in a quarter of the draws).
+    #[default]
+    EqAndCompressor,
+    /// DeepAFx-ST's own: an EQ in three draws of four and no compressor (its input is never
+    /// compressed; only its targets are).
+    DeepAfxSt,
+}
 
 /// A downward expander's settings: below the threshold, every dB the level falls becomes
 /// `ratio` dB at the output.
@@ -73,11 +90,19 @@ pub struct Corruption {
     pub expander: Option<ExpanderSettings>,
 }
 
-/// Corrupts a mono signal in place: a random setting of our chain, with probability
-/// [`EXPANDER_PROBABILITY`] a random downward expander, then peak normalisation to
+/// Corrupts a mono signal in place: a random setting of our chain (as `kind` allows), with
+/// probability [`EXPANDER_PROBABILITY`] a random downward expander, then peak normalisation to
 /// [`PEAK_DBFS`]. Fails only for a sample rate the chain does not support.
-pub fn corrupt<R: Rng + ?Sized>(signal: &mut [f32], sample_rate: u32, rng: &mut R) -> Result<Corruption> {
-    let knobs = random_style(rng);
+pub fn corrupt<R: Rng + ?Sized>(signal: &mut [f32], sample_rate: u32, kind: InputCorruption, rng: &mut R) -> Result<Corruption> {
+    let mut knobs = random_style(rng);
+    if kind == InputCorruption::DeepAfxSt {
+        // Ratio 1 makes the compressor the identity (the make-up gain of a draw is 0 dB).
+        knobs.0[comp_index::THRESHOLD_DB] = 0.0;
+        knobs.0[comp_index::RATIO] = 1.0;
+        if !rng.random_bool(DEEPAFX_ST_EQ_PROBABILITY) {
+            (0..NUM_EQ_SECTIONS).for_each(|section| knobs.0[section * KNOBS_PER_SECTION] = 0.0);
+        }
+    }
     render(&knobs, sample_rate, &mut [&mut *signal])?;
     let expander = rng.random_bool(EXPANDER_PROBABILITY).then(|| ExpanderSettings::random(rng));
     if let Some(settings) = &expander {
@@ -137,7 +162,8 @@ mod tests {
         let clean = [tone(0.5, 0.2), tone(0.05, 0.2)].concat();
         let run = |seed| {
             let mut signal = clean.clone();
-            let corruption = corrupt(&mut signal, RATE, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let corruption =
+                corrupt(&mut signal, RATE, InputCorruption::default(), &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             (signal, corruption)
         };
         let (a, corruption) = run(3);
@@ -147,5 +173,38 @@ mod tests {
         assert!((peak_db - PEAK_DBFS).abs() < 1e-4, "peak {peak_db} dBFS");
         let with_expander = (0..200).filter(|&seed| run(seed).1.expander.is_some()).count();
         assert!((8..=35).contains(&with_expander), "{with_expander} of 200 corruptions expanded");
+    }
+
+    /// DeepAFx-ST's corruption never compresses: a loud and a quiet burst of one tone keep
+    /// their 20 dB level difference through it (an EQ scales both alike) unless the expander
+    /// was drawn, and about a quarter of the draws leave the EQ flat; afx's own corruption
+    /// compresses most inputs, which closes the gap.
+    #[test]
+    fn deepafx_st_corruption_has_no_compressor_and_sometimes_no_eq() {
+        let clean = [tone(0.5, 0.4), tone(0.05, 0.4)].concat();
+        let half = clean.len() / 2;
+        let rms_db_tail = |x: &[f32]| rms_db(&x[x.len() / 2..]);
+        let run = |kind, seed| {
+            let mut signal = clean.clone();
+            let corruption = corrupt(&mut signal, RATE, kind, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let gap_db = rms_db_tail(&signal[..half]) - rms_db_tail(&signal[half..]);
+            (gap_db, corruption)
+        };
+        let (mut flat, mut plain) = (0, 0);
+        for seed in 0..400 {
+            let (gap_db, corruption) = run(InputCorruption::DeepAfxSt, seed);
+            if corruption.expander.is_none() {
+                plain += 1;
+                assert!((gap_db - 20.0).abs() < 0.05, "seed {seed}: the bursts are {gap_db:.2} dB apart");
+            }
+            flat += usize::from((0..NUM_EQ_SECTIONS).all(|s| corruption.knobs.0[s * KNOBS_PER_SECTION] == 0.0));
+        }
+        assert!(plain > 300, "{plain} of 400 without the expander");
+        assert!((70..=130).contains(&flat), "{flat} of 400 corruptions without an EQ");
+        let compressed = (0..400).filter(|&seed| {
+            let (gap_db, corruption) = run(InputCorruption::EqAndCompressor, seed);
+            corruption.expander.is_none() && gap_db < 19.0
+        });
+        assert!(compressed.count() > 200, "afx's own corruption compresses most inputs");
     }
 }

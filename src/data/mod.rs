@@ -13,7 +13,7 @@ pub mod pairs;
 pub mod source;
 pub mod styles;
 
-pub use corrupt::{Corruption, ExpanderSettings, corrupt, expand};
+pub use corrupt::{Corruption, ExpanderSettings, InputCorruption, corrupt, expand};
 pub use pairs::{Batch, BatchPlan, ClipOrigin, Loader, Pair, PairConfig, PairGenerator, StyleChoice};
 pub use source::{Corpus, CorpusConfig, Recording, Skipped, Split, SplitFractions, scan};
 pub use styles::{Draw, Style, random_style};

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{Corpus, Corruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_style};
+use super::{Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_style};
 use crate::fx::{Knobs, render};
 use crate::{Error, Result};
 
@@ -49,6 +49,8 @@ pub struct PairConfig {
     /// reference measures what a user's longer recording of the style is worth.
     pub reference_frames: Option<usize>,
     pub style: StyleChoice,
+    /// What the input's corruption may do.
+    pub corruption: InputCorruption,
     /// Both halves of a clip must have a mean energy `Σx²/L` above this (DeepAFx-ST: 1e-5,
     /// −50 dB), measured before normalisation; otherwise another clip is drawn.
     pub min_mean_energy: f64,
@@ -62,6 +64,7 @@ impl Default for PairConfig {
             half_frames: DEFAULT_HALF_FRAMES,
             reference_frames: None,
             style: StyleChoice::Random,
+            corruption: InputCorruption::EqAndCompressor,
             min_mean_energy: 1e-5,
             max_attempts: 100,
         }
@@ -195,7 +198,7 @@ impl PairGenerator {
         normalize_peak(&mut [&mut target, &mut reference], PEAK_DBFS);
 
         let mut input = a.to_vec();
-        let corruption = corrupt(&mut input, sample_rate, &mut rng)?;
+        let corruption = corrupt(&mut input, sample_rate, self.config.corruption, &mut rng)?;
         Ok(Pair { input, reference, target, style, corruption, origin })
     }
 
