@@ -195,13 +195,13 @@ fn train_step_seconds() -> f64 {
         let data = TrainingBatch::new();
         let net = StyleNetConfig::default();
         let mut trainer = Trainer::new(&net, &TrainerConfig::default());
-        let mut front = LogMel::new(&net.features);
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
         best_of(5, || {
-            let features = |signals: &[Channels], front: &mut LogMel| -> Vec<Features> {
-                signals.iter().map(|s| front.compute(&s[0]).expect("long enough")).collect()
+            let features = |signals: &[Channels]| -> Vec<Features> {
+                let clips: Vec<&[f32]> = signals.iter().map(|s| &s[0][..]).collect();
+                LogMel::compute_all(&net.features, &clips).expect("long enough")
             };
-            let (input, reference) = (features(&data.inputs, &mut front), features(&data.targets, &mut front));
+            let (input, reference) = (features(&data.inputs), features(&data.targets));
             trainer
                 .step(&input, &reference, |knobs| {
                     let batch: Vec<Example> =

@@ -22,7 +22,9 @@ use crate::grad::{
 };
 use crate::plot::{self, Chart, Scale, Series};
 use crate::model::file::AnyModel;
-use crate::model::{self, CtcnConfig, CtcnTrainer, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
+use crate::model::{
+    self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig,
+};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -343,8 +345,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     std::fs::create_dir_all(run_dir)?;
 
     let generator = Arc::new(load_pairs(&config)?);
-    let mut front = LogMel::new(&config.net.features);
-    let validation = ValidationSet::new(&generator, &config, &mut front)?;
+    let validation = ValidationSet::new(&generator, &config)?;
     let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
     let proxies = match (&config.eq_proxy, &config.comp_proxy) {
         (Some(eq), Some(comp)) => Some(ProxyChain::load(eq, comp, fx.sample_rate)?),
@@ -363,7 +364,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         let batch = batch?;
         let step = batch.index;
         learner.set_learning_rate(config.learning_rate_at(step));
-        let value = train_step(&mut learner, &config, &effects, &mut front, &mut loss, &batch.pairs, step)?;
+        let value = train_step(&mut learner, &config, &effects, &mut loss, &batch.pairs, step)?;
         window.push(value);
         state.step = step + 1;
         state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
@@ -477,12 +478,11 @@ fn train_step(
     learner: &mut Learner,
     config: &TrainConfig,
     effects: &Effects,
-    front: &mut LogMel,
     loss: &mut MrStftBatch<f32>,
     pairs: &[Pair],
     step: u64,
 ) -> Result<f64> {
-    let (input_features, reference_features) = features_of(front, pairs)?;
+    let (input_features, reference_features) = features_of(&config.net.features, pairs)?;
     let targets: Vec<Channels> = pairs.iter().map(|p| vec![p.target.clone()]).collect();
     let trainer = match learner {
         Learner::Knobs(trainer) => trainer,
@@ -540,10 +540,11 @@ fn batch_levels(config: &TrainConfig, sample_rate: u32, pairs: &[Pair]) -> Optio
     })
 }
 
-/// The log-mel features of every pair's input and reference.
-fn features_of(front: &mut LogMel, pairs: &[Pair]) -> Result<(Vec<Features>, Vec<Features>)> {
-    let input = pairs.iter().map(|p| front.compute(&p.input)).collect::<Result<_>>()?;
-    let reference = pairs.iter().map(|p| front.compute(&p.reference)).collect::<Result<_>>()?;
+/// The log-mel features of every pair's input and reference, computed in parallel.
+fn features_of(config: &FeatureConfig, pairs: &[Pair]) -> Result<(Vec<Features>, Vec<Features>)> {
+    let clips: Vec<&[f32]> = pairs.iter().map(|p| &p.input[..]).chain(pairs.iter().map(|p| &p.reference[..])).collect();
+    let mut input = LogMel::compute_all(config, &clips)?;
+    let reference = input.split_off(pairs.len());
     Ok((input, reference))
 }
 
@@ -562,10 +563,10 @@ struct ValidationSet {
 }
 
 impl ValidationSet {
-    fn new(generator: &PairGenerator, config: &TrainConfig, front: &mut LogMel) -> Result<ValidationSet> {
+    fn new(generator: &PairGenerator, config: &TrainConfig) -> Result<ValidationSet> {
         let plan = BatchPlan { split: Split::Validation, batch_size: config.validation_pairs, seed: config.seed ^ 0x5A11 };
         let pairs = generator.batch(&plan, 0)?.pairs;
-        let (input_features, reference_features) = features_of(front, &pairs)?;
+        let (input_features, reference_features) = features_of(&config.net.features, &pairs)?;
         let mut loss = config.loss();
         let inputs: Vec<Vec<f32>> = pairs.iter().map(|p| p.input.clone()).collect();
         let input_loss = mean_loss(&mut loss, &inputs, &pairs);
@@ -738,11 +739,10 @@ mod tests {
         let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2 };
         let mut learner = Learner::Knobs(Trainer::new(&config.net, &trainer_config));
         let fx = ChainFx { sample_rate: 24_000 };
-        let mut front = LogMel::new(&config.net.features);
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
         let train_pairs = styled_pairs(16, 1);
         let held_out = styled_pairs(6, 2);
-        let (inputs, references) = features_of(&mut front, &held_out).unwrap();
+        let (inputs, references) = features_of(&config.net.features, &held_out).unwrap();
         let shape = |mut r: Vec<f64>| {
             if level == OutputLevel::Reference {
                 let mean = r.iter().sum::<f64>() / r.len() as f64;
@@ -773,7 +773,7 @@ mod tests {
         for step in 0..40 {
             let batch = &train_pairs[(step as usize * 4) % 16..][..4];
             let effects = Effects { chain: fx, proxies: None };
-            train_step(&mut learner, &config, &effects, &mut front, &mut loss, batch, step).unwrap();
+            train_step(&mut learner, &config, &effects, &mut loss, batch, step).unwrap();
         }
         let after = (validation.measure(&learner, &fx, &mut loss).loss, response_error(&learner));
         eprintln!("{level:?}: loss {:.3} -> {:.3}, tone response error {:.2} -> {:.2} dB", before.0, after.0, before.1, after.1);

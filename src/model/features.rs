@@ -132,6 +132,13 @@ impl LogMel {
         &self.config
     }
 
+    /// [`LogMel::compute`] of every clip, in order, computed in parallel (rayon) with a front
+    /// end per worker.
+    pub fn compute_all(config: &FeatureConfig, clips: &[&[f32]]) -> Result<Vec<Features>> {
+        use rayon::prelude::*;
+        clips.par_iter().map_init(|| LogMel::new(config), |front, clip| front.compute(clip)).collect()
+    }
+
     /// The features of a mono clip at [`ANALYSIS_RATE_HZ`]; a clip shorter than
     /// [`FeatureConfig::min_samples`] is an error.
     pub fn compute(&mut self, samples: &[f32]) -> Result<Features> {
@@ -223,6 +230,23 @@ mod tests {
 
     /// The standardisation keeps program material near zero mean and unit spread, and level
     /// changes show as shifts (+20 dB adds `ln(100)/STD` to every band above the floor).
+    /// The parallel form gives each clip's own features, in order, whatever the clips' lengths
+    /// (a front end reused across lengths on a worker keeps no state between clips), and a
+    /// clip that is too short is the error it is alone.
+    #[test]
+    fn compute_all_matches_one_clip_at_a_time() {
+        let config = FeatureConfig::default();
+        let x = groove_24k(3.0);
+        let clips: Vec<&[f32]> = (0..12).map(|k| &x[k * 1000..k * 1000 + 2048 + (k % 4) * 7001]).collect();
+        let all = LogMel::compute_all(&config, &clips).unwrap();
+        for (clip, got) in clips.iter().zip(&all) {
+            assert_eq!(*got, LogMel::new(&config).compute(clip).unwrap());
+        }
+        let short = [&x[..4096], &x[..config.min_samples() - 1]];
+        let error = LogMel::compute_all(&config, &short).unwrap_err().to_string();
+        assert!(error.contains("shorter than"), "{error}");
+    }
+
     #[test]
     fn program_material_is_standardised_and_level_shifts() {
         let x = groove_24k(4.0);
