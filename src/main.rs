@@ -406,6 +406,10 @@ struct TrainArgs {
     /// levels in dB; default 0 (none).
     #[arg(long)]
     level_weight: Option<f64>,
+    /// The inputs' corruption: afx's (a random EQ and compressor; the default) or DeepAFx-ST's
+    /// own (an EQ in three pairs of four, never a compressor).
+    #[arg(long, value_enum)]
+    corruption: Option<CorruptionArg>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
@@ -505,6 +509,7 @@ impl TrainArgs {
             validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
             l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
             level_weight: self.level_weight.unwrap_or(d.level_weight),
+            corruption: self.corruption.map_or(d.corruption, Into::into),
             ..d
         })
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
-use crate::data::{BatchPlan, Corpus, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono,
@@ -105,6 +105,9 @@ pub struct TrainConfig {
     /// loss leaves it out, so it stays comparable across runs.
     #[serde(default)]
     pub level_weight: f64,
+    /// What the inputs' corruption may do (runs saved without it used afx's EQ + compressor).
+    #[serde(default)]
+    pub corruption: InputCorruption,
     /// A model file whose weights the network starts from (fine-tuning); its shape must be
     /// `net`.
     #[serde(default)]
@@ -137,6 +140,7 @@ impl Default for TrainConfig {
             net: StyleNetConfig::default(),
             l1_weight: default_l1_weight(),
             level_weight: 0.0,
+            corruption: InputCorruption::EqAndCompressor,
             init: None,
             eq_proxy: None,
             comp_proxy: None,
@@ -551,7 +555,10 @@ fn features_of(config: &FeatureConfig, pairs: &[Pair]) -> Result<(Vec<Features>,
 /// Scans the data folders and decodes the train and validation splits.
 fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
     let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Validation], "training")?;
-    PairGenerator::new(corpus, PairConfig { half_frames: config.half_frames, ..PairConfig::default() })
+    PairGenerator::new(
+        corpus,
+        PairConfig { half_frames: config.half_frames, corruption: config.corruption, ..PairConfig::default() },
+    )
 }
 
 /// A fixed set of validation pairs with their features, and the input's loss on them.
@@ -676,6 +683,7 @@ mod tests {
     use crate::data::test_files::write_grooves;
     use crate::data::{ClipOrigin, Corruption};
     use crate::example::groove;
+    use crate::fx::params::comp_index;
     use crate::fx::{self, Knobs};
 
     /// The style every pair of the learning test is given: a clear tilt and level change that
@@ -822,6 +830,26 @@ mod tests {
             checkpoint_every: 2,
             ..TrainConfig::default()
         }
+    }
+
+    /// `corruption` reaches the pairs a run trains on, is kept in the saved config, and a
+    /// config saved before it existed reads as afx's own corruption.
+    #[test]
+    fn the_corruption_setting_reaches_the_pairs_and_old_configs_keep_afxs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_corpus(dir.path());
+        let ratios = |corruption| {
+            let generator = load_pairs(&TrainConfig { corruption, ..tiny_config(dir.path()) }).unwrap();
+            (0..40).map(|i| generator.pair(Split::Train, i, 1).unwrap().corruption.knobs.0[comp_index::RATIO]).collect::<Vec<_>>()
+        };
+        assert!(ratios(InputCorruption::DeepAfxSt).iter().all(|&r| r == 1.0), "DeepAFx-ST's inputs are never compressed");
+        assert!(ratios(InputCorruption::EqAndCompressor).iter().filter(|&&r| r > 1.0).count() > 20);
+
+        let config = TrainConfig { corruption: InputCorruption::DeepAfxSt, ..tiny_config(dir.path()) };
+        let mut saved = serde_json::to_value(&config).unwrap();
+        assert_eq!(serde_json::from_value::<TrainConfig>(saved.clone()).unwrap().corruption, InputCorruption::DeepAfxSt);
+        saved.as_object_mut().unwrap().remove("corruption");
+        assert_eq!(serde_json::from_value::<TrainConfig>(saved).unwrap().corruption, InputCorruption::EqAndCompressor);
     }
 
     /// The proxy estimators train through proxy files (tiny untrained proxies here: the

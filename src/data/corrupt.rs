@@ -4,6 +4,7 @@
 //! rather than SoX.
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::{PEAK_DBFS, normalize_peak, random_style};
 use crate::Result;
@@ -19,7 +20,8 @@ pub const EXPANDER_PROBABILITY: f64 = 0.1;
 pub const DEEPAFX_ST_EQ_PROBABILITY: f64 = 0.75;
 
 /// What a corruption may do to the input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InputCorruption {
     /// A random setting of the whole chain, EQ and compressor (afx's protocol, as its issue
     /// sets it: the compressor is bypassed in a quarter of the draws).
