@@ -94,7 +94,8 @@ pub struct ClipOrigin {
     pub reference_start: usize,
 }
 
-/// One training example: mono, at the corpus rate, each [`PairConfig::half_frames`] long.
+/// One training example: mono, at the corpus rate; input and target
+/// [`PairConfig::half_frames`] long, the reference [`PairConfig::reference_frames`].
 ///
 /// Levels: the clip (2L, or L + R) is first peak-normalised to −12 dBFS as a whole. `input` is
 /// `corrupt(A)` peak-normalised on its own to −12 dBFS. `target = style(A)` and
@@ -159,10 +160,11 @@ impl PairGenerator {
     /// same pair. Its random numbers are stream `index` of ChaCha8 seeded with `seed` mixed with
     /// the split.
     ///
-    /// Steps: draw a clip of L + R frames (every start position of the split equally likely) until both
-    /// halves pass the energy test; peak-normalise it; split it into halves, and with
-    /// probability 0.5 swap them (as DeepAFx-ST, so the reference comes as often after the
-    /// input as before); draw the style and render it on both halves; corrupt A into the input.
+    /// Steps: draw a clip of L + R frames (every start position of the split equally likely)
+    /// until both parts pass the energy test; peak-normalise it; split it into A (L frames)
+    /// and B (R frames), with probability 0.5 B first (as DeepAFx-ST, so the reference comes
+    /// as often after the input as before); draw the style and render it on both parts;
+    /// corrupt A into the input.
     /// DeepAFx-ST's pitch and tempo augmentation and its 50 ms fades are not done.
     pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
         self.pair_with_style(split, index, seed, self.config.style)
