@@ -13,7 +13,7 @@ use crate::spectral::{StyleDistance, StyleDistanceConfig};
 /// Adam's step in normalised knob units: 100 steps can cross a knob's whole range.
 const STEP_SIZE: f32 = 0.01;
 
-/// Adam (β = 0.9, 0.999, step [`STEP_SIZE`]) on the normalised knobs of `input` through the
+/// Adam (β = 0.9, 0.999, step 0.01) on the normalised knobs of `input` through the
 /// chain, for `steps` evaluations of `output_loss` (which returns the loss of the rendered
 /// channels and its gradient with respect to them). With `reference_db`, the chain's output is
 /// first scaled to that level plus the make-up knob, as a level-relative model renders

@@ -2,7 +2,7 @@
 //! are scanned and split by file ([`source`]), decoded once into memory ([`Corpus`]), and cut into
 //! (input, reference, target) pairs ([`pairs`]) whose target style is a named preset
 //! ([`styles`]) or a random setting of the chain, and whose input is a randomly corrupted
-//! version of the target's content ([`corrupt`]).
+//! version of the target's content ([`corrupt`](mod@corrupt)).
 //!
 //! One recording travels like this: file → [`Corpus`] (mono, training rate) → a 2L clip cut by
 //! [`PairGenerator::pair`] → halves A and B → `input = corrupt(A)`, `target = style(A)`,

@@ -73,7 +73,7 @@ impl Ctcn {
     /// lengths), on the parameters' device.
     ///
     /// # Panics
-    /// As [`StyleNet::forward_features`], or if the audio rows differ in length.
+    /// As [`StyleNet::predict`], or if the audio rows differ in length.
     pub fn forward(&self, input: &[Features], reference: &[Features], audio: &[Vec<f32>]) -> Tensor<2> {
         let conditioning = self.net.forward_features(input, reference);
         self.tcn.forward(matrix(audio, &self.tcn.device()), conditioning)

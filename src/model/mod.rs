@@ -2,7 +2,7 @@
 //!
 //! A clip becomes [`Features`] (plain Rust, [`features`]); [`StyleNet`] turns the features of
 //! an input and a reference into normalised knobs ([`network`]); [`Trainer`] fits it through
-//! gradients the caller computes outside burn ([`trainer`]); [`file`] saves and loads it.
+//! gradients the caller computes outside burn ([`trainer`]); [`file`](mod@file) saves and loads it.
 
 pub mod ctcn;
 pub mod features;

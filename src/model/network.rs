@@ -240,7 +240,7 @@ impl StyleNet {
     /// The encoder's embedding of each clip (the style representation the controller reads).
     ///
     /// # Panics
-    /// As [`StyleNet::forward_features`].
+    /// If `features` is empty, its clips differ in frames, or their bands do not match the config.
     pub fn embed(&self, features: &[Features]) -> Vec<Vec<f32>> {
         rows(self.encoder.forward(self.batch_tensor(features)))
     }
@@ -248,7 +248,8 @@ impl StyleNet {
     /// [`StyleNet::forward`] on plain features: one knob vector per (input, reference) pair.
     ///
     /// # Panics
-    /// As [`StyleNet::forward_features`].
+    /// If the sides are empty or differ in size, a side's clips differ in frames, or their bands
+    /// do not match the config.
     pub fn predict(&self, input: &[Features], reference: &[Features]) -> Vec<Vec<f32>> {
         rows(self.forward_features(input, reference))
     }

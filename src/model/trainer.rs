@@ -22,7 +22,7 @@ use crate::atomic::write_bytes_atomic;
 use crate::{Error, Result};
 
 /// The model file of a checkpoint folder; its card holds the caller's training state and a
-/// [`CheckpointLink`] to the optimiser file.
+/// `CheckpointLink` to the optimiser file.
 pub const CHECKPOINT_MODEL: &str = "checkpoint.afx";
 
 /// Optimiser settings.
