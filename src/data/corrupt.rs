@@ -6,10 +6,11 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::styles::bypass_compressor;
 use super::{PEAK_DBFS, normalize_peak, random_style};
 use crate::Result;
 use crate::fx::compressor::{FLOOR_DB, LEVEL_EPS, smoothing_coeff};
-use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS, comp_index};
+use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS};
 use crate::fx::{Knobs, render};
 
 /// Probability that a corruption includes the expander (DeepAFx-ST's `dynamic_range_corruption`).
@@ -98,9 +99,8 @@ pub struct Corruption {
 pub fn corrupt<R: Rng + ?Sized>(signal: &mut [f32], sample_rate: u32, kind: InputCorruption, rng: &mut R) -> Result<Corruption> {
     let mut knobs = random_style(rng);
     if kind == InputCorruption::DeepAfxSt {
-        // Ratio 1 makes the compressor the identity (the make-up gain of a draw is 0 dB).
-        knobs.0[comp_index::THRESHOLD_DB] = 0.0;
-        knobs.0[comp_index::RATIO] = 1.0;
+        // A draw's make-up gain is 0 dB, so the bypassed compressor leaves the signal as it is.
+        bypass_compressor(&mut knobs);
         if !rng.random_bool(DEEPAFX_ST_EQ_PROBABILITY) {
             (0..NUM_EQ_SECTIONS).for_each(|section| knobs.0[section * KNOBS_PER_SECTION] = 0.0);
         }

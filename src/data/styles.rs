@@ -222,12 +222,18 @@ pub fn random_style<R: Rng + ?Sized>(rng: &mut R) -> Knobs {
         knobs.0[i] = normalized_uniform(rng, i, KNOBS[i].min, KNOBS[i].max);
     }
     if rng.random_bool(COMPRESSOR_BYPASS_PROBABILITY) {
-        knobs.0[comp_index::THRESHOLD_DB] = 0.0;
-        knobs.0[comp_index::RATIO] = 1.0;
+        bypass_compressor(&mut knobs);
     } else {
         knobs.0[comp_index::THRESHOLD_DB] = rng.random_range(THRESHOLD_DB.0..=THRESHOLD_DB.1);
     }
     knobs
+}
+
+/// Bypasses the compressor of `knobs`: ratio 1 makes it the identity (threshold 0 dB as well,
+/// so the setting reads as off); the make-up gain is left alone.
+pub(super) fn bypass_compressor(knobs: &mut Knobs) {
+    knobs.0[comp_index::THRESHOLD_DB] = 0.0;
+    knobs.0[comp_index::RATIO] = 1.0;
 }
 
 /// A value of knob `i` drawn uniformly in the normalised domain between the physical values
