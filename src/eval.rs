@@ -82,6 +82,9 @@ pub struct EvalConfig {
     pub proxies: Option<(PathBuf, PathBuf)>,
     /// Also a row per model whose reference is the target itself (see the module doc).
     pub same_content: bool,
+    /// The files the pairs come from: the test split, or, to measure how much better a model
+    /// does on what it was trained on (its generalisation gap), the training or validation split.
+    pub split: Split,
 }
 
 impl Default for EvalConfig {
@@ -98,6 +101,7 @@ impl Default for EvalConfig {
             refine_steps: 0,
             proxies: None,
             same_content: false,
+            split: Split::Test,
         }
     }
 }
@@ -121,8 +125,10 @@ pub struct Row {
 pub struct Report {
     pub styles: StyleSet,
     pub pairs: usize,
-    pub test_files: usize,
-    pub test_hours: f64,
+    /// The split the pairs came from, its number of files and their duration.
+    pub split: Split,
+    pub files: usize,
+    pub hours: f64,
     pub rows: Vec<Row>,
 }
 
@@ -169,8 +175,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     if config.pairs == 0 {
         return Err(Error::Invalid("--pairs must be at least 1".into()));
     }
-    let corpus = Corpus::from_roots(&config.data, &[Split::Test], "evaluation")?;
-    let (test_files, test_hours) = (corpus.num_files(Split::Test), corpus.duration_s(Split::Test) / 3600.0);
+    let corpus = Corpus::from_roots(&config.data, &[config.split], "evaluation")?;
+    let (files, hours) = (corpus.num_files(config.split), corpus.duration_s(config.split) / 3600.0);
     debug_assert_eq!(corpus.sample_rate(), RATE_HZ);
     let pairs = make_pairs(corpus, config)?;
     let styles: Vec<&str> = match config.styles {
@@ -278,10 +284,10 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok(Report { styles: config.styles, pairs: pairs.len(), test_files, test_hours, rows })
+    Ok(Report { styles: config.styles, pairs: pairs.len(), split: config.split, files, hours, rows })
 }
 
-/// The evaluation pairs: `config.pairs` of them from the test split; for named styles, the
+/// The evaluation pairs: `config.pairs` of them from `config.split`; for named styles, the
 /// styles in turn.
 fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
     let styles: Vec<StyleChoice> = match config.styles {
@@ -297,7 +303,7 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
     let generator = PairGenerator::new(corpus, pair_config)?;
     (0..config.pairs)
         .into_par_iter()
-        .map(|i| generator.pair_with_style(Split::Test, i as u64, config.seed, styles[i % styles.len()]))
+        .map(|i| generator.pair_with_style(config.split, i as u64, config.seed, styles[i % styles.len()]))
         .collect()
 }
 
@@ -409,7 +415,7 @@ impl Report {
     /// also as a ratio to the input's.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "{} pairs, {} styles, {} test files ({:.2} h)\n\n\
+            "{} pairs, {} styles, {} {} files ({:.2} h)\n\n\
              | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | loudness bias (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.pairs,
@@ -417,8 +423,9 @@ impl Report {
                 StyleSet::Random => "random",
                 StyleSet::Named => "named",
             },
-            self.test_files,
-            self.test_hours
+            self.files,
+            self.split,
+            self.hours
         );
         let input = &self.rows[0].metrics;
         for row in &self.rows {
@@ -528,6 +535,25 @@ mod tests {
         // 300 steps in 60 s: 1.0 min, 0.2 s per step.
         assert!(table.contains("| 300 | 1.0 | 0.200 |"), "{table}");
         assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
+    }
+
+    /// `--split`: the pairs come from the split asked for. The three splits' file counts add up
+    /// to the files written, and the training split, the largest, gives other pairs.
+    #[test]
+    fn pairs_from_the_split_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let model = crate::transfer::bundled_model().unwrap();
+        let report = |split| {
+            let config = EvalConfig { data: vec![dir.path().to_path_buf()], pairs: 3, half_frames: 12_000, oracle_steps: 0, split, ..EvalConfig::default() };
+            evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap()
+        };
+        let [train, validation, test] = Split::ALL.map(report);
+        assert_eq!(train.files + validation.files + test.files, 40);
+        assert!(train.files > validation.files.max(test.files), "{} / {} / {}", train.files, validation.files, test.files);
+        assert_eq!((train.split, test.split), (Split::Train, Split::Test));
+        assert_ne!(train.rows[0].metrics.mrstft, test.rows[0].metrics.mrstft);
+        assert!(train.markdown().contains(&format!("{} train files", train.files)), "{}", train.markdown());
     }
 
     /// A reference three times the input's length: the pairs carry it whole, and the reference

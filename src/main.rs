@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
-use afx::data::{Draw, InputCorruption, Style};
+use afx::data::{Draw, InputCorruption, Split, Style};
 use afx::fx::level::OutputLevel;
 use afx::fx::{KNOBS, Knobs};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
@@ -193,6 +193,10 @@ enum Command {
         /// DeepAFx-ST): a longer reference is more of the same recording beside the input.
         #[arg(long, value_parser = clap::value_parser!(u64).range(4096..))]
         reference_frames: Option<u64>,
+        /// The files the pairs come from. Results are the test split's; the training split
+        /// (files the model learned from) measures its generalisation gap.
+        #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+        split: SplitArg,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -410,6 +414,11 @@ struct TrainArgs {
     /// own (an EQ in three pairs of four, never a compressor).
     #[arg(long, value_enum)]
     corruption: Option<CorruptionArg>,
+    /// Speed augmentation: half the training clips are played faster or slower by up to this
+    /// many cents (pitch and tempo together); default 0 (none). Validation pairs are never
+    /// changed.
+    #[arg(long, value_parser = parse_speed_cents)]
+    speed_cents: Option<f64>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
@@ -441,6 +450,32 @@ impl From<CorruptionArg> for InputCorruption {
         match arg {
             CorruptionArg::Afx => InputCorruption::EqAndCompressor,
             CorruptionArg::DeepafxSt => InputCorruption::DeepAfxSt,
+        }
+    }
+}
+
+/// `--speed-cents`: 0 to 1200 (an octave either way).
+fn parse_speed_cents(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cents) if (0.0..=1200.0).contains(&cents) => Ok(cents),
+        Ok(cents) => Err(format!("{cents} is outside 0..=1200 cents")),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Validation,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(arg: SplitArg) -> Self {
+        match arg {
+            SplitArg::Train => Split::Train,
+            SplitArg::Validation => Split::Validation,
+            SplitArg::Test => Split::Test,
         }
     }
 }
@@ -510,6 +545,7 @@ impl TrainArgs {
             l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
             level_weight: self.level_weight.unwrap_or(d.level_weight),
             corruption: self.corruption.map_or(d.corruption, Into::into),
+            speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
             ..d
         })
     }
@@ -726,6 +762,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             comp_proxy,
             same_content,
             reference_frames,
+            split,
             seed,
             table,
             json,
@@ -745,6 +782,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 same_content,
                 reference_frames: reference_frames.map(|r| r as usize),
                 corruption: corruption.into(),
+                split: split.into(),
                 seed,
                 ..EvalConfig::default()
             };

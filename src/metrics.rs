@@ -115,12 +115,13 @@ impl AudioPair {
     /// `D = mean|ln S(x̂) − ln S(x)| + mean|S(x̂) − S(x)|`, `S(x) = W · sqrt(max(|STFT x|², 1e-8))`
     ///
     /// with `W` librosa's default mel bank ([`MelFilterbank::librosa_default`]) and means over
-    /// frames × 128 bands. Deviations: a recording shorter than 65536 samples uses as FFT size and
-    /// hop the largest power of two not above its length, where auraloss would fail; a band whose filter is
-    /// empty (possible only for such small FFTs) is 0 in both recordings and its log term is
-    /// taken as 0, where auraloss gives NaN.
+    /// frames × 128 bands. Deviations: a recording of at most 32768 samples, where auraloss
+    /// fails (torch's reflect padding needs `N/2 <` the length), uses as FFT size and hop the
+    /// largest power of two below twice its length, the largest whose padding fits; a band whose
+    /// filter is empty (possible only for such small FFTs) is 0 in both recordings and its log
+    /// term is taken as 0, where auraloss gives NaN.
     pub fn mel_distance(&self) -> f64 {
-        let n_fft = 1usize << self.num_samples().min(65536).ilog2();
+        let n_fft = (1usize << (2 * self.num_samples() - 1).ilog2()).min(65536);
         let mut stft = Stft::<f64>::new(n_fft, n_fft);
         let bank = MelFilterbank::librosa_default(f64::from(self.sample_rate), n_fft);
         let size = stft.num_frames(self.num_samples()) * stft.num_bins();
@@ -340,7 +341,36 @@ mod tests {
     #[test]
     fn mel_distance_is_log_and_linear_in_gain() {
         gain_identity(AudioPair::mel_distance, 3 * 65536);
-        gain_identity(AudioPair::mel_distance, 10000); // 8192-point FFT
+        gain_identity(AudioPair::mel_distance, 10000); // 16384-point FFT
+    }
+
+    /// Between 32769 and 65535 samples auraloss still takes its 65536-point FFT (torch pads
+    /// 32768 samples by reflection each side): one frame centred on sample 0. Rebuilt by hand
+    /// (explicit reflection, periodic Hann, realfft, the mel bank) for a 40000-sample pair.
+    #[test]
+    fn mel_distance_of_a_short_recording_is_auralosss_one_frame() {
+        const N: usize = 65536;
+        let (e, t) = (noise(0.5, 40_000, 11), sine(1000.0, 0.3, 40_000));
+        let mel = |x: &[f32]| {
+            let mut frame: Vec<f64> = (0..N)
+                .map(|j| {
+                    let i = j as isize - (N / 2) as isize;
+                    let hann = 0.5 - 0.5 * (std::f64::consts::TAU * j as f64 / N as f64).cos();
+                    hann * f64::from(x[i.unsigned_abs()])
+                })
+                .collect();
+            let mut spectrum = realfft::RealFftPlanner::<f64>::new().plan_fft_forward(N).make_output_vec();
+            realfft::RealFftPlanner::<f64>::new().plan_fft_forward(N).process(&mut frame, &mut spectrum).unwrap();
+            let magnitudes: Vec<f64> = spectrum.iter().map(|c| c.norm_sqr().max(POWER_EPS).sqrt()).collect();
+            let bank = MelFilterbank::librosa_default(f64::from(RATE), N);
+            let mut out = vec![0.0; bank.num_mels()];
+            bank.apply(&magnitudes, &mut out);
+            out
+        };
+        let (me, mt) = (mel(&e), mel(&t));
+        let expected = me.iter().zip(&mt).map(|(a, b)| (a.ln() - b.ln()).abs() + (a - b).abs()).sum::<f64>() / me.len() as f64;
+        let measured = pair(e, t).mel_distance();
+        assert!((measured - expected).abs() < 1e-9 * expected, "{measured} vs {expected}");
     }
 
     #[test]

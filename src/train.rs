@@ -108,6 +108,10 @@ pub struct TrainConfig {
     /// What the inputs' corruption may do (runs saved without it used afx's EQ + compressor).
     #[serde(default)]
     pub corruption: InputCorruption,
+    /// Speed augmentation of the training clips in cents, 0 for none
+    /// ([`PairConfig::speed_cents`]).
+    #[serde(default)]
+    pub speed_cents: f64,
     /// A model file whose weights the network starts from (fine-tuning); its shape must be
     /// `net`.
     #[serde(default)]
@@ -141,6 +145,7 @@ impl Default for TrainConfig {
             l1_weight: default_l1_weight(),
             level_weight: 0.0,
             corruption: InputCorruption::EqAndCompressor,
+            speed_cents: 0.0,
             init: None,
             eq_proxy: None,
             comp_proxy: None,
@@ -557,7 +562,12 @@ fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
     let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Validation], "training")?;
     PairGenerator::new(
         corpus,
-        PairConfig { half_frames: config.half_frames, corruption: config.corruption, ..PairConfig::default() },
+        PairConfig {
+            half_frames: config.half_frames,
+            corruption: config.corruption,
+            speed_cents: config.speed_cents,
+            ..PairConfig::default()
+        },
     )
 }
 
@@ -713,7 +723,7 @@ mod tests {
                     target: styled(a),
                     style,
                     corruption: Corruption { knobs: Knobs::default(), expander: None },
-                    origin: ClipOrigin { recording: 0, input_start: 0, reference_start: 12_000 },
+                    origin: ClipOrigin { recording: 0, input_start: 0, reference_start: 12_000, played_at_hz: 24_000 },
                 }
             })
             .collect()
@@ -850,6 +860,22 @@ mod tests {
         assert_eq!(serde_json::from_value::<TrainConfig>(saved.clone()).unwrap().corruption, InputCorruption::DeepAfxSt);
         saved.as_object_mut().unwrap().remove("corruption");
         assert_eq!(serde_json::from_value::<TrainConfig>(saved).unwrap().corruption, InputCorruption::EqAndCompressor);
+    }
+
+    /// `speed_cents` reaches the training pairs (some are played at another rate) and not the
+    /// validation pairs, and a config saved before it existed reads as no augmentation.
+    #[test]
+    fn speed_augmentation_reaches_the_training_pairs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        write_corpus(dir.path());
+        let config = TrainConfig { speed_cents: 200.0, ..tiny_config(dir.path()) };
+        let generator = load_pairs(&config).unwrap();
+        let rates = |split| (0..20).map(|i| generator.pair(split, i, 1).unwrap().origin.played_at_hz).collect::<Vec<_>>();
+        assert!(rates(Split::Train).iter().any(|&r| r != 24_000));
+        assert!(rates(Split::Validation).iter().all(|&r| r == 24_000));
+        let mut saved = serde_json::to_value(&config).unwrap();
+        saved.as_object_mut().unwrap().remove("speed_cents");
+        assert_eq!(serde_json::from_value::<TrainConfig>(saved).unwrap().speed_cents, 0.0);
     }
 
     /// The proxy estimators train through proxy files (tiny untrained proxies here: the

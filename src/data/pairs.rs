@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::{Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_style};
+use crate::audio::Audio;
 use crate::fx::{Knobs, render};
 use crate::{Error, Result};
 
@@ -56,6 +57,13 @@ pub struct PairConfig {
     pub min_mean_energy: f64,
     /// Clip draws before a pair gives up with an error (a corpus of near silence).
     pub max_attempts: usize,
+    /// Speed augmentation of training clips, in cents (0: none). With probability 0.5 a
+    /// training-split clip is played faster or slower by a uniform draw in ±`speed_cents`,
+    /// pitch and tempo together as on a tape machine, before it is split. DeepAFx-ST shifts
+    /// pitch by up to ±200 cents and tempo by 0.8–1.2 separately, half the time; either way the
+    /// network meets more spectra than the recordings hold. Validation and test clips are never
+    /// changed, so validation and evaluation follow the protocol.
+    pub speed_cents: f64,
 }
 
 impl Default for PairConfig {
@@ -67,6 +75,7 @@ impl Default for PairConfig {
             corruption: InputCorruption::EqAndCompressor,
             min_mean_energy: 1e-5,
             max_attempts: 100,
+            speed_cents: 0.0,
         }
     }
 }
@@ -92,6 +101,10 @@ pub struct ClipOrigin {
     pub input_start: usize,
     /// First frame of half B (reference).
     pub reference_start: usize,
+    /// The rate the recording's frames were played at to make the clip: the corpus's own rate,
+    /// or, after a speed change ([`PairConfig::speed_cents`]), that rate times the speed. The
+    /// starts are then recording frames rounded to the nearest.
+    pub played_at_hz: u32,
 }
 
 /// One training example: mono, at the corpus rate; input and target
@@ -164,8 +177,9 @@ impl PairGenerator {
     /// until both parts pass the energy test; peak-normalise it; split it into A (L frames)
     /// and B (R frames), with probability 0.5 B first (as DeepAFx-ST, so the reference comes
     /// as often after the input as before); draw the style and render it on both parts;
-    /// corrupt A into the input.
-    /// DeepAFx-ST's pitch and tempo augmentation and its 50 ms fades are not done.
+    /// corrupt A into the input. With [`PairConfig::speed_cents`], a training clip is first
+    /// played at another speed half the time (in place of DeepAFx-ST's pitch and tempo
+    /// augmentation). DeepAFx-ST's 50 ms fades are not done.
     pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
         self.pair_with_style(split, index, seed, self.config.style)
     }
@@ -177,7 +191,12 @@ impl PairGenerator {
         rng.set_stream(index);
         let (half, reference_frames) = (self.config.half_frames, self.config.reference_frames());
         let (recording, start) = self.draw_clip(split, &mut rng)?;
-        let mut clip = self.corpus.recordings(split)[recording].samples[start..start + half + reference_frames].to_vec();
+        let sample_rate = self.corpus.sample_rate();
+        let samples = &self.corpus.recordings(split)[recording].samples;
+        let (mut clip, start, played_at_hz) = match self.speed_change(split, &mut rng) {
+            Some(rate) => self.played_at(samples, start, rate)?.unwrap_or_else(|| (samples[start..start + half + reference_frames].to_vec(), start, sample_rate)),
+            None => (samples[start..start + half + reference_frames].to_vec(), start, sample_rate),
+        };
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         let swap = rng.random_bool(0.5);
         let (a, b) = if swap {
@@ -186,13 +205,14 @@ impl PairGenerator {
         } else {
             clip.split_at(half)
         };
+        let source_frames = |clip_frames: usize| (clip_frames as f64 * f64::from(played_at_hz) / f64::from(sample_rate)).round() as usize;
         let origin = ClipOrigin {
             recording,
-            input_start: start + if swap { reference_frames } else { 0 },
-            reference_start: start + if swap { 0 } else { half },
+            input_start: start + source_frames(if swap { reference_frames } else { 0 }),
+            reference_start: start + source_frames(if swap { 0 } else { half }),
+            played_at_hz,
         };
 
-        let sample_rate = self.corpus.sample_rate();
         let style = style.sample(&mut rng);
         let (mut target, mut reference) = (a.to_vec(), b.to_vec());
         render(&style, sample_rate, &mut [&mut target])?;
@@ -213,6 +233,49 @@ impl PairGenerator {
         let mut clip = self.corpus.recordings(split)[recording].samples[start..start + self.config.clip_frames()].to_vec();
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         Ok(clip)
+    }
+
+    /// Whether this training pair's clip is played at another speed, and if so the rate, in Hz,
+    /// its recording's frames are played at: the corpus rate times `2^(c/1200)`, `c` uniform
+    /// in ±[`PairConfig::speed_cents`], rounded to 100 Hz (so the resampler's FFTs stay short).
+    /// Draws nothing without the augmentation, so pairs stay those of earlier versions.
+    fn speed_change(&self, split: Split, rng: &mut ChaCha8Rng) -> Option<u32> {
+        let cents = self.config.speed_cents;
+        if split != Split::Train || cents <= 0.0 || !rng.random_bool(0.5) {
+            return None;
+        }
+        let speed = (rng.random_range(-cents..=cents) / 1200.0).exp2();
+        let rate = (f64::from(self.corpus.sample_rate()) * speed / 100.0).round() as u32 * 100;
+        (rate != self.corpus.sample_rate()).then_some(rate)
+    }
+
+    /// The L + R clip heard when `samples`, from about `start`, are played at `rate` Hz and
+    /// resampled to the corpus rate (rubato; a margin each side keeps the resampler's edges
+    /// out of the clip), with its first source frame and `rate`. `None` (keep the clip as
+    /// drawn) when the recording is too short for it or a part of the changed clip fails the
+    /// energy test.
+    fn played_at(&self, samples: &[f32], start: usize, rate: u32) -> Result<Option<(Vec<f32>, usize, u32)>> {
+        const MARGIN: usize = 1024;
+        let (corpus_rate, clip_frames) = (self.corpus.sample_rate(), self.config.clip_frames());
+        let needed = (clip_frames as f64 * f64::from(rate) / f64::from(corpus_rate)).ceil() as usize + 2 * MARGIN;
+        if needed > samples.len() {
+            return Ok(None);
+        }
+        // Centred on the drawn clip, moved inside the recording where needed.
+        let centre = start + clip_frames / 2;
+        let first = centre.saturating_sub(needed / 2).min(samples.len() - needed);
+        let played = Audio { sample_rate: rate, channels: vec![samples[first..first + needed].to_vec()] };
+        let resampled = crate::audio::resample(&played, corpus_rate)?.channels.remove(0);
+        let skip = (MARGIN as f64 * f64::from(corpus_rate) / f64::from(rate)).round() as usize;
+        let clip = resampled[skip..skip + clip_frames].to_vec();
+        let (half, reference_frames) = (self.config.half_frames, self.config.reference_frames());
+        let loud = |part: &[f32]| mean_energy(part) > self.config.min_mean_energy;
+        let (first_half, second_half) = clip.split_at(half);
+        let (before, after) = clip.split_at(reference_frames);
+        if !(loud(first_half) && loud(second_half) && loud(before) && loud(after)) {
+            return Ok(None);
+        }
+        Ok(Some((clip, first + MARGIN, rate)))
     }
 
     /// Draws (recording, start) of an L + R clip whose halves both pass the energy test in
@@ -463,6 +526,57 @@ mod tests {
         let expanded =
             (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
         check_rebuilt(&generator, &expanded.expect("one pair in ten is expanded"));
+    }
+
+    /// Speed augmentation: a clip played at `rate` Hz and resampled has its sine at
+    /// `f · rate / 24000` (measured from the zero crossings), a quarter to three quarters of the
+    /// training pairs are changed, every change lies within the cents asked for, the starts
+    /// follow the played rate, and the validation and test splits are never changed nor draw.
+    #[test]
+    fn speed_augmentation_shifts_frequency_by_the_played_rate() {
+        const TONE_HZ: f64 = 1000.0;
+        let sines = |dir: &std::path::Path| {
+            for i in 0..4 {
+                let phase = i as f64;
+                let tone = (0..20_000).map(|n| (0.5 * (std::f64::consts::TAU * TONE_HZ * n as f64 / f64::from(RATE) + phase).sin()) as f32);
+                write(dir, &format!("{i}.wav"), &Audio { sample_rate: RATE, channels: vec![tone.collect()] });
+            }
+        };
+        let generator = make_generator(sines, PairConfig { speed_cents: 200.0, ..config(StyleChoice::Random) });
+        // Frequency from the first and last upward zero crossings, linearly interpolated.
+        let frequency = |x: &[f32]| {
+            let crossings: Vec<f64> = (1..x.len())
+                .filter(|&n| x[n - 1] < 0.0 && x[n] >= 0.0)
+                .map(|n| (n - 1) as f64 + f64::from(x[n - 1]) / f64::from(x[n - 1] - x[n]))
+                .collect();
+            (crossings.len() - 1) as f64 / (crossings[crossings.len() - 1] - crossings[0]) * f64::from(RATE)
+        };
+        let samples = &generator.corpus().recordings(Split::Train)[0].samples;
+        for rate in [21_400, 23_900, 26_900] {
+            let (clip, first, played) = generator.played_at(samples, 5_000, rate).unwrap().unwrap();
+            assert_eq!((clip.len(), played), (2 * HALF, rate));
+            let expected = TONE_HZ * f64::from(rate) / f64::from(RATE);
+            assert!((frequency(&clip) / expected - 1.0).abs() < 1e-4, "{rate} Hz: {} vs {expected}", frequency(&clip));
+            // The source frames it was made of are centred on the drawn clip.
+            let centre = first as f64 + HALF as f64 * f64::from(rate) / f64::from(RATE);
+            assert!((centre - (5_000 + HALF) as f64).abs() <= 1.0, "{centre}");
+        }
+        let pairs: Vec<Pair> = (0..200).map(|i| generator.pair(Split::Train, i, 4).unwrap()).collect();
+        let changed: Vec<&Pair> = pairs.iter().filter(|p| p.origin.played_at_hz != RATE).collect();
+        assert!((50..150).contains(&changed.len()), "{} of 200 changed", changed.len());
+        let (low, high) = (f64::from(RATE) * (-200.0f64 / 1200.0).exp2() - 50.0, f64::from(RATE) * (200.0f64 / 1200.0).exp2() + 50.0);
+        assert!(changed.iter().all(|p| (low..=high).contains(&f64::from(p.origin.played_at_hz))));
+        assert!(changed.iter().any(|p| p.origin.played_at_hz < 23_000) && changed.iter().any(|p| p.origin.played_at_hz > 25_000));
+        for p in &changed {
+            let frames = |clip_frames: usize| clip_frames as f64 * f64::from(p.origin.played_at_hz) / f64::from(RATE);
+            let expected = frames(HALF);
+            assert!((p.origin.input_start.abs_diff(p.origin.reference_start) as f64 - expected).abs() <= 1.0);
+        }
+        for split in [Split::Validation, Split::Test] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            assert_eq!(generator.speed_change(split, &mut rng), None);
+            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::audio;
 use crate::fx::check_sample_rate;
@@ -57,7 +58,8 @@ fn has_audio_extension(path: &Path) -> bool {
 }
 
 /// One of the three disjoint parts of a corpus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Split {
     Train,
     Validation,
