@@ -193,10 +193,12 @@ impl PairGenerator {
         let (recording, start) = self.draw_clip(split, &mut rng)?;
         let sample_rate = self.corpus.sample_rate();
         let samples = &self.corpus.recordings(split)[recording].samples;
-        let (mut clip, start, played_at_hz) = match self.speed_change(split, &mut rng) {
-            Some(rate) => self.played_at(samples, start, rate)?.unwrap_or_else(|| (samples[start..start + half + reference_frames].to_vec(), start, sample_rate)),
-            None => (samples[start..start + half + reference_frames].to_vec(), start, sample_rate),
+        let changed = match self.speed_change(split, &mut rng) {
+            Some(rate) => self.played_at(samples, start, rate)?,
+            None => None,
         };
+        let (mut clip, start, played_at_hz) =
+            changed.unwrap_or_else(|| (samples[start..start + half + reference_frames].to_vec(), start, sample_rate));
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         let swap = rng.random_bool(0.5);
         let (a, b) = if swap {
