@@ -194,7 +194,7 @@ impl PairGenerator {
         let sample_rate = self.corpus.sample_rate();
         let samples = &self.corpus.recordings(split)[recording].samples;
         let changed = match self.speed_change(split, &mut rng) {
-            Some(rate) => self.played_at(samples, start, rate)?,
+            Some(rate) => self.played_at(samples, start, rate)?.map(|(clip, first)| (clip, first, rate)),
             None => None,
         };
         let (mut clip, start, played_at_hz) =
@@ -253,10 +253,9 @@ impl PairGenerator {
 
     /// The L + R clip heard when `samples`, from about `start`, are played at `rate` Hz and
     /// resampled to the corpus rate (rubato; a margin each side keeps the resampler's edges
-    /// out of the clip), with its first source frame and `rate`. `None` (keep the clip as
-    /// drawn) when the recording is too short for it or a part of the changed clip fails the
-    /// energy test.
-    fn played_at(&self, samples: &[f32], start: usize, rate: u32) -> Result<Option<(Vec<f32>, usize, u32)>> {
+    /// out of the clip), with its first source frame. `None` (keep the clip as drawn) when the
+    /// recording is too short for it or a part of the changed clip fails the energy test.
+    fn played_at(&self, samples: &[f32], start: usize, rate: u32) -> Result<Option<(Vec<f32>, usize)>> {
         const MARGIN: usize = 1024;
         let (corpus_rate, clip_frames) = (self.corpus.sample_rate(), self.config.clip_frames());
         let needed = (clip_frames as f64 * f64::from(rate) / f64::from(corpus_rate)).ceil() as usize + 2 * MARGIN;
@@ -267,17 +266,23 @@ impl PairGenerator {
         let centre = start + clip_frames / 2;
         let first = centre.saturating_sub(needed / 2).min(samples.len() - needed);
         let played = Audio { sample_rate: rate, channels: vec![samples[first..first + needed].to_vec()] };
-        let resampled = crate::audio::resample(&played, corpus_rate)?.channels.remove(0);
+        let mut clip = crate::audio::resample(&played, corpus_rate)?.channels.remove(0);
         let skip = (MARGIN as f64 * f64::from(corpus_rate) / f64::from(rate)).round() as usize;
-        let clip = resampled[skip..skip + clip_frames].to_vec();
+        clip.drain(..skip);
+        clip.truncate(clip_frames);
+        assert_eq!(clip.len(), clip_frames, "the resampled segment covers the clip and its margin");
+        Ok(self.passes_energy_test(&clip).then_some((clip, first + MARGIN)))
+    }
+
+    /// Whether both parts of an L + R clip have a mean energy above
+    /// [`PairConfig::min_mean_energy`] in either order (input first or reference first).
+    fn passes_energy_test(&self, clip: &[f32]) -> bool {
         let (half, reference_frames) = (self.config.half_frames, self.config.reference_frames());
         let loud = |part: &[f32]| mean_energy(part) > self.config.min_mean_energy;
-        let (first_half, second_half) = clip.split_at(half);
+        let (first, second) = clip.split_at(half);
         let (before, after) = clip.split_at(reference_frames);
-        if !(loud(first_half) && loud(second_half) && loud(before) && loud(after)) {
-            return Ok(None);
-        }
-        Ok(Some((clip, first + MARGIN, rate)))
+        // With R = L the two orders split the clip alike.
+        loud(first) && loud(second) && (half == reference_frames || (loud(before) && loud(after)))
     }
 
     /// Draws (recording, start) of an L + R clip whose halves both pass the energy test in
@@ -298,10 +303,7 @@ impl PairGenerator {
             let first_position = recording.checked_sub(1).map_or(0, |r| cumulative[r]);
             let start = (position - first_position) as usize;
             let clip = &self.corpus.recordings(split)[recording].samples[start..start + half + reference_frames];
-            let loud = |part: &[f32]| mean_energy(part) > self.config.min_mean_energy;
-            let (first, second) = clip.split_at(half);
-            let (before, after) = clip.split_at(reference_frames);
-            if loud(first) && loud(second) && (half == reference_frames || (loud(before) && loud(after))) {
+            if self.passes_energy_test(clip) {
                 return Ok((recording, start));
             }
         }
@@ -555,8 +557,8 @@ mod tests {
         };
         let samples = &generator.corpus().recordings(Split::Train)[0].samples;
         for rate in [21_400, 23_900, 26_900] {
-            let (clip, first, played) = generator.played_at(samples, 5_000, rate).unwrap().unwrap();
-            assert_eq!((clip.len(), played), (2 * HALF, rate));
+            let (clip, first) = generator.played_at(samples, 5_000, rate).unwrap().unwrap();
+            assert_eq!(clip.len(), 2 * HALF);
             let expected = TONE_HZ * f64::from(rate) / f64::from(RATE);
             assert!((frequency(&clip) / expected - 1.0).abs() < 1e-4, "{rate} Hz: {} vs {expected}", frequency(&clip));
             // The source frames it was made of are centred on the drawn clip.
