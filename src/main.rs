@@ -125,7 +125,7 @@ enum Command {
         seed: u64,
     },
     /// Train a style network through the effect chain on folders of audio.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score each model's encoder with a linear probe on the five named styles (train split to
     /// fit, test split to score).
     Probe {
@@ -419,6 +419,15 @@ struct TrainArgs {
     /// changed.
     #[arg(long, value_parser = parse_speed_cents)]
     speed_cents: Option<f64>,
+    /// Colour augmentation: half the training clips are coloured as a whole (both halves
+    /// alike) by random broad shelves and a broad band of up to ± this many dB; default 0
+    /// (none). Validation pairs are never changed.
+    #[arg(long, value_parser = parse_colour_db)]
+    colour_db: Option<f64>,
+    /// Dropout in the controller: the probability, in [0, 1), that each of its inputs and
+    /// hidden units is dropped in a training step; default 0 (none).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
     #[arg(long)]
     eq_proxy: Option<PathBuf>,
@@ -456,9 +465,19 @@ impl From<CorruptionArg> for InputCorruption {
 
 /// `--speed-cents`: 0 to 1200 (an octave either way).
 fn parse_speed_cents(text: &str) -> std::result::Result<f64, String> {
+    parse_within(text, 1200.0, "cents")
+}
+
+/// `--colour-db`: 0 to 12 dB.
+fn parse_colour_db(text: &str) -> std::result::Result<f64, String> {
+    parse_within(text, 12.0, "dB")
+}
+
+/// A number in `0..=max`.
+fn parse_within(text: &str, max: f64, unit: &str) -> std::result::Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(cents) if (0.0..=1200.0).contains(&cents) => Ok(cents),
-        Ok(cents) => Err(format!("{cents} is outside 0..=1200 cents")),
+        Ok(x) if (0.0..=max).contains(&x) => Ok(x),
+        Ok(x) => Err(format!("{x} is outside 0..={max} {unit}")),
         Err(e) => Err(format!("not a number: {e}")),
     }
 }
@@ -546,6 +565,8 @@ impl TrainArgs {
             level_weight: self.level_weight.unwrap_or(d.level_weight),
             corruption: self.corruption.map_or(d.corruption, Into::into),
             speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
+            colour_db: self.colour_db.unwrap_or(d.colour_db),
+            dropout: self.dropout.unwrap_or(d.dropout),
             ..d
         })
     }

@@ -139,7 +139,7 @@ pub fn train_proxy(
     } else {
         ensure_new_run(run_dir)?;
         let trainer_config =
-            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
+            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: 0.0 };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
         (ProxyTrainer::new(&config.proxy, &trainer_config), state)
     };

@@ -112,6 +112,14 @@ pub struct TrainConfig {
     /// ([`PairConfig::speed_cents`]).
     #[serde(default)]
     pub speed_cents: f64,
+    /// Colour augmentation of the training clips, at most ± this many dB per band, 0 for none
+    /// ([`PairConfig::colour_db`]).
+    #[serde(default)]
+    pub colour_db: f64,
+    /// Dropout in the style network's controller ([`TrainerConfig::dropout`]), 0 for none; a
+    /// cTCN run has none.
+    #[serde(default)]
+    pub dropout: f64,
     /// A model file whose weights the network starts from (fine-tuning); its shape must be
     /// `net`.
     #[serde(default)]
@@ -146,6 +154,8 @@ impl Default for TrainConfig {
             level_weight: 0.0,
             corruption: InputCorruption::EqAndCompressor,
             speed_cents: 0.0,
+            colour_db: 0.0,
+            dropout: 0.0,
             init: None,
             eq_proxy: None,
             comp_proxy: None,
@@ -198,6 +208,12 @@ impl TrainConfig {
             if !(weight.is_finite() && weight >= 0.0) {
                 return Err(Error::Invalid(format!("{name} {weight} must be a finite number of at least 0")));
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Invalid(format!("--dropout {} must lie in [0, 1)", self.dropout)));
+        }
+        if self.estimator == EstimatorKind::Ctcn && self.dropout > 0.0 {
+            return Err(Error::Invalid("--dropout is for the style network's controller; a cTCN run has none".into()));
         }
         if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
             return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
@@ -329,7 +345,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         ensure_new_run(run_dir)?;
         config.validate()?;
         let trainer_config =
-            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed };
+            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: config.dropout };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
         let learner = if config.estimator == EstimatorKind::Ctcn {
             Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
@@ -566,6 +582,7 @@ fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
             half_frames: config.half_frames,
             corruption: config.corruption,
             speed_cents: config.speed_cents,
+            colour_db: config.colour_db,
             ..PairConfig::default()
         },
     )
@@ -723,6 +740,7 @@ mod tests {
                     target: styled(a),
                     style,
                     corruption: Corruption { knobs: Knobs::default(), expander: None },
+                    colour: None,
                     origin: ClipOrigin { recording: 0, input_start: 0, reference_start: 12_000, played_at_hz: 24_000 },
                 }
             })
@@ -754,7 +772,7 @@ mod tests {
     fn learn(level: OutputLevel) -> [(f64, f64); 2] {
         let net = StyleNetConfig { output_level: level, ..StyleNetConfig::default() };
         let config = TrainConfig { learning_rate: 1e-3, net, ..TrainConfig::default() };
-        let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2 };
+        let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2, dropout: 0.0 };
         let mut learner = Learner::Knobs(Trainer::new(&config.net, &trainer_config));
         let fx = ChainFx { sample_rate: 24_000 };
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
@@ -811,7 +829,7 @@ mod tests {
 
     /// `--l1-weight` sets the weight of the loss's time-domain term: the difference between
     /// two weights is that difference times the mean absolute sample error, computed directly.
-    /// Negative or non-finite weights are refused.
+    /// Negative or non-finite weights are refused, and so is dropout outside [0, 1).
     #[test]
     fn the_l1_weight_weighs_the_time_domain_term() {
         let (a, b) = (groove(1.0, 24_000, 1, 3).channels.remove(0), groove(1.0, 24_000, 1, 4).channels.remove(0));
@@ -820,6 +838,7 @@ mod tests {
         assert!(((value(10.0) - value(0.0)) - 10.0 * l1).abs() < 1e-4 * value(10.0));
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             assert!(TrainConfig { l1_weight: bad, ..TrainConfig::default() }.validate().is_err());
+            assert!(TrainConfig { dropout: bad.abs(), ..TrainConfig::default() }.validate().is_err());
         }
     }
 
@@ -862,20 +881,24 @@ mod tests {
         assert_eq!(serde_json::from_value::<TrainConfig>(saved).unwrap().corruption, InputCorruption::EqAndCompressor);
     }
 
-    /// `speed_cents` reaches the training pairs (some are played at another rate) and not the
-    /// validation pairs, and a config saved before it existed reads as no augmentation.
+    /// `speed_cents` and `colour_db` reach the training pairs (some are played at another rate,
+    /// some coloured) and not the validation pairs, and a config saved before they existed
+    /// reads as no augmentation.
     #[test]
-    fn speed_augmentation_reaches_the_training_pairs_only() {
+    fn augmentation_reaches_the_training_pairs_only() {
         let dir = tempfile::tempdir().unwrap();
         write_corpus(dir.path());
-        let config = TrainConfig { speed_cents: 200.0, ..tiny_config(dir.path()) };
+        let config = TrainConfig { speed_cents: 200.0, colour_db: 6.0, ..tiny_config(dir.path()) };
         let generator = load_pairs(&config).unwrap();
-        let rates = |split| (0..20).map(|i| generator.pair(split, i, 1).unwrap().origin.played_at_hz).collect::<Vec<_>>();
-        assert!(rates(Split::Train).iter().any(|&r| r != 24_000));
-        assert!(rates(Split::Validation).iter().all(|&r| r == 24_000));
+        let pairs = |split| (0..20).map(|i| generator.pair(split, i, 1).unwrap()).collect::<Vec<_>>();
+        let (train, validation) = (pairs(Split::Train), pairs(Split::Validation));
+        assert!(train.iter().any(|p| p.origin.played_at_hz != 24_000) && train.iter().any(|p| p.colour.is_some()));
+        assert!(validation.iter().all(|p| p.origin.played_at_hz == 24_000 && p.colour.is_none()));
         let mut saved = serde_json::to_value(&config).unwrap();
         saved.as_object_mut().unwrap().remove("speed_cents");
-        assert_eq!(serde_json::from_value::<TrainConfig>(saved).unwrap().speed_cents, 0.0);
+        saved.as_object_mut().unwrap().remove("colour_db");
+        let old = serde_json::from_value::<TrainConfig>(saved).unwrap();
+        assert_eq!((old.speed_cents, old.colour_db), (0.0, 0.0));
     }
 
     /// The proxy estimators train through proxy files (tiny untrained proxies here: the
@@ -922,6 +945,8 @@ mod tests {
         assert!(model::file::load(&out).is_err());
         let resumed = train(&config, &run, &out, true, Some(2)).unwrap();
         assert_eq!(resumed.steps, 2);
+        let dropout = TrainConfig { dropout: 0.1, ..config.clone() };
+        assert!(dropout.validate().unwrap_err().to_string().contains("cTCN run has none"));
         let init = TrainConfig { init: Some(out), ..config };
         assert!(init.validate().unwrap_err().to_string().contains("starts fresh"));
     }

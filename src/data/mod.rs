@@ -16,7 +16,7 @@ pub mod styles;
 pub use corrupt::{Corruption, ExpanderSettings, InputCorruption, corrupt, expand};
 pub use pairs::{Batch, BatchPlan, ClipOrigin, Loader, Pair, PairConfig, PairGenerator, StyleChoice};
 pub use source::{Corpus, CorpusConfig, Recording, Skipped, Split, SplitFractions, scan};
-pub use styles::{Draw, Style, random_style};
+pub use styles::{Draw, Style, random_colour, random_style};
 
 /// Peak level, in dBFS, of every signal the pairs hand out (input, and the louder of reference
 /// and target), as in DeepAFx-ST.

@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_style};
+use super::{
+    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_colour, random_style,
+};
 use crate::audio::Audio;
 use crate::fx::{Knobs, render};
 use crate::{Error, Result};
@@ -64,6 +66,13 @@ pub struct PairConfig {
     /// network meets more spectra than the recordings hold. Validation and test clips are never
     /// changed, so validation and evaluation follow the protocol.
     pub speed_cents: f64,
+    /// Colour augmentation of training clips, in dB (0: none). With probability 0.5 a
+    /// training-split clip is coloured as a whole, both halves alike, before it is split, by a
+    /// [`random_colour`] of at most ± this many dB per band: the content's long-term spectrum
+    /// varies beyond the recordings' own, while the reference and the input still share it, so
+    /// a network can learn the style from how the two differ but cannot lean on knowing the
+    /// training recordings. Validation and test clips are never coloured.
+    pub colour_db: f64,
 }
 
 impl Default for PairConfig {
@@ -76,6 +85,7 @@ impl Default for PairConfig {
             min_mean_energy: 1e-5,
             max_attempts: 100,
             speed_cents: 0.0,
+            colour_db: 0.0,
         }
     }
 }
@@ -125,6 +135,8 @@ pub struct Pair {
     pub style: Knobs,
     /// What was done to A to make `input`.
     pub corruption: Corruption,
+    /// The colour rendered on the whole clip before it was split ([`PairConfig::colour_db`]).
+    pub colour: Option<Knobs>,
     pub origin: ClipOrigin,
 }
 
@@ -179,7 +191,8 @@ impl PairGenerator {
     /// as often after the input as before); draw the style and render it on both parts;
     /// corrupt A into the input. With [`PairConfig::speed_cents`], a training clip is first
     /// played at another speed half the time (in place of DeepAFx-ST's pitch and tempo
-    /// augmentation). DeepAFx-ST's 50 ms fades are not done.
+    /// augmentation), and with [`PairConfig::colour_db`] coloured half the time. DeepAFx-ST's
+    /// 50 ms fades are not done.
     pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
         self.pair_with_style(split, index, seed, self.config.style)
     }
@@ -199,6 +212,10 @@ impl PairGenerator {
         };
         let (mut clip, start, played_at_hz) =
             changed.unwrap_or_else(|| (samples[start..start + half + reference_frames].to_vec(), start, sample_rate));
+        let colour = self.colour(split, &mut rng);
+        if let Some(knobs) = &colour {
+            render(knobs, sample_rate, &mut [&mut clip])?;
+        }
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         let swap = rng.random_bool(0.5);
         let (a, b) = if swap {
@@ -223,7 +240,7 @@ impl PairGenerator {
 
         let mut input = a.to_vec();
         let corruption = corrupt(&mut input, sample_rate, self.config.corruption, &mut rng)?;
-        Ok(Pair { input, reference, target, style, corruption, origin })
+        Ok(Pair { input, reference, target, style, corruption, colour, origin })
     }
 
     /// Clip number `index` of `split` for `seed`: L + R frames whose halves both pass the
@@ -249,6 +266,13 @@ impl PairGenerator {
         let speed = (rng.random_range(-cents..=cents) / 1200.0).exp2();
         let rate = (f64::from(self.corpus.sample_rate()) * speed / 100.0).round() as u32 * 100;
         (rate != self.corpus.sample_rate()).then_some(rate)
+    }
+
+    /// The [`random_colour`] of this training pair's clip, if it is coloured
+    /// ([`PairConfig::colour_db`]). Draws nothing without the augmentation.
+    fn colour(&self, split: Split, rng: &mut ChaCha8Rng) -> Option<Knobs> {
+        let max_db = self.config.colour_db;
+        (split == Split::Train && max_db > 0.0 && rng.random_bool(0.5)).then(|| random_colour(rng, max_db))
     }
 
     /// The L + R clip heard when `samples`, from about `start`, are played at `rate` Hz and
@@ -474,10 +498,13 @@ mod tests {
         let start = input_start.min(reference_start);
         let gap = if input_start < reference_start { length } else { reference_length };
         assert_eq!(input_start.abs_diff(reference_start), gap, "the halves are not adjacent");
-        let clip = &samples[start..start + length + reference_length];
+        let mut clip = samples[start..start + length + reference_length].to_vec();
+        if let Some(colour) = &pair.colour {
+            render(colour, RATE, &mut [&mut clip]).unwrap();
+        }
         let clip_gain = 10f32.powf(-12.0 / 20.0) / clip.iter().fold(0.0f32, |p, x| p.max(x.abs()));
         let part = |first: usize, frames: usize| -> Vec<f32> {
-            samples[first..first + frames].iter().map(|x| x * clip_gain).collect()
+            clip[first - start..first - start + frames].iter().map(|x| x * clip_gain).collect()
         };
         let (a, b) = (part(input_start, length), part(reference_start, reference_length));
         let styled = |x: &[f32]| {
@@ -579,6 +606,30 @@ mod tests {
         for split in [Split::Validation, Split::Test] {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             assert_eq!(generator.speed_change(split, &mut rng), None);
+            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
+        }
+    }
+
+    /// Colour augmentation: a quarter to three quarters of the training pairs are coloured,
+    /// within the dB asked for, and each coloured pair is its clip coloured as a whole and then
+    /// split (rebuilt independently); validation and test clips are never coloured nor draw.
+    #[test]
+    fn colour_augmentation_colours_both_halves_of_training_clips_alike() {
+        let generator = make_generator(noise_files, PairConfig { colour_db: 6.0, ..config(StyleChoice::Random) });
+        let pairs: Vec<Pair> = (0..200).map(|i| generator.pair(Split::Train, i, 5).unwrap()).collect();
+        let coloured: Vec<&Pair> = pairs.iter().filter(|p| p.colour.is_some()).collect();
+        assert!((50..150).contains(&coloured.len()), "{} of 200 coloured", coloured.len());
+        let gains = ["eq.low_shelf.gain_db", "eq.band1.gain_db", "eq.high_shelf.gain_db"].map(|name| knob_index(name).unwrap());
+        for pair in &coloured {
+            let colour = pair.colour.unwrap();
+            assert!(gains.iter().all(|&g| colour.0[g].abs() <= 6.0), "{colour:?}");
+            assert!(gains.iter().any(|&g| colour.0[g] != 0.0));
+        }
+        coloured.iter().take(6).for_each(|pair| check_rebuilt(&generator, pair));
+        pairs.iter().filter(|p| p.colour.is_none()).take(6).for_each(|pair| check_rebuilt(&generator, pair));
+        for split in [Split::Validation, Split::Test] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            assert_eq!(generator.colour(split, &mut rng), None);
             assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
         }
     }

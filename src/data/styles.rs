@@ -236,6 +236,24 @@ pub(super) fn bypass_compressor(knobs: &mut Knobs) {
     knobs.0[comp_index::RATIO] = 1.0;
 }
 
+/// A random colouring of content, for training augmentation: the two shelves and the broadest
+/// peaking band (band 1) of our EQ, each with a gain uniform in ±`max_db`, any frequency of its
+/// range and the broad end of its Q range (shelves 0.4–0.7, the band 0.3–1, about 2.4 to 1.4
+/// octaves); the compressor bypassed. Gentle and broad by design: it changes a recording's
+/// long-term spectrum (a darker or brighter, thinner or fuller room or microphone) rather than
+/// adding a production style.
+pub fn random_colour<R: Rng + ?Sized>(rng: &mut R, max_db: f64) -> Knobs {
+    let mut knobs = Knobs::default();
+    bypass_compressor(&mut knobs);
+    for (section, q_range) in [(0, (0.4, 0.7)), (1, (0.3, 1.0)), (NUM_EQ_SECTIONS - 1, (0.4, 0.7))] {
+        let [gain, freq, q] = std::array::from_fn(|k| section * KNOBS_PER_SECTION + k);
+        knobs.0[gain] = rng.random_range(-max_db..=max_db);
+        knobs.0[freq] = normalized_uniform(rng, freq, KNOBS[freq].min, KNOBS[freq].max);
+        knobs.0[q] = normalized_uniform(rng, q, q_range.0, q_range.1);
+    }
+    knobs
+}
+
 /// A value of knob `i` drawn uniformly in the normalised domain between the physical values
 /// `low` and `high`.
 fn normalized_uniform<R: Rng + ?Sized>(rng: &mut R, i: usize, low: f64, high: f64) -> f64 {
@@ -400,6 +418,27 @@ mod tests {
             }
             let threshold = k.0[comp_index::THRESHOLD_DB];
             assert!(threshold == 0.0 || (THRESHOLD_DB.0..=THRESHOLD_DB.1).contains(&threshold));
+        }
+    }
+
+    /// A colour moves only the shelves and band 1, within ±max dB and their broad Q ranges;
+    /// the other bands stay flat and the compressor is the identity.
+    #[test]
+    fn random_colour_is_broad_gentle_and_leaves_the_compressor_off() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let coloured = [0, 1, NUM_EQ_SECTIONS - 1];
+        for _ in 0..500 {
+            let k = random_colour(&mut rng, 4.0);
+            k.validate().unwrap();
+            for section in 0..NUM_EQ_SECTIONS {
+                let (gain, q) = (k.0[section * KNOBS_PER_SECTION], k.0[section * KNOBS_PER_SECTION + 2]);
+                if coloured.contains(&section) {
+                    assert!(gain.abs() <= 4.0 && (0.3..=1.0).contains(&q), "section {section}: {gain} dB, Q {q}");
+                } else {
+                    assert_eq!(gain, 0.0, "section {section}");
+                }
+            }
+            assert_eq!((k.0[comp_index::RATIO], k.0[comp_index::MAKEUP_DB]), (1.0, 0.0));
         }
     }
 }

@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn training_lowers_the_loss_and_resumes_exactly() {
         let config = tiny();
-        let trainer_config = TrainerConfig { learning_rate: 1e-3, grad_clip_norm: None, seed: 3 };
+        let trainer_config = TrainerConfig { learning_rate: 1e-3, grad_clip_norm: None, seed: 3, dropout: 0.0 };
         let features = &config.net.features;
         let input = noise_features(features, 2, 12_000, 1);
         let reference = noise_features(features, 2, 12_000, 2);

@@ -14,6 +14,8 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, sigmoid};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureConfig, Features};
@@ -201,11 +203,29 @@ pub struct Controller {
 
 impl Controller {
     pub fn forward(&self, input_embedding: Tensor<2>, reference_embedding: Tensor<2>) -> Tensor<2> {
+        self.forward_with(input_embedding, reference_embedding, |x| x)
+    }
+
+    /// [`Controller::forward`] with `dropout` applied to the joint embedding and to each hidden
+    /// layer's output.
+    fn forward_with(
+        &self,
+        input_embedding: Tensor<2>,
+        reference_embedding: Tensor<2>,
+        mut dropout: impl FnMut(Tensor<2>) -> Tensor<2>,
+    ) -> Tensor<2> {
         let difference = reference_embedding.clone() - input_embedding.clone();
-        let joint = Tensor::cat(vec![input_embedding, reference_embedding, difference], 1);
-        let x = self.hidden.iter().fold(joint, |x, layer| gelu(layer.forward(x)));
+        let joint = dropout(Tensor::cat(vec![input_embedding, reference_embedding, difference], 1));
+        let x = self.hidden.iter().fold(joint, |x, layer| dropout(gelu(layer.forward(x))));
         sigmoid(self.out.forward(x))
     }
+}
+
+/// An inverted-dropout mask of `len` values: each 0 with probability `p`, else `1 / (1 − p)`,
+/// so a unit's expected value is unchanged and the network needs no rescaling at inference.
+pub(crate) fn dropout_mask<R: Rng + ?Sized>(rng: &mut R, p: f64, len: usize) -> Vec<f32> {
+    let kept = (1.0 / (1.0 - p)) as f32;
+    (0..len).map(|_| if rng.random_bool(p) { 0.0 } else { kept }).collect()
 }
 
 /// The encoder and controller, with the config they were built from.
@@ -263,6 +283,28 @@ impl StyleNet {
     pub(crate) fn forward_features(&self, input: &[Features], reference: &[Features]) -> Tensor<2> {
         assert_eq!(input.len(), reference.len(), "one reference per input");
         self.forward(self.batch_tensor(input), self.batch_tensor(reference))
+    }
+
+    /// [`StyleNet::forward_features`] as trained with dropout: each of the controller's inputs
+    /// and hidden units is dropped with probability `p` ([`dropout_mask`]), the masks drawn
+    /// from ChaCha8 seeded with `seed`. `p = 0` is the plain forward pass.
+    ///
+    /// # Panics
+    /// As [`StyleNet::forward_features`], and if `p` is not in `[0, 1)`.
+    pub(crate) fn forward_features_dropped(&self, input: &[Features], reference: &[Features], p: f64, seed: u64) -> Tensor<2> {
+        assert!((0.0..1.0).contains(&p), "dropout {p} is outside [0, 1)");
+        assert_eq!(input.len(), reference.len(), "one reference per input");
+        let input_embedding = self.encoder.forward(self.batch_tensor(input));
+        let reference_embedding = self.encoder.forward(self.batch_tensor(reference));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        self.controller.forward_with(input_embedding, reference_embedding, |x| {
+            if p == 0.0 {
+                return x;
+            }
+            let [batch, n] = x.dims();
+            let mask = Tensor::from_data(TensorData::new(dropout_mask(&mut rng, p, batch * n), [batch, n]), &x.device());
+            x * mask
+        })
     }
 
     /// The device the parameters live on.

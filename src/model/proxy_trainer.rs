@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn learns_a_knob_controlled_gain_and_resumes_exactly() {
         let config = ProxyConfig { channels: 8, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Eq) };
-        let trainer_config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: None, seed: 2 };
+        let trainer_config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: None, seed: 2, dropout: 0.0 };
         type Rows = Vec<Vec<f32>>;
         let batch = |step: usize| -> (Rows, Rows, Rows) {
             let mut inputs = Vec::new();

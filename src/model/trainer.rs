@@ -36,11 +36,17 @@ pub struct TrainerConfig {
     /// Seeds the initial weights; the same seed and the same batches give the same training
     /// (on one machine with the same number of threads).
     pub seed: u64,
+    /// Dropout in the style network's controller: in each training step every one of its
+    /// inputs (the joint embedding) and hidden units is dropped with this probability (0: none;
+    /// checkpoints saved without it have none). The masks are drawn from the seed and the
+    /// batch's features, so a resumed run draws the masks the uninterrupted one would have.
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 impl Default for TrainerConfig {
     fn default() -> Self {
-        Self { learning_rate: 1e-3, grad_clip_norm: None, seed: 0 }
+        Self { learning_rate: 1e-3, grad_clip_norm: None, seed: 0, dropout: 0.0 }
     }
 }
 
@@ -146,7 +152,8 @@ impl Trainer {
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
-        let knobs = self.model.forward_features(input, reference);
+        let mask_seed = self.config.seed ^ features_fnv(input);
+        let knobs = self.model.forward_features_dropped(input, reference, self.config.dropout, mask_seed);
         surrogate_gradients(&self.model, knobs, loss_and_grad, "knob")
     }
 
@@ -159,6 +166,12 @@ impl Trainer {
     pub fn model(&self) -> StyleNet {
         self.model.valid()
     }
+}
+
+/// FNV-1a hash of a batch's feature values: the dropout masks' seed, a function of the batch.
+fn features_fnv(features: &[Features]) -> u64 {
+    let bytes: Vec<u8> = features.iter().flat_map(|f| f.values.iter().flat_map(|v| v.to_le_bytes())).collect();
+    file::fnv1a64(&bytes)
 }
 
 /// The caller's loss and `module`'s parameter gradients through the surrogate
@@ -268,6 +281,7 @@ mod tests {
     use crate::fx::NUM_KNOBS;
     use crate::model::features::{ANALYSIS_RATE_HZ, LogMel};
     use crate::model::network::tests::noise_features;
+    use crate::model::network::dropout_mask;
 
     /// `Σ (p − t)²` over every knob of every pair and its gradient `2(p − t)`, in plain Rust.
     fn squared_error(knobs: &[Vec<f32>], targets: &[Vec<f32>]) -> (f64, Vec<Vec<f32>>) {
@@ -451,13 +465,47 @@ mod tests {
         assert_eq!(trainer.predict(&feats, &feats), before);
     }
 
+    /// Dropout acts in training steps only: the same batch and seed draw the same masks, a
+    /// dropped forward pass differs from the plain one and `p = 0` is the plain one exactly;
+    /// predictions never drop; and a step with dropout moves the weights elsewhere than one
+    /// without. The masks zero a share `p` of the units and scale the rest by `1 / (1 − p)`.
+    #[test]
+    fn dropout_acts_in_training_steps_only() {
+        let (input, reference, targets) = tilt_level_pairs(4, 8);
+        let trainer = Trainer::new(&StyleNetConfig::default(), &TrainerConfig { seed: 5, dropout: 0.5, ..Default::default() });
+        let dropped = |p, seed| rows(trainer.model.forward_features_dropped(&input, &reference, p, seed));
+        let plain = rows(trainer.model.forward_features(&input, &reference));
+        assert_eq!(dropped(0.0, 1), plain);
+        assert_eq!(dropped(0.5, 1), dropped(0.5, 1));
+        assert_ne!(dropped(0.5, 1), dropped(0.5, 2));
+        assert_ne!(dropped(0.5, 1), plain);
+        let prediction = trainer.predict(&input, &reference);
+        assert_eq!(prediction, trainer.predict(&input, &reference));
+        let close = prediction.iter().flatten().zip(plain.iter().flatten()).all(|(a, b)| (a - b).abs() < 1e-6);
+        assert!(close, "prediction is the plain forward pass");
+
+        let after_one_step = |dropout| {
+            let mut trainer = Trainer::new(&StyleNetConfig::default(), &TrainerConfig { seed: 5, dropout, ..Default::default() });
+            trainer.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
+            trainer.predict(&input, &reference)
+        };
+        assert_ne!(after_one_step(0.5), after_one_step(0.0));
+
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mask = dropout_mask(&mut rng, 0.2, 100_000);
+        let dropped_share = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
+        assert!((dropped_share - 0.2).abs() < 0.005, "{dropped_share}");
+        assert!(mask.iter().all(|&m| m == 0.0 || m == 1.25));
+    }
+
     /// Saving after two steps and resuming gives exactly the network that four uninterrupted
     /// steps give: the weights, Adam's moments and its step count all come back (a trainer
-    /// resumed without the moments would take a different third step).
+    /// resumed without the moments would take a different third step), and so do the dropout
+    /// masks.
     #[test]
     fn resuming_a_checkpoint_continues_training_exactly() {
         let (input, reference, targets) = tilt_level_pairs(4, 7);
-        let config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: Some(1.0), seed: 4 };
+        let config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: Some(1.0), seed: 4, dropout: 0.2 };
         let step = |trainer: &mut Trainer| trainer.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut trainer = Trainer::new(&StyleNetConfig::default(), &config);
