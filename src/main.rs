@@ -424,6 +424,11 @@ struct TrainArgs {
     /// (none). Validation pairs are never changed.
     #[arg(long, value_parser = parse_colour_db)]
     colour_db: Option<f64>,
+    /// Mix augmentation: the probability, in [0, 1], that a training clip has a second one
+    /// mixed into it (0 to 12 dB quieter, both halves alike); default 0 (none). Validation
+    /// pairs are never changed.
+    #[arg(long)]
+    mix: Option<f64>,
     /// Dropout in the controller: the probability, in [0, 1), that each of its inputs and
     /// hidden units is dropped in a training step; default 0 (none).
     #[arg(long)]
@@ -566,6 +571,7 @@ impl TrainArgs {
             corruption: self.corruption.map_or(d.corruption, Into::into),
             speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
             colour_db: self.colour_db.unwrap_or(d.colour_db),
+            mix: self.mix.unwrap_or(d.mix),
             dropout: self.dropout.unwrap_or(d.dropout),
             ..d
         })

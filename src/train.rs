@@ -116,6 +116,10 @@ pub struct TrainConfig {
     /// ([`PairConfig::colour_db`]).
     #[serde(default)]
     pub colour_db: f64,
+    /// Mix augmentation: the probability that a training clip has another mixed into it, 0
+    /// for none ([`PairConfig::mix`]).
+    #[serde(default)]
+    pub mix: f64,
     /// Dropout in the style network's controller ([`TrainerConfig::dropout`]), 0 for none; a
     /// cTCN run has none.
     #[serde(default)]
@@ -155,6 +159,7 @@ impl Default for TrainConfig {
             corruption: InputCorruption::EqAndCompressor,
             speed_cents: 0.0,
             colour_db: 0.0,
+            mix: 0.0,
             dropout: 0.0,
             init: None,
             eq_proxy: None,
@@ -208,6 +213,9 @@ impl TrainConfig {
             if !(weight.is_finite() && weight >= 0.0) {
                 return Err(Error::Invalid(format!("{name} {weight} must be a finite number of at least 0")));
             }
+        }
+        if !(0.0..=1.0).contains(&self.mix) {
+            return Err(Error::Invalid(format!("--mix {} must lie in [0, 1]", self.mix)));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!("--dropout {} must lie in [0, 1)", self.dropout)));
@@ -583,6 +591,7 @@ fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
             corruption: config.corruption,
             speed_cents: config.speed_cents,
             colour_db: config.colour_db,
+            mix: config.mix,
             ..PairConfig::default()
         },
     )
@@ -741,6 +750,7 @@ mod tests {
                     style,
                     corruption: Corruption { knobs: Knobs::default(), expander: None },
                     colour: None,
+                    mix: None,
                     origin: ClipOrigin { recording: 0, input_start: 0, reference_start: 12_000, played_at_hz: 24_000 },
                 }
             })
@@ -829,7 +839,8 @@ mod tests {
 
     /// `--l1-weight` sets the weight of the loss's time-domain term: the difference between
     /// two weights is that difference times the mean absolute sample error, computed directly.
-    /// Negative or non-finite weights are refused, and so is dropout outside [0, 1).
+    /// Negative or non-finite weights are refused, and so are dropout outside [0, 1) and a mix
+    /// probability outside [0, 1].
     #[test]
     fn the_l1_weight_weighs_the_time_domain_term() {
         let (a, b) = (groove(1.0, 24_000, 1, 3).channels.remove(0), groove(1.0, 24_000, 1, 4).channels.remove(0));
@@ -839,6 +850,7 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             assert!(TrainConfig { l1_weight: bad, ..TrainConfig::default() }.validate().is_err());
             assert!(TrainConfig { dropout: bad.abs(), ..TrainConfig::default() }.validate().is_err());
+            assert!(TrainConfig { mix: bad, ..TrainConfig::default() }.validate().is_err());
         }
     }
 
@@ -888,17 +900,19 @@ mod tests {
     fn augmentation_reaches_the_training_pairs_only() {
         let dir = tempfile::tempdir().unwrap();
         write_corpus(dir.path());
-        let config = TrainConfig { speed_cents: 200.0, colour_db: 6.0, ..tiny_config(dir.path()) };
+        let config = TrainConfig { speed_cents: 200.0, colour_db: 6.0, mix: 0.5, ..tiny_config(dir.path()) };
         let generator = load_pairs(&config).unwrap();
         let pairs = |split| (0..20).map(|i| generator.pair(split, i, 1).unwrap()).collect::<Vec<_>>();
         let (train, validation) = (pairs(Split::Train), pairs(Split::Validation));
         assert!(train.iter().any(|p| p.origin.played_at_hz != 24_000) && train.iter().any(|p| p.colour.is_some()));
-        assert!(validation.iter().all(|p| p.origin.played_at_hz == 24_000 && p.colour.is_none()));
+        assert!(train.iter().any(|p| p.mix.is_some()));
+        assert!(validation.iter().all(|p| p.origin.played_at_hz == 24_000 && p.colour.is_none() && p.mix.is_none()));
         let mut saved = serde_json::to_value(&config).unwrap();
         saved.as_object_mut().unwrap().remove("speed_cents");
         saved.as_object_mut().unwrap().remove("colour_db");
+        saved.as_object_mut().unwrap().remove("mix");
         let old = serde_json::from_value::<TrainConfig>(saved).unwrap();
-        assert_eq!((old.speed_cents, old.colour_db), (0.0, 0.0));
+        assert_eq!((old.speed_cents, old.colour_db, old.mix), (0.0, 0.0, 0.0));
     }
 
     /// The proxy estimators train through proxy files (tiny untrained proxies here: the

@@ -73,6 +73,12 @@ pub struct PairConfig {
     /// a network can learn the style from how the two differ but cannot lean on knowing the
     /// training recordings. Validation and test clips are never coloured.
     pub colour_db: f64,
+    /// Mix augmentation of training clips: the probability (0: none) that a training-split
+    /// clip has a second training clip mixed into it, from anywhere in the split, at a peak
+    /// level 0 to 12 dB below its own, both halves alike, before it is split. Mixtures are
+    /// pieces no recording holds, so the network meets content it cannot have learned by heart.
+    /// Validation and test clips are never mixed.
+    pub mix: f64,
 }
 
 impl Default for PairConfig {
@@ -86,6 +92,7 @@ impl Default for PairConfig {
             max_attempts: 100,
             speed_cents: 0.0,
             colour_db: 0.0,
+            mix: 0.0,
         }
     }
 }
@@ -117,6 +124,17 @@ pub struct ClipOrigin {
     pub played_at_hz: u32,
 }
 
+/// A second clip mixed into a training clip ([`PairConfig::mix`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mix {
+    /// Index into [`Corpus::recordings`] of the split.
+    pub recording: usize,
+    /// Its first frame.
+    pub start: usize,
+    /// Its peak relative to the clip's own, in dB (−12 to 0), before the sum is normalised.
+    pub gain_db: f64,
+}
+
 /// One training example: mono, at the corpus rate; input and target
 /// [`PairConfig::half_frames`] long, the reference [`PairConfig::reference_frames`].
 ///
@@ -137,6 +155,8 @@ pub struct Pair {
     pub corruption: Corruption,
     /// The colour rendered on the whole clip before it was split ([`PairConfig::colour_db`]).
     pub colour: Option<Knobs>,
+    /// The clip mixed into it before that ([`PairConfig::mix`]).
+    pub mix: Option<Mix>,
     pub origin: ClipOrigin,
 }
 
@@ -212,6 +232,12 @@ impl PairGenerator {
         };
         let (mut clip, start, played_at_hz) =
             changed.unwrap_or_else(|| (samples[start..start + half + reference_frames].to_vec(), start, sample_rate));
+        let mix = self.mix(split, &mut rng)?;
+        if let Some(m) = &mix {
+            let other = &self.corpus.recordings(split)[m.recording].samples[m.start..m.start + clip.len()];
+            let gain = peak(&clip) / peak(other) * 10f32.powf(m.gain_db as f32 / 20.0);
+            clip.iter_mut().zip(other).for_each(|(x, y)| *x += gain * y);
+        }
         let colour = self.colour(split, &mut rng);
         if let Some(knobs) = &colour {
             render(knobs, sample_rate, &mut [&mut clip])?;
@@ -240,7 +266,7 @@ impl PairGenerator {
 
         let mut input = a.to_vec();
         let corruption = corrupt(&mut input, sample_rate, self.config.corruption, &mut rng)?;
-        Ok(Pair { input, reference, target, style, corruption, colour, origin })
+        Ok(Pair { input, reference, target, style, corruption, colour, mix, origin })
     }
 
     /// Clip number `index` of `split` for `seed`: L + R frames whose halves both pass the
@@ -273,6 +299,17 @@ impl PairGenerator {
     fn colour(&self, split: Split, rng: &mut ChaCha8Rng) -> Option<Knobs> {
         let max_db = self.config.colour_db;
         (split == Split::Train && max_db > 0.0 && rng.random_bool(0.5)).then(|| random_colour(rng, max_db))
+    }
+
+    /// The clip mixed into this training pair's clip, if any ([`PairConfig::mix`]): drawn as
+    /// any clip is, at a level uniform in −12 to 0 dB. Draws nothing without the augmentation.
+    fn mix(&self, split: Split, rng: &mut ChaCha8Rng) -> Result<Option<Mix>> {
+        let probability = self.config.mix;
+        if split != Split::Train || probability <= 0.0 || !rng.random_bool(probability) {
+            return Ok(None);
+        }
+        let (recording, start) = self.draw_clip(split, rng)?;
+        Ok(Some(Mix { recording, start, gain_db: rng.random_range(-12.0..=0.0) }))
     }
 
     /// The L + R clip heard when `samples`, from about `start`, are played at `rate` Hz and
@@ -346,6 +383,11 @@ impl PairGenerator {
             .collect::<Result<Vec<_>>>()?;
         Ok(Batch { index, pairs })
     }
+}
+
+/// The largest absolute sample value.
+fn peak(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |p, v| p.max(v.abs()))
 }
 
 /// `Σ x² / N`: DeepAFx-ST's test for silent clips.
@@ -499,6 +541,12 @@ mod tests {
         let gap = if input_start < reference_start { length } else { reference_length };
         assert_eq!(input_start.abs_diff(reference_start), gap, "the halves are not adjacent");
         let mut clip = samples[start..start + length + reference_length].to_vec();
+        if let Some(mix) = &pair.mix {
+            let other = &generator.corpus().recordings(Split::Train)[mix.recording].samples[mix.start..][..clip.len()];
+            let peak = |x: &[f32]| x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
+            let gain = peak(&clip) / peak(other) * 10f32.powf(mix.gain_db as f32 / 20.0);
+            clip = clip.iter().zip(other).map(|(x, y)| x + gain * y).collect();
+        }
         if let Some(colour) = &pair.colour {
             render(colour, RATE, &mut [&mut clip]).unwrap();
         }
@@ -630,6 +678,25 @@ mod tests {
         for split in [Split::Validation, Split::Test] {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             assert_eq!(generator.colour(split, &mut rng), None);
+            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
+        }
+    }
+
+    /// Mix augmentation: a quarter to three quarters of the training pairs are mixed, at −12
+    /// to 0 dB, and each mixed pair is its clip plus the other clip at that peak level, then
+    /// split (rebuilt independently); validation and test clips are never mixed nor draw.
+    #[test]
+    fn mix_augmentation_adds_a_second_clip_to_both_halves() {
+        let generator = make_generator(noise_files, PairConfig { mix: 0.5, colour_db: 3.0, ..config(StyleChoice::Random) });
+        let pairs: Vec<Pair> = (0..200).map(|i| generator.pair(Split::Train, i, 6).unwrap()).collect();
+        let mixed: Vec<&Pair> = pairs.iter().filter(|p| p.mix.is_some()).collect();
+        assert!((50..150).contains(&mixed.len()), "{} of 200 mixed", mixed.len());
+        assert!(mixed.iter().all(|p| (-12.0..=0.0).contains(&p.mix.unwrap().gain_db)));
+        assert!(mixed.iter().any(|p| p.mix.unwrap().recording != p.origin.recording));
+        mixed.iter().take(8).for_each(|pair| check_rebuilt(&generator, pair));
+        for split in [Split::Validation, Split::Test] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            assert_eq!(generator.mix(split, &mut rng).unwrap(), None);
             assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
         }
     }
