@@ -152,8 +152,12 @@ impl Trainer {
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
-        let mask_seed = self.config.seed ^ features_fnv(input);
-        let knobs = self.model.forward_features_dropped(input, reference, self.config.dropout, mask_seed);
+        let knobs = if self.config.dropout > 0.0 {
+            let mask_seed = self.config.seed ^ features_fnv(input);
+            self.model.forward_features_dropped(input, reference, self.config.dropout, mask_seed)
+        } else {
+            self.model.forward_features(input, reference)
+        };
         surrogate_gradients(&self.model, knobs, loss_and_grad, "knob")
     }
 
