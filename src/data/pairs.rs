@@ -15,7 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::{
-    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, random_colour, random_style,
+    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, peak_gain, random_colour,
+    random_style,
 };
 use crate::audio::Audio;
 use crate::fx::{Knobs, render};
@@ -211,8 +212,9 @@ impl PairGenerator {
     /// as often after the input as before); draw the style and render it on both parts;
     /// corrupt A into the input. With [`PairConfig::speed_cents`], a training clip is first
     /// played at another speed half the time (in place of DeepAFx-ST's pitch and tempo
-    /// augmentation), and with [`PairConfig::colour_db`] coloured half the time. DeepAFx-ST's
-    /// 50 ms fades are not done.
+    /// augmentation), with [`PairConfig::mix`] has a second clip mixed in, and with
+    /// [`PairConfig::colour_db`] is coloured half the time. DeepAFx-ST's 50 ms fades are not
+    /// done.
     pub fn pair(&self, split: Split, index: u64, seed: u64) -> Result<Pair> {
         self.pair_with_style(split, index, seed, self.config.style)
     }
@@ -235,7 +237,8 @@ impl PairGenerator {
         let mix = self.mix(split, &mut rng)?;
         if let Some(m) = &mix {
             let other = &self.corpus.recordings(split)[m.recording].samples[m.start..m.start + clip.len()];
-            let gain = peak(&clip) / peak(other) * 10f32.powf(m.gain_db as f32 / 20.0);
+            // Brings the other clip's peak to `gain_db` relative to this clip's peak.
+            let gain = peak_gain([other], m.gain_db) / peak_gain([&clip[..]], 0.0);
             clip.iter_mut().zip(other).for_each(|(x, y)| *x += gain * y);
         }
         let colour = self.colour(split, &mut rng);
@@ -385,11 +388,6 @@ impl PairGenerator {
     }
 }
 
-/// The largest absolute sample value.
-fn peak(x: &[f32]) -> f32 {
-    x.iter().fold(0.0f32, |p, v| p.max(v.abs()))
-}
-
 /// `Σ x² / N`: DeepAFx-ST's test for silent clips.
 fn mean_energy(x: &[f32]) -> f64 {
     x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64
@@ -516,6 +514,16 @@ mod tests {
         20.0 * f64::from(signals.iter().flat_map(|s| s.iter()).fold(0.0f32, |p, x| p.max(x.abs()))).log10()
     }
 
+    /// An augmentation's draw for validation and test clips: none, and nothing taken from the
+    /// random stream (so those pairs stay what they were before the augmentation existed).
+    fn assert_no_draw_outside_training<T: std::fmt::Debug>(draw: impl Fn(Split, &mut ChaCha8Rng) -> Option<T>) {
+        for split in [Split::Validation, Split::Test] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            assert!(draw(split, &mut rng).is_none(), "{split} augmented");
+            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
+        }
+    }
+
     #[test]
     fn pairs_are_reproducible_from_the_seed_and_differ_across_seeds() {
         let generator = make_generator(noise_files, config(StyleChoice::Random));
@@ -540,17 +548,17 @@ mod tests {
         let start = input_start.min(reference_start);
         let gap = if input_start < reference_start { length } else { reference_length };
         assert_eq!(input_start.abs_diff(reference_start), gap, "the halves are not adjacent");
+        let peak = |x: &[f32]| x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
         let mut clip = samples[start..start + length + reference_length].to_vec();
         if let Some(mix) = &pair.mix {
             let other = &generator.corpus().recordings(Split::Train)[mix.recording].samples[mix.start..][..clip.len()];
-            let peak = |x: &[f32]| x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
             let gain = peak(&clip) / peak(other) * 10f32.powf(mix.gain_db as f32 / 20.0);
             clip = clip.iter().zip(other).map(|(x, y)| x + gain * y).collect();
         }
         if let Some(colour) = &pair.colour {
             render(colour, RATE, &mut [&mut clip]).unwrap();
         }
-        let clip_gain = 10f32.powf(-12.0 / 20.0) / clip.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+        let clip_gain = 10f32.powf(-12.0 / 20.0) / peak(&clip);
         let part = |first: usize, frames: usize| -> Vec<f32> {
             clip[first - start..first - start + frames].iter().map(|x| x * clip_gain).collect()
         };
@@ -576,7 +584,7 @@ mod tests {
         if let Some(settings) = &pair.corruption.expander {
             expand(settings, RATE, &mut [&mut input]);
         }
-        let scale = 10f32.powf(-12.0 / 20.0) / input.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+        let scale = 10f32.powf(-12.0 / 20.0) / peak(&input);
         let error = input.iter().zip(&pair.input).fold(0.0f32, |m, (x, y)| m.max((x * scale - y).abs()));
         assert!(error < 1e-6, "input is not the corrupted A: {error}");
     }
@@ -651,11 +659,7 @@ mod tests {
             let expected = frames(HALF);
             assert!((p.origin.input_start.abs_diff(p.origin.reference_start) as f64 - expected).abs() <= 1.0);
         }
-        for split in [Split::Validation, Split::Test] {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
-            assert_eq!(generator.speed_change(split, &mut rng), None);
-            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
-        }
+        assert_no_draw_outside_training(|split, rng| generator.speed_change(split, rng));
     }
 
     /// Colour augmentation: a quarter to three quarters of the training pairs are coloured,
@@ -675,11 +679,7 @@ mod tests {
         }
         coloured.iter().take(6).for_each(|pair| check_rebuilt(&generator, pair));
         pairs.iter().filter(|p| p.colour.is_none()).take(6).for_each(|pair| check_rebuilt(&generator, pair));
-        for split in [Split::Validation, Split::Test] {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
-            assert_eq!(generator.colour(split, &mut rng), None);
-            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
-        }
+        assert_no_draw_outside_training(|split, rng| generator.colour(split, rng));
     }
 
     /// Mix augmentation: a quarter to three quarters of the training pairs are mixed, at −12
@@ -694,11 +694,7 @@ mod tests {
         assert!(mixed.iter().all(|p| (-12.0..=0.0).contains(&p.mix.unwrap().gain_db)));
         assert!(mixed.iter().any(|p| p.mix.unwrap().recording != p.origin.recording));
         mixed.iter().take(8).for_each(|pair| check_rebuilt(&generator, pair));
-        for split in [Split::Validation, Split::Test] {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
-            assert_eq!(generator.mix(split, &mut rng).unwrap(), None);
-            assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(3).random::<u64>(), "{split} drew");
-        }
+        assert_no_draw_outside_training(|split, rng| generator.mix(split, rng).unwrap());
     }
 
     #[test]
