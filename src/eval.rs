@@ -390,6 +390,7 @@ pub(crate) fn mean<'a>(all: impl Iterator<Item = &'a Metrics> + Clone) -> Metric
         crest_factor_error_db: mean(|m| m.crest_factor_error_db),
         loudness_error_lu: mean(|m| m.loudness_error_lu),
         loudness_bias_lu: mean(|m| m.loudness_bias_lu),
+        centroid_bias_hz: mean(|m| m.centroid_bias_hz),
     }
 }
 
@@ -416,8 +417,8 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "{} pairs, {} styles, {} {} files ({:.2} h)\n\n\
-             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | loudness bias (LU) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             | | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) | loudness bias (LU) | centroid bias (Hz) | s/example | MR-STFT ratio | loudness ratio | centroid ratio | train steps | train min | s/step |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.pairs,
             match self.styles {
                 StyleSet::Random => "random",
@@ -435,7 +436,7 @@ impl Report {
                 |t| format!("| {} | {:.1} | {:.3} |", t.steps, t.seconds / 60.0, t.seconds / t.steps.max(1) as f64),
             );
             out.push_str(&format!(
-                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:+.2} | {:.4} | {:.2} | {:.2} | {:.2} {training}\n",
+                "| {} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:+.2} | {:+.0} | {:.4} | {:.2} | {:.2} | {:.2} {training}\n",
                 row.name,
                 m.mrstft,
                 m.mel_distance,
@@ -443,6 +444,7 @@ impl Report {
                 m.rms_error_db,
                 m.loudness_error_lu,
                 m.loudness_bias_lu,
+                m.centroid_bias_hz,
                 row.seconds_per_example,
                 m.mrstft / input.mrstft,
                 m.loudness_error_lu / input.loudness_error_lu,

@@ -678,6 +678,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("crest factor error      {:>10.2} dB", m.crest_factor_error_db);
                 println!("loudness error          {:>10.2} LU", m.loudness_error_lu);
                 println!("loudness difference     {:>+10.2} LU (estimate - target)", m.loudness_bias_lu);
+                println!("centroid difference     {:>+10.1} Hz (estimate - target)", m.centroid_bias_hz);
             }
         }
         Command::Transfer { input, reference, output, params_out, model, format, json, plot, refine } => {

@@ -32,6 +32,9 @@ pub struct Metrics {
     /// [`AudioPair::loudness_difference_lu`]: signed, so its mean over pairs is a systematic
     /// bias (an estimate too quiet on average has a negative mean).
     pub loudness_bias_lu: f64,
+    /// [`AudioPair::centroid_difference_hz`]: signed, so its mean over pairs is a systematic
+    /// tilt (an estimate too dark on average has a negative mean).
+    pub centroid_bias_hz: f64,
 }
 
 /// Computes every metric of `estimate` against `target` (planar channels at `sample_rate`);
@@ -46,6 +49,7 @@ pub fn compare(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> 
         crest_factor_error_db: pair.crest_factor_error_db(),
         loudness_error_lu: pair.loudness_error_lu()?,
         loudness_bias_lu: pair.loudness_difference_lu()?,
+        centroid_bias_hz: pair.centroid_difference_hz(),
     })
 }
 
@@ -151,8 +155,13 @@ impl AudioPair {
     /// frames, `f_k = k · ⌊sr/2⌋ / 1024`). As DeepAFx-ST's `SpectralCentroidError`, `1e-16` is
     /// added to every sample so that silent frames have a (near-DC) centroid instead of 0/0.
     pub fn centroid_error_hz(&self) -> f64 {
+        self.centroid_difference_hz().abs()
+    }
+
+    /// `c(x̂) − c(x)` in Hz, the mean centroids of [`AudioPair::centroid_error_hz`].
+    pub fn centroid_difference_hz(&self) -> f64 {
         let sample_rate = self.sample_rate;
-        (mean_centroid_hz(&self.estimate, sample_rate) - mean_centroid_hz(&self.target, sample_rate)).abs()
+        mean_centroid_hz(&self.estimate, sample_rate) - mean_centroid_hz(&self.target, sample_rate)
     }
 
     /// The RMS level error in dB, `|20·log10 max(rms(x̂), 1e-8) − 20·log10 max(rms(x), 1e-8)|`,
@@ -301,8 +310,10 @@ mod tests {
                 mean_centroid_hz(&[sine(freq, 0.5, 48000).iter().map(|&v| f64::from(v)).collect()], RATE);
             assert!((centroid - freq).abs() < bin_hz, "{freq} Hz: centroid {centroid}");
         }
-        let error = pair(sine(1000.0, 0.5, 48000), sine(4000.0, 0.5, 48000)).centroid_error_hz();
+        let low_high = pair(sine(1000.0, 0.5, 48000), sine(4000.0, 0.5, 48000));
+        let error = low_high.centroid_error_hz();
         assert!((error - 3000.0).abs() < bin_hz, "{error}");
+        assert_eq!(low_high.centroid_difference_hz(), -error, "the darker estimate's difference is negative");
     }
 
     #[test]
@@ -397,7 +408,8 @@ mod tests {
                 rms_error_db: 0.0,
                 crest_factor_error_db: 0.0,
                 loudness_error_lu: 0.0,
-                loudness_bias_lu: 0.0
+                loudness_bias_lu: 0.0,
+                centroid_bias_hz: 0.0
             }
         );
     }
