@@ -41,15 +41,18 @@ pub struct Metrics {
 /// see [`AudioPair::new`] for what is checked and how lengths are matched.
 pub fn compare(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> Result<Metrics> {
     let pair = AudioPair::new(estimate, target, sample_rate)?;
+    // Each error is its signed difference's magnitude: measure the difference once.
+    let loudness = pair.loudness_difference_lu()?;
+    let centroid = pair.centroid_difference_hz();
     Ok(Metrics {
         mrstft: pair.mrstft(),
         mel_distance: pair.mel_distance(),
-        centroid_error_hz: pair.centroid_error_hz(),
+        centroid_error_hz: centroid.abs(),
         rms_error_db: pair.rms_error_db(),
         crest_factor_error_db: pair.crest_factor_error_db(),
-        loudness_error_lu: pair.loudness_error_lu()?,
-        loudness_bias_lu: pair.loudness_difference_lu()?,
-        centroid_bias_hz: pair.centroid_difference_hz(),
+        loudness_error_lu: loudness.abs(),
+        loudness_bias_lu: loudness,
+        centroid_bias_hz: centroid,
     })
 }
 

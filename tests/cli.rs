@@ -53,6 +53,8 @@ fn example_apply_analyze_round_trip() {
     // The estimate is the louder one: a positive difference.
     assert!((m["loudness_bias_lu"].as_f64().unwrap() - 6.0).abs() < 0.01, "{m}");
     assert!(m["crest_factor_error_db"].as_f64().unwrap() < 1e-3, "{m}");
+    // A gain moves no frame's centroid (up to the rounding of the f32 samples).
+    assert!(m["centroid_bias_hz"].as_f64().unwrap().abs() < 0.01, "{m}");
 }
 
 #[test]
