@@ -510,8 +510,13 @@ mod tests {
         PairConfig { half_frames: HALF, style, ..PairConfig::default() }
     }
 
+    /// The largest absolute sample value.
+    fn peak(x: &[f32]) -> f32 {
+        x.iter().fold(0.0f32, |p, v| p.max(v.abs()))
+    }
+
     fn peak_db(signals: &[&[f32]]) -> f64 {
-        20.0 * f64::from(signals.iter().flat_map(|s| s.iter()).fold(0.0f32, |p, x| p.max(x.abs()))).log10()
+        20.0 * f64::from(signals.iter().map(|s| peak(s)).fold(0.0f32, f32::max)).log10()
     }
 
     /// An augmentation's draw for validation and test clips: none, and nothing taken from the
@@ -548,7 +553,6 @@ mod tests {
         let start = input_start.min(reference_start);
         let gap = if input_start < reference_start { length } else { reference_length };
         assert_eq!(input_start.abs_diff(reference_start), gap, "the halves are not adjacent");
-        let peak = |x: &[f32]| x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
         let mut clip = samples[start..start + length + reference_length].to_vec();
         if let Some(mix) = &pair.mix {
             let other = &generator.corpus().recordings(Split::Train)[mix.recording].samples[mix.start..][..clip.len()];
