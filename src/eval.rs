@@ -118,6 +118,10 @@ pub struct Row {
     pub by_style: Vec<(String, Metrics)>,
     /// The model's training cost, where known.
     pub training: Option<TrainingCost>,
+    /// Outputs silent to BS.1770 (no 400 ms block above −70 LUFS), measured with their loudness
+    /// taken as −70 LUFS, so that the row's loudness error is a lower bound
+    /// ([`metrics::compare_floored`]).
+    pub silent_outputs: usize,
 }
 
 /// A finished evaluation.
@@ -359,11 +363,13 @@ fn timed_tcn(tcn: &Proxy, pairs: &[Pair], conditioning: &[(Vec<f32>, f64)]) -> R
 /// The mean of every metric of each pair's output against the pair's target, with the mean
 /// time; with named styles also the means per style (pair `i` has style `i % styles.len()`).
 fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f32>, f64)>) -> Result<Row> {
-    let each: Vec<Metrics> = pairs
+    let measured: Vec<(Metrics, bool)> = pairs
         .par_iter()
         .zip(&outputs)
-        .map(|(p, (estimate, _))| metrics::compare(std::slice::from_ref(estimate), std::slice::from_ref(&p.target), RATE_HZ))
+        .map(|(p, (estimate, _))| metrics::compare_floored(std::slice::from_ref(estimate), std::slice::from_ref(&p.target), RATE_HZ))
         .collect::<Result<_>>()?;
+    let silent_outputs = measured.iter().filter(|(_, silent)| *silent).count();
+    let each: Vec<Metrics> = measured.into_iter().map(|(m, _)| m).collect();
     let by_style = styles
         .iter()
         .enumerate()
@@ -375,6 +381,7 @@ fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f3
         seconds_per_example: outputs.iter().map(|(_, s)| s).sum::<f64>() / outputs.len() as f64,
         by_style,
         training: None,
+        silent_outputs,
     })
 }
 
@@ -449,6 +456,13 @@ impl Report {
                 m.mrstft / input.mrstft,
                 m.loudness_error_lu / input.loudness_error_lu,
                 m.centroid_error_hz / input.centroid_error_hz,
+            ));
+        }
+        for row in self.rows.iter().filter(|r| r.silent_outputs > 0) {
+            out.push_str(&format!(
+                "\n{}: {} of {} outputs silent (no 400 ms block above −70 LUFS); their loudness is counted as \
+                 −70 LUFS, so the row's loudness error is a lower bound.\n",
+                row.name, row.silent_outputs, self.pairs
             ));
         }
         if let Some(first) = self.rows.first().filter(|r| !r.by_style.is_empty()) {
@@ -537,6 +551,31 @@ mod tests {
         // 300 steps in 60 s: 1.0 min, 0.2 s per step.
         assert!(table.contains("| 300 | 1.0 | 0.200 |"), "{table}");
         assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
+    }
+
+    /// A silent output is counted and measured, not an error: its loudness is taken as the
+    /// −70 LUFS gate's, so the row's loudness error is the mean of the others' errors and that
+    /// floor's distance to its target, each measured here on its own; the table says so.
+    #[test]
+    fn a_silent_output_counts_against_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let config = EvalConfig { data: vec![dir.path().to_path_buf()], pairs: 4, half_frames: 12_000, ..EvalConfig::default() };
+        let pairs = make_pairs(Corpus::from_roots(&config.data, &[Split::Test], "test").unwrap(), &config).unwrap();
+        let mut outputs: Vec<(Vec<f32>, f64)> = pairs.iter().map(|p| (p.input.clone(), 0.0)).collect();
+        outputs[1].0.iter_mut().for_each(|v| *v *= 1e-5);
+        let row = measure_row("quiet", &pairs, &[], outputs).unwrap();
+        assert_eq!(row.silent_outputs, 1);
+        let lufs = |x: &[f32]| metrics::loudness_lufs(x, RATE_HZ, "clip").unwrap();
+        let errors: Vec<f64> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if i == 1 { lufs(&p.target) - metrics::ABSOLUTE_GATE_LUFS } else { (lufs(&p.input) - lufs(&p.target)).abs() })
+            .collect();
+        let expected = errors.iter().sum::<f64>() / 4.0;
+        assert!((row.metrics.loudness_error_lu - expected).abs() < 1e-9 * expected, "{} vs {expected}", row.metrics.loudness_error_lu);
+        let report = Report { styles: StyleSet::Random, pairs: 4, split: Split::Test, files: 4, hours: 0.0, rows: vec![row] };
+        assert!(report.markdown().contains("quiet: 1 of 4 outputs silent"), "{}", report.markdown());
     }
 
     /// `--split`: the pairs come from the split asked for. The three splits' file counts add up

@@ -37,23 +37,29 @@ pub struct Metrics {
     pub centroid_bias_hz: f64,
 }
 
+/// BS.1770's absolute gate: a recording with no 400 ms block above it has no integrated
+/// loudness (−∞).
+pub const ABSOLUTE_GATE_LUFS: f64 = -70.0;
+
 /// Computes every metric of `estimate` against `target` (planar channels at `sample_rate`);
-/// see [`AudioPair::new`] for what is checked and how lengths are matched.
+/// see [`AudioPair::new`] for what is checked and how lengths are matched. Either recording
+/// being silent to BS.1770 is an error ([`AudioPair::loudness_error_lu`]).
 pub fn compare(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> Result<Metrics> {
     let pair = AudioPair::new(estimate, target, sample_rate)?;
-    // Each error is its signed difference's magnitude: measure the difference once.
-    let loudness = pair.loudness_difference_lu()?;
-    let centroid = pair.centroid_difference_hz();
-    Ok(Metrics {
-        mrstft: pair.mrstft(),
-        mel_distance: pair.mel_distance(),
-        centroid_error_hz: centroid.abs(),
-        rms_error_db: pair.rms_error_db(),
-        crest_factor_error_db: pair.crest_factor_error_db(),
-        loudness_error_lu: loudness.abs(),
-        loudness_bias_lu: loudness,
-        centroid_bias_hz: centroid,
-    })
+    Ok(pair.metrics(pair.loudness_difference_lu()?))
+}
+
+/// As [`compare`], but an estimate silent to BS.1770 (no block above [`ABSOLUTE_GATE_LUFS`]) is
+/// measured instead of refused: its loudness is taken as the gate's, above its true loudness,
+/// so its loudness error is a lower bound. The flag says whether that happened. An evaluation
+/// uses this so that a model's silent output counts against it rather than ending the run; the
+/// target must still be audible.
+pub fn compare_floored(estimate: &[Vec<f32>], target: &[Vec<f32>], sample_rate: u32) -> Result<(Metrics, bool)> {
+    let pair = AudioPair::new(estimate, target, sample_rate)?;
+    let target_lufs = integrated_loudness_lufs(&pair.target, sample_rate, "target")?;
+    let estimate_lufs = gated_loudness_lufs(&pair.estimate, sample_rate, "estimate")?;
+    let loudness = estimate_lufs.unwrap_or(ABSOLUTE_GATE_LUFS) - target_lufs;
+    Ok((pair.metrics(loudness), estimate_lufs.is_none()))
 }
 
 /// An estimate and a target with the same channel count and length, in `f64`, ready to measure.
@@ -105,6 +111,22 @@ impl AudioPair {
     /// Samples per channel after truncation.
     pub fn num_samples(&self) -> usize {
         self.estimate[0].len()
+    }
+
+    /// Every metric, given the loudness difference (measured by the caller, who decides what a
+    /// silent estimate means). Each error is its signed difference's magnitude.
+    fn metrics(&self, loudness_difference_lu: f64) -> Metrics {
+        let centroid = self.centroid_difference_hz();
+        Metrics {
+            mrstft: self.mrstft(),
+            mel_distance: self.mel_distance(),
+            centroid_error_hz: centroid.abs(),
+            rms_error_db: self.rms_error_db(),
+            crest_factor_error_db: self.crest_factor_error_db(),
+            loudness_error_lu: loudness_difference_lu.abs(),
+            loudness_bias_lu: loudness_difference_lu,
+            centroid_bias_hz: centroid,
+        }
     }
 
     /// The multi-resolution STFT distance, the [`MrStftLoss`] with its default resolutions and
@@ -240,18 +262,20 @@ pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64
 }
 
 fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<f64> {
-    let bad = |reason: String| Error::BadAudio { what: what.into(), reason };
-    let meter_error = |e: ebur128::Error| bad(format!("loudness meter failed: {e}"));
+    gated_loudness_lufs(channels, sample_rate, what)?.ok_or_else(|| Error::BadAudio {
+        what: what.into(),
+        reason: "integrated loudness is -inf LUFS (silent, or shorter than one 400 ms block)".into(),
+    })
+}
+
+/// The integrated loudness, `None` where no block passes the absolute gate.
+fn gated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
+    let meter_error = |e: ebur128::Error| Error::BadAudio { what: what.into(), reason: format!("loudness meter failed: {e}") };
     let mut meter = EbuR128::new(channels.len() as u32, sample_rate, Mode::I).map_err(meter_error)?;
     let planar: Vec<&[f64]> = channels.iter().map(Vec::as_slice).collect();
     meter.add_frames_planar_f64(&planar).map_err(meter_error)?;
     let lufs = meter.loudness_global().map_err(meter_error)?;
-    if !lufs.is_finite() {
-        return Err(
-            bad("integrated loudness is -inf LUFS (silent, or shorter than one 400 ms block)".into()),
-        );
-    }
-    Ok(lufs)
+    Ok(lufs.is_finite().then_some(lufs))
 }
 
 fn rms(x: &[f64]) -> f64 {
@@ -341,6 +365,31 @@ mod tests {
         let error = pair(vec![0.0; 48000], noise(0.3, 48000, 2)).loudness_error_lu();
         assert!(matches!(error, Err(Error::BadAudio { .. })), "{error:?}");
         assert!(compare(&[vec![0.0; 48000]], &[vec![0.0; 48000]], RATE).is_err());
+    }
+
+    /// `compare_floored`: an estimate 100 dB down (below the −70 LUFS gate) is flagged and
+    /// measured with its loudness at the gate against the target's own loudness, and with the
+    /// centroid of the same estimate 100 dB up (the centroid does not depend on the level); an
+    /// audible estimate gives exactly `compare`'s metrics and no flag.
+    #[test]
+    fn a_silent_estimate_is_floored_at_the_gate_only_when_asked() {
+        let target = [noise(0.3, 48000, 4)];
+        let quiet = [scaled(&noise(0.3, 48000, 5), 1e-5)];
+        assert!(compare(&quiet, &target, RATE).is_err());
+        let (floored, silent) = compare_floored(&quiet, &target, RATE).unwrap();
+        assert!(silent);
+        let target_lufs = loudness_lufs(&target[0], RATE, "target").unwrap();
+        assert!((floored.loudness_bias_lu - (ABSOLUTE_GATE_LUFS - target_lufs)).abs() < 1e-9, "{floored:?}");
+        assert_eq!(floored.loudness_error_lu, -floored.loudness_bias_lu);
+        // The centroid does not depend on the level: the estimate 100 dB up measures the same.
+        let loud = compare(&[scaled(&quiet[0], 1e5)], &target, RATE).unwrap();
+        assert!((floored.centroid_error_hz - loud.centroid_error_hz).abs() < 1.0, "{floored:?} vs {loud:?}");
+        let audible = [noise(0.1, 48000, 6)];
+        let (metrics, silent) = compare_floored(&audible, &target, RATE).unwrap();
+        assert!(!silent);
+        assert_eq!(metrics, compare(&audible, &target, RATE).unwrap());
+        // A silent target is still an error: there is nothing to measure against.
+        assert!(compare_floored(&audible, &quiet, RATE).is_err());
     }
 
     /// For a gain `c` with every clamp inactive, a magnitude-linear distance `D(c·x, x) = |ln c| +
