@@ -686,7 +686,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 Some(path) => afx::model::file::load(&path)?,
                 None => afx::transfer::bundled_model()?,
             };
-            let done = afx::transfer::transfer_files(
+            let (done, loudness) = afx::transfer::transfer_files(
                 &model.net,
                 &input,
                 &reference,
@@ -701,7 +701,11 @@ fn run(cli: Cli) -> afx::Result<()> {
                 for (k, v) in KNOBS.iter().zip(done.file_knobs.0) {
                     println!("{:<24} {:>10.2} {}", k.name, v, k.unit);
                 }
-                eprintln!("wrote {}", output.display());
+                let lufs = |l: Option<f64>| l.map_or_else(|| "below −70 LUFS".to_string(), |l| format!("{l:.1} LUFS"));
+                eprintln!("wrote {} (loudness {}; reference {})", output.display(), lufs(loudness.output), lufs(loudness.reference));
+            }
+            if let Some(warning) = loudness.warning() {
+                eprintln!("{warning}");
             }
             if let Some(path) = plot {
                 afx::curves::write_png(&path, &done.file_knobs, done.output.sample_rate)?;

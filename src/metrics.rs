@@ -254,7 +254,14 @@ fn mean_centroid_hz(channels: &[Vec<f64>], sample_rate: u32) -> f64 {
     sum / frames as f64
 }
 
-/// Integrated loudness in LUFS per ITU-R BS.1770-4; `what` names the recording in errors.
+/// The gated integrated loudness (ITU-R BS.1770-4) of planar channels in LUFS, all channels
+/// together; `None` where no 400 ms block passes the [`ABSOLUTE_GATE_LUFS`] gate (silent to the
+/// meter). `what` names the recording in errors.
+pub fn integrated_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
+    let wide: Vec<Vec<f64>> = channels.iter().map(|c| c.iter().map(|&v| f64::from(v)).collect()).collect();
+    gated_loudness_lufs(&wide, sample_rate, what)
+}
+
 /// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
 /// naming `what`.
 pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64> {

@@ -126,6 +126,33 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
     Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })
 }
 
+/// The integrated loudness (BS.1770) of a transfer's output and of its reference in LUFS,
+/// `None` for a recording with no block above the −70 LUFS gate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loudness {
+    pub output: Option<f64>,
+    pub reference: Option<f64>,
+}
+
+/// How far below its reference an output may be before [`Loudness::warning`] speaks.
+const QUIET_WARNING_LU: f64 = 20.0;
+
+impl Loudness {
+    /// A one-line warning when the output is silent to the meter or more than 20 LU below the
+    /// reference: the knobs the model chose are then unlikely to be what the user wanted.
+    pub fn warning(&self) -> Option<String> {
+        let advice = "the model's knobs may not suit this material (try --refine, or another --model)";
+        match (self.output, self.reference) {
+            (None, _) => Some(format!("warning: the output is silent to the loudness meter (below −70 LUFS); {advice}")),
+            (Some(output), Some(reference)) if reference - output > QUIET_WARNING_LU => Some(format!(
+                "warning: the output is {:.1} LU quieter than the reference; {advice}",
+                reference - output
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The knobs that act on the unscaled input as `knobs` act on the input scaled by
 /// `input_gain_db`, followed by `output_gain_db`; clamped to range, with whether nothing was.
 pub fn fold_levels(knobs: &Knobs, input_gain_db: f64, output_gain_db: f64) -> (Knobs, bool) {
@@ -148,7 +175,8 @@ fn db(gain: f32) -> f64 {
 }
 
 /// `afx transfer` on files: reads both, transfers, writes `output` (never over an input) and,
-/// if asked, the knobs as the flat JSON `afx apply --params` reads.
+/// if asked, the knobs as the flat JSON `afx apply --params` reads; with the loudness of the
+/// output and the reference.
 pub fn transfer_files(
     net: &StyleNet,
     input: &Path,
@@ -157,7 +185,7 @@ pub fn transfer_files(
     params_out: Option<&Path>,
     format: WavFormat,
     refine_steps: usize,
-) -> Result<Transferred> {
+) -> Result<(Transferred, Loudness)> {
     audio::ensure_output_distinct(output, &[input, reference])?;
     if let Some(params) = params_out {
         audio::ensure_output_distinct(params, &[input, reference, output])?;
@@ -179,7 +207,9 @@ pub fn transfer_files(
         write_bytes_atomic(params, format!("{json}\n").as_bytes())
             .map_err(|e| Error::Invalid(format!("{}: cannot write the knobs: {e}", params.display())))?;
     }
-    Ok(done)
+    let loudness = |audio: &Audio, what| crate::metrics::integrated_loudness(&audio.channels, audio.sample_rate, what);
+    let levels = Loudness { output: loudness(&done.output, "output")?, reference: loudness(&reference_audio, "reference")? };
+    Ok((done, levels))
 }
 
 /// A recording's analysis copy: mono, at the network's rate, peak −12 dBFS, as in training.
@@ -339,5 +369,17 @@ mod tests {
         check(three, "3 channels");
         let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }, 0).unwrap_err();
         assert!(error.to_string().starts_with("reference"), "{error}");
+    }
+
+    /// The warning speaks for a silent output and for one more than 20 LU below its reference,
+    /// and only then.
+    #[test]
+    fn a_silent_or_far_too_quiet_output_is_warned_about() {
+        let warning = |output, reference| Loudness { output, reference }.warning();
+        assert!(warning(None, Some(-20.0)).is_some_and(|w| w.contains("silent")));
+        assert!(warning(Some(-45.0), Some(-20.0)).is_some_and(|w| w.contains("25.0 LU quieter")));
+        for (output, reference) in [(Some(-39.0), Some(-20.0)), (Some(-10.0), Some(-20.0)), (Some(-30.0), None)] {
+            assert_eq!(warning(output, reference), None, "{output:?} against {reference:?}");
+        }
     }
 }
