@@ -258,8 +258,8 @@ fn mean_centroid_hz(channels: &[Vec<f64>], sample_rate: u32) -> f64 {
 /// together; `None` where no 400 ms block passes the [`ABSOLUTE_GATE_LUFS`] gate (silent to the
 /// meter). `what` names the recording in errors.
 pub fn integrated_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
-    let wide: Vec<Vec<f64>> = channels.iter().map(|c| c.iter().map(|&v| f64::from(v)).collect()).collect();
-    gated_loudness_lufs(&wide, sample_rate, what)
+    let planar: Vec<&[f32]> = channels.iter().map(Vec::as_slice).collect();
+    metered(channels.len(), sample_rate, what, |meter| meter.add_frames_planar_f32(&planar))
 }
 
 /// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
@@ -277,10 +277,21 @@ fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str)
 
 /// The integrated loudness, `None` where no block passes the absolute gate.
 fn gated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
-    let meter_error = |e: ebur128::Error| Error::BadAudio { what: what.into(), reason: format!("loudness meter failed: {e}") };
-    let mut meter = EbuR128::new(channels.len() as u32, sample_rate, Mode::I).map_err(meter_error)?;
     let planar: Vec<&[f64]> = channels.iter().map(Vec::as_slice).collect();
-    meter.add_frames_planar_f64(&planar).map_err(meter_error)?;
+    metered(channels.len(), sample_rate, what, |meter| meter.add_frames_planar_f64(&planar))
+}
+
+/// A BS.1770 meter of `channels` channels fed by `feed`, read as integrated loudness (`None`
+/// where no block passes the absolute gate); samples go in as they are, without a copy.
+fn metered(
+    channels: usize,
+    sample_rate: u32,
+    what: &str,
+    feed: impl FnOnce(&mut EbuR128) -> std::result::Result<(), ebur128::Error>,
+) -> Result<Option<f64>> {
+    let meter_error = |e: ebur128::Error| Error::BadAudio { what: what.into(), reason: format!("loudness meter failed: {e}") };
+    let mut meter = EbuR128::new(channels as u32, sample_rate, Mode::I).map_err(meter_error)?;
+    feed(&mut meter).map_err(meter_error)?;
     let lufs = meter.loudness_global().map_err(meter_error)?;
     Ok(lufs.is_finite().then_some(lufs))
 }
@@ -362,6 +373,10 @@ mod tests {
             sine(1000.0, 10f64.powf(-23.0 / 20.0), 5 * 48000).iter().map(|&v| f64::from(v)).collect();
         let lufs = integrated_loudness_lufs(&[channel.clone(), channel], RATE, "stereo").unwrap();
         assert!((lufs - (-23.0)).abs() < 0.05, "stereo: {lufs}");
+        // The same through the f32 entry point `afx transfer` uses.
+        let channel = sine(1000.0, 10f64.powf(-23.0 / 20.0), 5 * 48000);
+        let lufs = integrated_loudness(&[channel.clone(), channel], RATE, "stereo").unwrap().unwrap();
+        assert!((lufs - (-23.0)).abs() < 0.05, "stereo, f32: {lufs}");
         let x = noise(0.3, 3 * 48000, 1);
         let error = pair(x.clone(), scaled(&x, 0.5)).loudness_error_lu().unwrap();
         assert!((error - 20.0 * 2f64.log10()).abs() < 1e-3, "{error}");
