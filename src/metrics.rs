@@ -265,11 +265,16 @@ pub fn integrated_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) 
 /// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
 /// naming `what`.
 pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64> {
-    integrated_loudness_lufs(&[signal.iter().map(|&v| f64::from(v)).collect()], sample_rate, what)
+    audible(metered(1, sample_rate, what, |meter| meter.add_frames_planar_f32(&[signal]))?, what)
 }
 
 fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<f64> {
-    gated_loudness_lufs(channels, sample_rate, what)?.ok_or_else(|| Error::BadAudio {
+    audible(gated_loudness_lufs(channels, sample_rate, what)?, what)
+}
+
+/// A measured loudness, or the error for a recording silent to the meter.
+fn audible(lufs: Option<f64>, what: &str) -> Result<f64> {
+    lufs.ok_or_else(|| Error::BadAudio {
         what: what.into(),
         reason: "integrated loudness is -inf LUFS (silent, or shorter than one 400 ms block)".into(),
     })
