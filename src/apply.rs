@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::audio::{self, Audio, WavFormat};
-use crate::fx::{self, Knobs};
+use crate::fx::{self, ChainKnobs};
 use crate::metrics::{self, Metrics};
 use crate::{Error, Result};
 
@@ -18,7 +18,7 @@ pub fn read_checked(path: &Path) -> Result<Audio> {
 }
 
 /// Renders `audio` through the chain in place, at its own rate, processing in `f64`.
-pub fn render(audio: &mut Audio, knobs: &Knobs) -> Result<()> {
+pub fn render(audio: &mut Audio, knobs: &ChainKnobs) -> Result<()> {
     fx::check_sample_rate(audio.sample_rate)?;
     let mut work: Vec<Vec<f64>> = audio.channels.iter().map(|c| c.iter().map(|&v| v as f64).collect()).collect();
     let mut views: Vec<&mut [f64]> = work.iter_mut().map(|c| c.as_mut_slice()).collect();
@@ -35,7 +35,7 @@ pub fn render(audio: &mut Audio, knobs: &Knobs) -> Result<()> {
 }
 
 /// `afx apply`: reads `input`, renders it with `knobs`, writes `output` (never over the input).
-pub fn apply_file(input: &Path, output: &Path, knobs: &Knobs, format: WavFormat) -> Result<Audio> {
+pub fn apply_file(input: &Path, output: &Path, knobs: &ChainKnobs, format: WavFormat) -> Result<Audio> {
     audio::ensure_output_distinct(output, &[input])?;
     knobs.validate()?;
     let mut audio = read_checked(input)?;

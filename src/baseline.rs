@@ -75,7 +75,7 @@ fn compress(signal: &[f32], sample_rate: u32, threshold_db: f64) -> Result<Vec<f
         knobs.set(name, value)?;
     }
     let mut out = signal.to_vec();
-    fx::render(&knobs, sample_rate, &mut [&mut out])?;
+    fx::render(&knobs.chain_knobs(), sample_rate, &mut [&mut out])?;
     normalize_peak(&mut [&mut out], PEAK_DBFS);
     Ok(out)
 }
@@ -246,10 +246,9 @@ mod tests {
             .into_iter()
             .map(|v| v as f32)
             .collect();
-        let mut knobs = Knobs::default();
-        for assignment in ["eq.high_shelf.gain_db=-18", "eq.high_shelf.freq_hz=4000", "comp.threshold_db=-30", "comp.ratio=3"] {
-            knobs.apply_assignment(assignment).unwrap();
-        }
+        let mut knobs = Knobs::default().chain_knobs();
+        let set = ["eq.high_shelf.gain_db=-18", "eq.high_shelf.freq_hz=4000", "comp.threshold_db=-30", "comp.ratio=3"];
+        knobs.apply_assignments(&set.map(String::from)).unwrap();
         let mut reference = input.clone();
         fx::render(&knobs, rate, &mut [&mut reference]).unwrap();
         normalize_peak(&mut [&mut reference], PEAK_DBFS);

@@ -99,7 +99,7 @@ pub fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
 pub fn chain_forward_msamples_per_s() -> f64 {
     let len = 1 << 20;
     let input = program_signal(len, 48_000.0, 1);
-    let mut chain = Chain::<f32>::new(&busy_knobs(), 48_000, 1).expect("valid chain");
+    let mut chain = Chain::<f32>::new(&busy_knobs().chain_knobs(), 48_000, 1).expect("valid chain");
     let mut buf = input.clone();
     let seconds = best_of(5, || {
         buf.copy_from_slice(&input);
@@ -121,7 +121,7 @@ struct TrainingBatch {
 
 impl TrainingBatch {
     fn new() -> Self {
-        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let fx = ChainFx::default_chain(BATCH_RATE);
         let inputs: Vec<Channels> =
             (0..BATCH).map(|b| vec![program_signal(BATCH_SAMPLES, BATCH_RATE as f64, b as u32 + 1)]).collect();
         let guess: Vec<f32> = Knobs::default().to_normalized().iter().map(|&v| v as f32).collect();
@@ -154,7 +154,7 @@ struct BatchTimes {
 fn batch_benchmarks() -> BatchTimes {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
     pool.install(|| {
-        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let fx = ChainFx::default_chain(BATCH_RATE);
         let data = TrainingBatch::new();
         let batch = data.examples();
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
@@ -191,7 +191,7 @@ fn batch_benchmarks() -> BatchTimes {
 fn train_step_seconds() -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
     pool.install(|| {
-        let fx = ChainFx { sample_rate: BATCH_RATE };
+        let fx = ChainFx::default_chain(BATCH_RATE);
         let data = TrainingBatch::new();
         let net = StyleNetConfig::default();
         let mut trainer = Trainer::new(&net, &TrainerConfig::default());

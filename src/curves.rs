@@ -1,61 +1,71 @@
-//! What a knob setting does, drawn: the EQ's magnitude response and the compressor's static
-//! curve, side by side in one PNG (`afx transfer --plot`, `afx apply --plot`).
+//! What a knob setting does, drawn: the chain's magnitude response (its linear effects: EQ,
+//! filters, gain) and its static curve (its dynamics: compressor, gain), side by side in one
+//! PNG (`afx transfer --plot`, `afx apply --plot`). Each effect says what it contributes
+//! ([`crate::fx::effect::Effect::response_db`], [`crate::fx::effect::Effect::static_curve_db`]).
 
 use std::path::Path;
 
 use crate::atomic::write_bytes_atomic;
-use crate::fx::eq::design_all;
-use crate::fx::{ChainSettings, Knobs, compressor::gain_computer};
+use crate::fx::ChainKnobs;
 use crate::plot::{Chart, Scale, Series, render_row_png};
 use crate::{Error, Result};
 
-/// The EQ's magnitude response in dB at each frequency: the sum of its sections' responses
-/// (RBJ designs at `sample_rate`, as the chain runs them).
-pub fn eq_response_db(knobs: &Knobs, sample_rate: f64, freqs_hz: &[f64]) -> Vec<f64> {
-    let designs = design_all(&ChainSettings::from(knobs).eq, sample_rate);
-    freqs_hz.iter().map(|&f| designs.iter().map(|d| d.coeffs.magnitude_db(f, sample_rate)).sum()).collect()
+/// The magnitude response in dB at each frequency of the chain's linear effects in series (the
+/// sum of their responses, designed at `sample_rate` as the chain runs them).
+pub fn response_db(knobs: &ChainKnobs, sample_rate: f64, freqs_hz: &[f64]) -> Vec<f64> {
+    freqs_hz
+        .iter()
+        .map(|&f| {
+            knobs.chain().stages().iter().filter_map(|s| s.kind.response_db(&knobs.values()[s.knobs()], sample_rate, f)).sum()
+        })
+        .collect()
 }
 
-/// The compressor's static curve: output level in dB for a steady input level in dB (gain
-/// computer plus make-up gain; what the detector settles to once attack and release are done).
-pub fn compressor_curve_db(knobs: &Knobs, levels_db: &[f64]) -> Vec<f64> {
-    let c = ChainSettings::from(knobs).comp;
-    levels_db.iter().map(|&x| gain_computer(x, c.threshold_db, c.ratio, c.knee_db).0 + c.makeup_db).collect()
+/// The static curve of the chain's level-dependent effects in series: output level in dB for a
+/// steady input level in dB (what the detectors settle to once attack and release are done).
+pub fn static_curve_db(knobs: &ChainKnobs, levels_db: &[f64]) -> Vec<f64> {
+    levels_db
+        .iter()
+        .map(|&x| {
+            knobs.chain().stages().iter().fold(x, |level, s| s.kind.static_curve_db(&knobs.values()[s.knobs()], level).unwrap_or(level))
+        })
+        .collect()
 }
 
 /// Writes the two curves of `knobs` at `sample_rate` to `path` as a PNG.
-pub fn write_png(path: &Path, knobs: &Knobs, sample_rate: u32) -> Result<()> {
+pub fn write_png(path: &Path, knobs: &ChainKnobs, sample_rate: u32) -> Result<()> {
     let nyquist = f64::from(sample_rate) / 2.0;
     let top_hz = 20_000f64.min(0.999 * nyquist);
     let freqs: Vec<f64> = (0..=400).map(|i| 20.0 * (top_hz / 20.0).powf(f64::from(i) / 400.0)).collect();
     let levels: Vec<f64> = (0..=160).map(|i| -80.0 + 0.5 * f64::from(i)).collect();
     let series = |name: &str, x: &[f64], y: Vec<f64>| Series { name: name.into(), points: x.iter().copied().zip(y).collect() };
-    let eq = Chart {
-        title: format!("EQ ({sample_rate} Hz)"),
+    let chain = knobs.chain().to_string();
+    let response = Chart {
+        title: format!("{chain}: response ({sample_rate} Hz)"),
         x_label: "frequency (Hz)".into(),
         y_label: "gain (dB)".into(),
         x_scale: Scale::Log10,
         y_scale: Scale::Linear,
-        series: vec![series("EQ", &freqs, eq_response_db(knobs, f64::from(sample_rate), &freqs))],
+        series: vec![series("response", &freqs, response_db(knobs, f64::from(sample_rate), &freqs))],
     };
-    let comp = Chart {
-        title: "compressor (static curve)".into(),
+    let dynamics = Chart {
+        title: format!("{chain}: static curve"),
         x_label: "input level (dB)".into(),
         y_label: "output level (dB)".into(),
         x_scale: Scale::Linear,
         y_scale: Scale::Linear,
-        series: vec![series("unity", &levels, levels.clone()), series("compressor", &levels, compressor_curve_db(knobs, &levels))],
+        series: vec![series("unity", &levels, levels.clone()), series("chain", &levels, static_curve_db(knobs, &levels))],
     };
-    let png = render_row_png(&[eq, comp], 800, 500).map_err(Error::Invalid)?;
+    let png = render_row_png(&[response, dynamics], 800, 500).map_err(Error::Invalid)?;
     write_bytes_atomic(path, &png).map_err(|e| Error::Invalid(format!("{}: cannot write the plot: {e}", path.display())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fx;
+    use crate::fx::{self, Knobs, compressor::CompressorSettings};
 
-    fn busy() -> Knobs {
+    fn busy() -> ChainKnobs {
         let mut knobs = Knobs::default();
         knobs
             .apply_json(
@@ -64,7 +74,7 @@ mod tests {
                     "comp.makeup_db": 5}"#,
             )
             .unwrap();
-        knobs
+        knobs.chain_knobs()
     }
 
     /// The drawn EQ response is the gain the chain gives a steady sine (compressor at ratio 1,
@@ -81,7 +91,7 @@ mod tests {
             fx::render(&knobs, rate, &mut [&mut out]).unwrap();
             let rms = |x: &[f64]| (x[24_000..].iter().map(|v| v * v).sum::<f64>() / 24_000.0).sqrt();
             let measured = 20.0 * (rms(&out) / rms(&tone)).log10();
-            let drawn = eq_response_db(&knobs, f64::from(rate), &[hz])[0];
+            let drawn = response_db(&knobs, f64::from(rate), &[hz])[0];
             assert!((measured - drawn).abs() < 0.02, "{hz} Hz: measured {measured:.3} dB, drawn {drawn:.3} dB");
         }
     }
@@ -98,9 +108,10 @@ mod tests {
             let amplitude = 10f64.powf(level_db / 20.0);
             let square: Vec<f64> = (0..24_000).map(|n| if (n / 50) % 2 == 0 { amplitude } else { -amplitude }).collect();
             let mut out = square.clone();
-            fx::compressor::Compressor::<f64>::new(&ChainSettings::from(&knobs).comp, 48_000.0).process(&mut [&mut out]);
+            let comp = &knobs.values()[knobs.chain().stages()[1].knobs()];
+            fx::compressor::Compressor::<f64>::new(&CompressorSettings::from_knobs(comp), 48_000.0).process(&mut [&mut out]);
             let settled = 20.0 * out[23_990].abs().log10();
-            let drawn = compressor_curve_db(&knobs, &[level_db])[0];
+            let drawn = static_curve_db(&knobs, &[level_db])[0];
             assert!((settled - drawn).abs() < 0.01, "{level_db} dB: settled {settled:.3}, drawn {drawn:.3}");
         }
     }

@@ -9,6 +9,22 @@ pub enum Error {
     UnknownKnob { name: String },
     #[error("knob `{name}` = {value} is out of range [{min}, {max}] {unit}")]
     KnobOutOfRange { name: String, value: f64, min: f64, max: f64, unit: &'static str },
+    #[error("knob `{name}` = {value} is not one of its settings {min}, {min} + {step}, ..., {max}")]
+    KnobNotOnStep { name: String, value: f64, min: f64, max: f64, step: u32 },
+    #[error("knob `{name}` is set more than once")]
+    RepeatedKnob { name: String },
+    #[error("expected NAME=VALUE with a number, got `{assignment}`")]
+    BadAssignment { assignment: String },
+    #[error("knob `{name}` belongs to an effect that is not in the chain `{chain}`")]
+    KnobNotInChain { name: String, chain: String },
+    #[error("unknown effect `{name}` (known: {known})")]
+    UnknownEffect { name: String, known: String },
+    #[error("bad chain `{chain}`: {reason}")]
+    BadChain { chain: String, reason: String },
+    #[error("expected knobs of the chain `{expected}`, got the chain `{got}`")]
+    ChainMismatch { expected: String, got: String },
+    #[error("the chain `{chain}` has {expected} knobs, got {got} values")]
+    KnobCount { chain: String, expected: usize, got: usize },
     #[error("knob `{name}` has a non-finite value")]
     KnobNotFinite { name: String },
     #[error("invalid knob file {path}: {reason}")]

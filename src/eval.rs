@@ -187,7 +187,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         StyleSet::Random => Vec::new(),
         StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
     };
-    let fx = ChainFx { sample_rate: RATE_HZ };
+    let fx = ChainFx::default_chain(RATE_HZ);
     let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
     let extra = |c: &Candidate| {
         let knobs = c.tcn.is_none();

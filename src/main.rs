@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use afx::audio::WavFormat;
 use afx::data::{Draw, InputCorruption, Split, Style};
 use afx::fx::level::OutputLevel;
-use afx::fx::{KNOBS, Knobs};
+use afx::fx::{ChainKnobs, ChainSpec, EffectKind, KNOBS};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, ProxyEffect, StyleNetConfig};
@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Render a file through the effect chain (parametric EQ, then compressor).
+    /// Render a file through an effect chain (by default the parametric EQ, then the compressor).
     Apply {
         /// Input audio (WAV, FLAC, OGG Vorbis or MP3; any rate from 8 to 192 kHz; mono or stereo).
         #[arg(long)]
@@ -35,16 +35,21 @@ enum Command {
         /// Output WAV file (written atomically; never the input).
         #[arg(long)]
         output: PathBuf,
-        /// Flat JSON object of knob names to values; absent knobs keep their defaults.
+        /// Knob file (`{"chain": ..., "knobs": {...}}`, or a flat object of knob names to values);
+        /// absent knobs keep their defaults. Its chain is rendered unless --chain is given.
         #[arg(long)]
         params: Option<PathBuf>,
+        /// The effects in order, comma-separated, e.g. `hpf,eq,comp` (`afx params --effects`
+        /// lists them; default `eq,comp`, or the knob file's chain).
+        #[arg(long)]
+        chain: Option<String>,
         /// Set one knob, e.g. `--set comp.ratio=4` (repeatable; applied after --params).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
         /// Output sample format.
         #[arg(long, value_enum, default_value_t = Format::F32)]
         format: Format,
-        /// Also draw the EQ curve and compressor curve into this PNG.
+        /// Also draw the chain's response and static curve into this PNG.
         #[arg(long)]
         plot: Option<PathBuf>,
     },
@@ -99,8 +104,14 @@ enum Command {
         #[arg(long)]
         style: Option<String>,
     },
-    /// List every knob with its unit, range and default.
+    /// List every knob of a chain with its unit, range and default, or every effect.
     Params {
+        /// The effects in order, comma-separated, e.g. `hpf,eq,comp,limiter` (default `eq,comp`).
+        #[arg(long)]
+        chain: Option<String>,
+        /// List the effects instead of knobs.
+        #[arg(long, conflicts_with = "chain")]
+        effects: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -613,14 +624,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> afx::Result<()> {
     match cli.command {
-        Command::Apply { input, output, params, set, format, plot } => {
+        Command::Apply { input, output, params, chain, set, format, plot } => {
+            let chain: Option<ChainSpec> = chain.map(|c| c.parse()).transpose()?;
             let mut knobs = match params {
-                Some(path) => Knobs::from_json_file(&path)?,
-                None => Knobs::default(),
+                Some(path) => ChainKnobs::from_json_file(&path, chain.as_ref())?,
+                None => ChainKnobs::defaults(chain.unwrap_or_default()),
             };
-            for assignment in &set {
-                knobs.apply_assignment(assignment)?;
-            }
+            knobs.apply_assignments(&set)?;
             let audio = afx::apply::apply_file(&input, &output, &knobs, format.into())?;
             println!(
                 "wrote {} ({} ch, {} Hz, {:.2} s)",
@@ -641,28 +651,50 @@ fn run(cli: Cli) -> afx::Result<()> {
             let style: Option<Style> = style.map(|name| name.parse()).transpose()?;
             let mut audio = afx::example::groove(seconds, sample_rate, channels, seed);
             if let Some(style) = style {
-                afx::apply::render(&mut audio, &style.sample(&mut ChaCha8Rng::seed_from_u64(seed)))?;
+                afx::apply::render(&mut audio, &style.sample(&mut ChaCha8Rng::seed_from_u64(seed)).chain_knobs())?;
             }
             afx::audio::write_wav(&output, &audio, WavFormat::F32)?;
             let styled = style.map(|s| format!(", {} style", s.name())).unwrap_or_default();
             println!("wrote {} ({channels} ch, {sample_rate} Hz, {seconds:.2} s{styled})", output.display());
         }
-        Command::Params { json } => {
+        Command::Params { chain: _, effects: true, json } => {
             if json {
-                let list: Vec<_> = KNOBS
+                let list: Vec<_> = EffectKind::ALL
+                    .iter()
+                    .map(|e| serde_json::json!({ "name": e.name(), "description": e.description(), "knobs": e.knobs().len() }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list).expect("effect list serialises"));
+            } else {
+                for e in EffectKind::ALL {
+                    println!("{:<8} {:>2} knobs  {}", e.name(), e.knobs().len(), e.description());
+                }
+            }
+        }
+        Command::Params { chain, effects: false, json } => {
+            let chain: ChainSpec = chain.map(|c| c.parse()).transpose()?.unwrap_or_default();
+            let knobs = chain.knobs();
+            if json {
+                let list: Vec<_> = knobs
                     .iter()
                     .map(|k| {
                         serde_json::json!({ "name": k.name, "unit": k.unit, "min": k.min, "max": k.max,
-                            "default": k.default, "skew": format!("{:?}", k.skew).to_lowercase(),
-                            "description": k.description })
+                            "default": k.default, "skew": k.skew.name(), "description": k.description })
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list).expect("knob list serialises"));
             } else {
-                println!("{:<24} {:>4} {:>9} {:>9} {:>9}  {:<6}  description", "knob", "unit", "min", "max", "default", "skew");
-                for k in &KNOBS {
-                    let skew = format!("{:?}", k.skew).to_lowercase();
-                    println!("{:<24} {:>4} {:>9} {:>9} {:>9}  {:<6}  {}", k.name, k.unit, k.min, k.max, k.default, skew, k.description);
+                println!("{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  description", "knob", "unit", "min", "max", "default", "skew");
+                for k in &knobs {
+                    println!(
+                        "{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  {}",
+                        k.name,
+                        k.unit,
+                        k.min,
+                        k.max,
+                        k.default,
+                        k.skew.name(),
+                        k.description
+                    );
                 }
             }
         }
@@ -708,7 +740,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 eprintln!("{warning}");
             }
             if let Some(path) = plot {
-                afx::curves::write_png(&path, &done.file_knobs, done.output.sample_rate)?;
+                afx::curves::write_png(&path, &done.file_knobs.chain_knobs(), done.output.sample_rate)?;
             }
             if !done.file_knobs_exact {
                 eprintln!(

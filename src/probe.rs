@@ -100,7 +100,7 @@ fn styled_clips(generator: &PairGenerator, split: Split, per_style: usize, seed:
             let label = i as usize % Style::ALL.len();
             let mut clip = generator.clip(split, i, seed)?;
             let knobs = Style::ALL[label].sample(&mut ChaCha8Rng::seed_from_u64(seed ^ (i << 8) ^ 0x57));
-            fx::render(&knobs, rate, &mut [&mut clip])?;
+            fx::render(&knobs.chain_knobs(), rate, &mut [&mut clip])?;
             normalize_peak(&mut [&mut clip], PEAK_DBFS);
             Ok((clip, label))
         })

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::KNOBS;
-use crate::fx::params::comp_index;
+use crate::fx::params::default_chain;
 use crate::grad::{ChainFx, eq_only};
 use crate::model::file::{load_proxy, save_proxy};
 use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
@@ -148,7 +148,7 @@ pub fn train_proxy(
     std::fs::create_dir_all(run_dir)?;
 
     let generator = clip_source(&config)?;
-    let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
     let validation = (0..config.validation_clips as u64)
         .into_par_iter()
@@ -236,7 +236,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         return Err(Error::Invalid(format!("the proxy runs at {} Hz, the clips at {} Hz", proxy.config().sample_rate, corpus.sample_rate())));
     }
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
-    let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
     // Knobs that push the real effect's output under the loudness gate (−70 LUFS: a low
     // threshold at a high ratio) leave the loudness metric undefined; such clips are skipped.
     let audible = |e: &ProxyExample| metrics::loudness_lufs(&e.target, fx.sample_rate, "target").is_ok_and(f64::is_finite);
@@ -327,7 +327,7 @@ fn example(generator: &PairGenerator, config: &ProxyTrainConfig, split: Split, i
         }
         ProxyEffect::Chain => {
             // The make-up is applied exactly and heard at 0 dB (see `Proxy::forward`).
-            chain[comp_index::MAKEUP_DB] = KNOBS[comp_index::MAKEUP_DB].normalize(0.0) as f32;
+            chain[default_chain::MAKEUP_DB] = KNOBS[default_chain::MAKEUP_DB].normalize(0.0) as f32;
             chain
         }
     };

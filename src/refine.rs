@@ -86,7 +86,7 @@ mod tests {
     /// the processed input closer to the input through the true knobs, which it never sees.
     #[test]
     fn refinement_moves_toward_the_references_style() {
-        let fx = ChainFx { sample_rate: RATE };
+        let fx = ChainFx::default_chain(RATE);
         // The input backwards: other material with the same spectrum and level statistics.
         let input = mono(1);
         let other: Vec<f32> = input.iter().rev().copied().collect();
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn descend_never_returns_worse_than_its_start_and_zero_steps_keep_it() {
-        let fx = ChainFx { sample_rate: RATE };
+        let fx = ChainFx::default_chain(RATE);
         let input = vec![mono(2)];
         let start = normalized(&random_knobs(3));
         let (kept, _) = descend(&fx, &input, &start, 0, None, |o| (0.0, o.to_vec()));

@@ -379,12 +379,12 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
 
     let generator = Arc::new(load_pairs(&config)?);
     let validation = ValidationSet::new(&generator, &config)?;
-    let fx = ChainFx { sample_rate: generator.corpus().sample_rate() };
+    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
     let proxies = match (&config.eq_proxy, &config.comp_proxy) {
         (Some(eq), Some(comp)) => Some(ProxyChain::load(eq, comp, fx.sample_rate)?),
         _ => None,
     };
-    let effects = Effects { chain: fx, proxies };
+    let effects = Effects { chain: fx.clone(), proxies };
     let mut loss = config.loss();
 
     let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
@@ -719,7 +719,7 @@ mod tests {
     use crate::data::test_files::write_grooves;
     use crate::data::{ClipOrigin, Corruption};
     use crate::example::groove;
-    use crate::fx::params::comp_index;
+    use crate::fx::params::default_chain;
     use crate::fx::{self, Knobs};
 
     /// The style every pair of the learning test is given: a clear tilt and level change that
@@ -740,7 +740,7 @@ mod tests {
                 let (a, b) = clip.split_at(12_000);
                 let styled = |x: &[f32]| {
                     let mut y = x.to_vec();
-                    fx::render(&style, 24_000, &mut [&mut y]).unwrap();
+                    fx::render(&style.chain_knobs(), 24_000, &mut [&mut y]).unwrap();
                     y
                 };
                 Pair {
@@ -768,7 +768,7 @@ mod tests {
                 let tone: Vec<f32> =
                     (0..12_000).map(|n| 0.3 * (std::f64::consts::TAU * hz * n as f64 / rate).sin() as f32).collect();
                 let mut out = tone.clone();
-                fx::render(knobs, 24_000, &mut [&mut out]).unwrap();
+                fx::render(&knobs.chain_knobs(), 24_000, &mut [&mut out]).unwrap();
                 let rms = |x: &[f32]| (x[6_000..].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / 6_000.0).sqrt();
                 20.0 * (rms(&out) / rms(&tone)).log10()
             })
@@ -784,7 +784,7 @@ mod tests {
         let config = TrainConfig { learning_rate: 1e-3, net, ..TrainConfig::default() };
         let trainer_config = TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: None, seed: 2, dropout: 0.0 };
         let mut learner = Learner::Knobs(Trainer::new(&config.net, &trainer_config));
-        let fx = ChainFx { sample_rate: 24_000 };
+        let fx = ChainFx::default_chain(24_000);
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
         let train_pairs = styled_pairs(16, 1);
         let held_out = styled_pairs(6, 2);
@@ -818,7 +818,7 @@ mod tests {
         let before = (validation.measure(&learner, &fx, &mut loss).loss, response_error(&learner));
         for step in 0..40 {
             let batch = &train_pairs[(step as usize * 4) % 16..][..4];
-            let effects = Effects { chain: fx, proxies: None };
+            let effects = Effects { chain: fx.clone(), proxies: None };
             train_step(&mut learner, &config, &effects, &mut loss, batch, step).unwrap();
         }
         let after = (validation.measure(&learner, &fx, &mut loss).loss, response_error(&learner));
@@ -881,7 +881,7 @@ mod tests {
         write_corpus(dir.path());
         let ratios = |corruption| {
             let generator = load_pairs(&TrainConfig { corruption, ..tiny_config(dir.path()) }).unwrap();
-            (0..40).map(|i| generator.pair(Split::Train, i, 1).unwrap().corruption.knobs.0[comp_index::RATIO]).collect::<Vec<_>>()
+            (0..40).map(|i| generator.pair(Split::Train, i, 1).unwrap().corruption.knobs.0[default_chain::RATIO]).collect::<Vec<_>>()
         };
         assert!(ratios(InputCorruption::DeepAfxSt).iter().all(|&r| r == 1.0), "DeepAFx-ST's inputs are never compressed");
         assert!(ratios(InputCorruption::EqAndCompressor).iter().filter(|&&r| r > 1.0).count() > 20);

@@ -96,7 +96,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
     if refine_steps > 0 {
-        let fx = ChainFx { sample_rate: ANALYSIS_RATE_HZ };
+        let fx = ChainFx::default_chain(ANALYSIS_RATE_HZ);
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, refine_steps, level);
     }
     let knobs = to_knobs(&normalized);
@@ -105,7 +105,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
     scale(&mut output, input_gain);
     // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
-    crate::fx::render(&knobs, output.sample_rate, &mut views)?;
+    crate::fx::render(&knobs.chain_knobs(), output.sample_rate, &mut views)?;
     // The level: back to the reference's peak scale (the network learned the make-up gain on
     // peak-normalised clips), or for a level-relative model onto the reference's own level.
     let output_gain_db = match level {
@@ -157,7 +157,7 @@ impl Loudness {
 /// `input_gain_db`, followed by `output_gain_db`; clamped to range, with whether nothing was.
 pub fn fold_levels(knobs: &Knobs, input_gain_db: f64, output_gain_db: f64) -> (Knobs, bool) {
     use crate::fx::KNOBS;
-    use crate::fx::params::comp_index::{MAKEUP_DB, THRESHOLD_DB};
+    use crate::fx::params::default_chain::{MAKEUP_DB, THRESHOLD_DB};
     let mut folded = *knobs;
     folded.0[THRESHOLD_DB] -= input_gain_db;
     folded.0[MAKEUP_DB] += input_gain_db + output_gain_db;
@@ -263,7 +263,7 @@ mod tests {
 
                 assert!(done.file_knobs_exact);
                 let mut replay = input.clone();
-                render(&mut replay, &done.file_knobs).unwrap();
+                render(&mut replay, &done.file_knobs.chain_knobs()).unwrap();
                 let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
                 assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "rate {rate}, {channels} ch");
             }
@@ -302,7 +302,7 @@ mod tests {
                 assert!(done.file_knobs_exact || gain_db < 0.0, "{rate} Hz: the file knobs were clamped");
                 if done.file_knobs_exact {
                     let mut replay = input.clone();
-                    render(&mut replay, &done.file_knobs).unwrap();
+                    render(&mut replay, &done.file_knobs.chain_knobs()).unwrap();
                     let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
                     assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "{rate} Hz, {gain_db} dB");
                 }
@@ -320,7 +320,7 @@ mod tests {
         let (plain, refined) = (transfer(&net, &input, &reference, 0).unwrap(), transfer(&net, &input, &reference, 15).unwrap());
         assert_ne!(plain.knobs, refined.knobs);
         let (input_copy, reference_copy) = (analysis_copy(&input).unwrap(), analysis_copy(&reference).unwrap());
-        let fx = ChainFx { sample_rate: ANALYSIS_RATE_HZ };
+        let fx = ChainFx::default_chain(ANALYSIS_RATE_HZ);
         let mut distance = StyleDistance::new(&reference_copy, ANALYSIS_RATE_HZ, &StyleDistanceConfig::at(ANALYSIS_RATE_HZ));
         let mut distance_with = |knobs: &Knobs| {
             let normalized: Vec<f32> = knobs.to_normalized().iter().map(|&v| v as f32).collect();
@@ -339,12 +339,12 @@ mod tests {
         let (input_gain_db, output_gain_db) = (7.5, -4.0);
         let mut scaled = input.clone();
         scale(&mut scaled, 10f32.powf(input_gain_db as f32 / 20.0));
-        render(&mut scaled, &knobs).unwrap();
+        render(&mut scaled, &knobs.chain_knobs()).unwrap();
         scale(&mut scaled, 10f32.powf(output_gain_db as f32 / 20.0));
         let (folded, exact) = fold_levels(&knobs, input_gain_db, output_gain_db);
         assert!(exact);
         let mut direct = input.clone();
-        render(&mut direct, &folded).unwrap();
+        render(&mut direct, &folded.chain_knobs()).unwrap();
         assert!(max_difference(&direct, &scaled) < 1e-5, "{}", max_difference(&direct, &scaled));
         let (clamped, exact) = fold_levels(&knobs, -60.0, 0.0);
         assert!(!exact);

@@ -115,6 +115,13 @@ fn bad_inputs_fail_cleanly_without_output() {
         (vec!["apply", "--input", g, "--output", o, "--set", "eq.band1.q=nan"], "eq.band1.q"),
         (vec!["apply", "--input", g, "--output", o, "--set", "comp.knee"], "NAME=VALUE"),
         (vec!["apply", "--input", g, "--output", o, "--params", bad_json.to_str().unwrap()], "eq.band9.gain_db"),
+        (vec!["apply", "--input", g, "--output", o, "--chain", "hpf,reverb"], "unknown effect `reverb`"),
+        (vec!["apply", "--input", g, "--output", o, "--chain", "hpf,,eq"], "empty"),
+        (vec!["apply", "--input", g, "--output", o, "--chain", "hpf", "--set", "comp.ratio=2"], "not in the chain"),
+        (vec!["apply", "--input", g, "--output", o, "--set", "comp.ratio=2", "--set", "comp.ratio=3"], "more than once"),
+        (vec!["apply", "--input", g, "--output", o, "--chain", "eq,eq", "--set", "eq.band1.gain_db=2"], "not in the chain"),
+        (vec!["apply", "--input", g, "--output", o, "--chain", "hpf", "--set", "hpf.slope_db=18"], "hpf.slope_db"),
+        (vec!["params", "--chain", "eq,fuzz"], "unknown effect `fuzz`"),
         (vec!["analyze", "--estimate", g, "--target", silent.to_str().unwrap()], "silent"),
     ];
     for (args, needle) in cases {
@@ -125,6 +132,51 @@ fn bad_inputs_fail_cleanly_without_output() {
         assert!(err.contains(needle), "{args:?}: `{err}` does not mention `{needle}`");
         assert!(!out.exists(), "{args:?} left an output file");
     }
+}
+
+/// `--chain` on `params` and `apply`: the knobs of a chain with repeats, a knob file that names
+/// its chain and renders the same without `--chain`, and a file of another chain refused.
+#[test]
+fn chains_are_chosen_on_the_command_line_and_recorded_in_knob_files() {
+    let o = afx(&["params", "--chain", "hpf,eq,comp,eq,limiter", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = list.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3 + 18 + 6 + 18 + 2);
+    assert_eq!(names[0], "hpf.freq_hz");
+    assert!(names.contains(&"eq1.band2.gain_db") && names.contains(&"eq2.band2.gain_db") && names.contains(&"limiter.ceiling_db"));
+    for k in &list {
+        for field in ["name", "unit", "min", "max", "default", "skew", "description"] {
+            assert!(!k[field].is_null(), "{k} lacks {field}");
+        }
+    }
+    let effects = String::from_utf8(afx(&["params", "--effects"]).stdout).unwrap();
+    for name in ["eq", "comp", "gain", "hpf", "lpf", "width", "limiter", "gate"] {
+        assert!(effects.lines().any(|l| l.starts_with(name)), "{name} missing from\n{effects}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (input, first, second, knobs) = (path("in.wav"), path("first.wav"), path("second.wav"), path("knobs.json"));
+    assert!(afx(&["example", "--output", &input, "--seconds", "1"]).status.success());
+    let chain = "hpf,gain,limiter";
+    let set = ["--set", "hpf.freq_hz=200", "--set", "gain.gain_db=18", "--set", "limiter.ceiling_db=-6"];
+    let mut args = vec!["apply", "--input", &input, "--output", &first, "--chain", chain];
+    args.extend(set);
+    let o = afx(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The limiter holds the 18 dB boost under its ceiling.
+    let (_, _, samples) = read_wav(Path::new(&first));
+    let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(peak <= 10f32.powf(-6.0 / 20.0) && peak > 0.4, "peak {peak}");
+    // The same knobs written as a file render the same without --chain.
+    let file = serde_json::json!({ "chain": chain, "knobs": { "hpf.freq_hz": 200, "gain.gain_db": 18, "limiter.ceiling_db": -6 } });
+    std::fs::write(&knobs, file.to_string()).unwrap();
+    let o = afx(&["apply", "--input", &input, "--output", &second, "--params", &knobs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_wav(Path::new(&first)), read_wav(Path::new(&second)));
+    let o = afx(&["apply", "--input", &input, "--output", &path("third.wav"), "--params", &knobs, "--chain", "eq,comp"]);
+    assert!(!o.status.success() && stderr(&o).contains("hpf,gain,limiter"), "{}", stderr(&o));
 }
 
 #[test]
@@ -152,7 +204,8 @@ fn styles_list_and_draw_knob_files_apply_reads() {
     std::fs::write(&knobs, &o.stdout).unwrap();
     let drawn: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // Telephone cuts the low shelf by 20–24 dB (the paper's 20–26, clamped to our range).
-    let low = drawn["eq.low_shelf.gain_db"].as_f64().unwrap();
+    assert_eq!(drawn["chain"], "eq,comp");
+    let low = drawn["knobs"]["eq.low_shelf.gain_db"].as_f64().unwrap();
     assert!((-24.0..=-20.0).contains(&low), "{low}");
     assert_eq!(afx(&["styles", "--sample", "telephone", "--seed", "3"]).stdout, o.stdout);
     let input = dir.path().join("in.wav");

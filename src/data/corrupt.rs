@@ -105,7 +105,7 @@ pub fn corrupt<R: Rng + ?Sized>(signal: &mut [f32], sample_rate: u32, kind: Inpu
             (0..NUM_EQ_SECTIONS).for_each(|section| knobs.0[section * KNOBS_PER_SECTION] = 0.0);
         }
     }
-    render(&knobs, sample_rate, &mut [&mut *signal])?;
+    render(&knobs.chain_knobs(), sample_rate, &mut [&mut *signal])?;
     let expander = rng.random_bool(EXPANDER_PROBABILITY).then(|| ExpanderSettings::random(rng));
     if let Some(settings) = &expander {
         expand(settings, sample_rate, &mut [&mut *signal]);

@@ -243,7 +243,7 @@ impl PairGenerator {
         }
         let colour = self.colour(split, &mut rng);
         if let Some(knobs) = &colour {
-            render(knobs, sample_rate, &mut [&mut clip])?;
+            render(&knobs.chain_knobs(), sample_rate, &mut [&mut clip])?;
         }
         normalize_peak(&mut [&mut clip], PEAK_DBFS);
         let swap = rng.random_bool(0.5);
@@ -263,8 +263,8 @@ impl PairGenerator {
 
         let style = style.sample(&mut rng);
         let (mut target, mut reference) = (a.to_vec(), b.to_vec());
-        render(&style, sample_rate, &mut [&mut target])?;
-        render(&style, sample_rate, &mut [&mut reference])?;
+        render(&style.chain_knobs(), sample_rate, &mut [&mut target])?;
+        render(&style.chain_knobs(), sample_rate, &mut [&mut reference])?;
         normalize_peak(&mut [&mut target, &mut reference], PEAK_DBFS);
 
         let mut input = a.to_vec();
@@ -560,7 +560,7 @@ mod tests {
             clip = clip.iter().zip(other).map(|(x, y)| x + gain * y).collect();
         }
         if let Some(colour) = &pair.colour {
-            render(colour, RATE, &mut [&mut clip]).unwrap();
+            render(&colour.chain_knobs(), RATE, &mut [&mut clip]).unwrap();
         }
         let clip_gain = 10f32.powf(-12.0 / 20.0) / peak(&clip);
         let part = |first: usize, frames: usize| -> Vec<f32> {
@@ -569,7 +569,7 @@ mod tests {
         let (a, b) = (part(input_start, length), part(reference_start, reference_length));
         let styled = |x: &[f32]| {
             let mut y = x.to_vec();
-            render(&pair.style, RATE, &mut [&mut y]).unwrap();
+            render(&pair.style.chain_knobs(), RATE, &mut [&mut y]).unwrap();
             y
         };
         let rendered = [styled(&a), styled(&b)].concat();
@@ -584,7 +584,7 @@ mod tests {
         );
 
         let mut input = a;
-        render(&pair.corruption.knobs, RATE, &mut [&mut input]).unwrap();
+        render(&pair.corruption.knobs.chain_knobs(), RATE, &mut [&mut input]).unwrap();
         if let Some(settings) = &pair.corruption.expander {
             expand(settings, RATE, &mut [&mut input]);
         }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use rand::Rng;
 
-use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS, comp_index, knob_index};
+use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS, default_chain, knob_index};
 use crate::fx::{KNOBS, Knobs};
 use crate::{Error, Result};
 
@@ -138,8 +138,8 @@ impl Style {
     /// band 1 flat at 1 kHz as the script sets it (bands 2–4 are flat by default).
     pub fn base() -> Knobs {
         let mut knobs = Knobs::default();
-        knobs.0[comp_index::KNEE_DB] = 0.0;
-        knobs.0[comp_index::MAKEUP_DB] = 0.0;
+        knobs.0[default_chain::KNEE_DB] = 0.0;
+        knobs.0[default_chain::MAKEUP_DB] = 0.0;
         knobs.0[knob_index("eq.band1.freq_hz").expect("declared knob")] = 1000.0;
         knobs
     }
@@ -218,13 +218,13 @@ pub fn random_style<R: Rng + ?Sized>(rng: &mut R) -> Knobs {
         let (q_low, q_high) = if shelf { SHELF_Q } else { PEAKING_Q };
         knobs.0[q] = normalized_uniform(rng, q, q_low, q_high);
     }
-    for i in [comp_index::RATIO, comp_index::ATTACK_MS, comp_index::RELEASE_MS, comp_index::KNEE_DB] {
+    for i in [default_chain::RATIO, default_chain::ATTACK_MS, default_chain::RELEASE_MS, default_chain::KNEE_DB] {
         knobs.0[i] = normalized_uniform(rng, i, KNOBS[i].min, KNOBS[i].max);
     }
     if rng.random_bool(COMPRESSOR_BYPASS_PROBABILITY) {
         bypass_compressor(&mut knobs);
     } else {
-        knobs.0[comp_index::THRESHOLD_DB] = rng.random_range(THRESHOLD_DB.0..=THRESHOLD_DB.1);
+        knobs.0[default_chain::THRESHOLD_DB] = rng.random_range(THRESHOLD_DB.0..=THRESHOLD_DB.1);
     }
     knobs
 }
@@ -232,8 +232,8 @@ pub fn random_style<R: Rng + ?Sized>(rng: &mut R) -> Knobs {
 /// Bypasses the compressor of `knobs`: ratio 1 makes it the identity (threshold 0 dB as well,
 /// so the setting reads as off); the make-up gain is left alone.
 pub(super) fn bypass_compressor(knobs: &mut Knobs) {
-    knobs.0[comp_index::THRESHOLD_DB] = 0.0;
-    knobs.0[comp_index::RATIO] = 1.0;
+    knobs.0[default_chain::THRESHOLD_DB] = 0.0;
+    knobs.0[default_chain::RATIO] = 1.0;
 }
 
 /// A random colouring of content, for training augmentation: the two shelves and the broadest
@@ -407,7 +407,7 @@ mod tests {
         assert!((flat - 0.2).abs() < 0.02, "flat sections {flat}");
         let moderate = share(&|g| g.abs() <= MODERATE_GAIN_DB, &gains);
         assert!(moderate > 0.93, "gains within ±12 dB: {moderate}");
-        let ratios: Vec<f64> = draws.iter().map(|k| k.0[comp_index::RATIO]).collect();
+        let ratios: Vec<f64> = draws.iter().map(|k| k.0[default_chain::RATIO]).collect();
         let bypassed = share(&|r| r == 1.0, &ratios);
         assert!((bypassed - 0.25).abs() < 0.03, "bypassed compressors {bypassed}");
         for k in &draws {
@@ -416,7 +416,7 @@ mod tests {
                 let (low, high) = if section == 0 || section == NUM_EQ_SECTIONS - 1 { SHELF_Q } else { PEAKING_Q };
                 assert!((low..=high).contains(&q), "section {section}: Q {q}");
             }
-            let threshold = k.0[comp_index::THRESHOLD_DB];
+            let threshold = k.0[default_chain::THRESHOLD_DB];
             assert!(threshold == 0.0 || (THRESHOLD_DB.0..=THRESHOLD_DB.1).contains(&threshold));
         }
     }
@@ -438,7 +438,7 @@ mod tests {
                     assert_eq!(gain, 0.0, "section {section}");
                 }
             }
-            assert_eq!((k.0[comp_index::RATIO], k.0[comp_index::MAKEUP_DB]), (1.0, 0.0));
+            assert_eq!((k.0[default_chain::RATIO], k.0[default_chain::MAKEUP_DB]), (1.0, 0.0));
         }
     }
 }

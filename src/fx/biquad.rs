@@ -15,6 +15,10 @@ pub enum Shape {
     LowShelf,
     Peaking,
     HighShelf,
+    /// Second-order low-pass (gain unused).
+    LowPass,
+    /// Second-order high-pass (gain unused).
+    HighPass,
 }
 
 /// Biquad coefficients normalised by `a0`:
@@ -65,7 +69,9 @@ pub struct Design {
 /// With `A = 10^(gain_db/40)`, `ω0 = 2π·f/fs` and `α = sin ω0 / (2Q)` (the cookbook's Q form,
 /// which for the shelves sets the shelf slope), the peaking section is
 /// `b = [1 + αA, −2cos ω0, 1 − αA]`, `a = [1 + α/A, −2cos ω0, 1 − α/A]`, and the shelves use the
-/// cookbook's formulas with `2√A·α`; all are divided by `a0`. A frequency above
+/// cookbook's formulas with `2√A·α`; the low-pass is `b = [(1 − cos ω0)/2, 1 − cos ω0,
+/// (1 − cos ω0)/2]`, the high-pass `b = [(1 + cos ω0)/2, −(1 + cos ω0), (1 + cos ω0)/2]`, both with
+/// `a = [1 + α, −2cos ω0, 1 − α]`; all are divided by `a0`. A frequency above
 /// [`MAX_FREQ_FRACTION`]·fs is clamped there, where its derivative is zero.
 pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64) -> Design {
     let g = Jet::<3>::variable(gain_db, 0);
@@ -110,6 +116,14 @@ pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64
                 (am1 - ap1 * cos) * 2.0,
                 ap1 - am1 * cos - two_sqrt_a_alpha,
             ]
+        }
+        Shape::LowPass => {
+            let b = (one - cos) * 0.5;
+            [b, one - cos, b, one + alpha, cos * -2.0, one - alpha]
+        }
+        Shape::HighPass => {
+            let b = (one + cos) * 0.5;
+            [b, (one + cos) * -1.0, b, one + alpha, cos * -2.0, one - alpha]
         }
     };
     let n = [b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0];
@@ -326,6 +340,8 @@ mod tests {
             (Shape::Peaking, 24.0, 200.0, 0.1, 192_000.0),
             (Shape::HighShelf, -24.0, 11_000.0, 10.0, 96_000.0),
             (Shape::HighShelf, 3.0, 5000.0, 1.0, 24_000.0),
+            (Shape::LowPass, 0.0, 700.0, 0.4, 16_000.0),
+            (Shape::HighPass, 0.0, 90.0, 3.0, 48_000.0),
         ];
         for (shape, g, f, q, fs) in cases {
             let d = design(shape, g, f, q, fs);

@@ -12,8 +12,87 @@
 //!   `x_L[n] > y_L[n−1]` and `α = α_R = exp(−ln 9 / (fs·release_s))` otherwise, `y_L[−1] = 0`;
 //! - output `x_c[n] · 10^((makeup − y_L[n]) / 20)`.
 
-use crate::simd::{Kernel, dispatch, madd};
+use super::effect::Effect;
+use super::knob::{KnobSpec, Skew};
+use super::params::comp_index;
 use crate::Real;
+use crate::simd::{Kernel, dispatch, madd};
+
+/// The compressor's knobs (order: [`comp_index`]).
+pub const COMP_KNOBS: &[KnobSpec] = &[
+    KnobSpec::new("threshold_db", "dB", (-80.0, 0.0), -12.0, Skew::Linear, "compressor threshold"),
+    KnobSpec::new("ratio", ":1", (1.0, 20.0), 2.0, Skew::Log, "compressor ratio"),
+    KnobSpec::new("attack_ms", "ms", (0.1, 100.0), 1.0, Skew::Log, "compressor attack time (to 90 %)"),
+    KnobSpec::new("release_ms", "ms", (5.0, 1000.0), 45.0, Skew::Log, "compressor release time (to 90 %)"),
+    KnobSpec::new("knee_db", "dB", (0.0, 12.0), 6.0, Skew::Linear, "compressor soft-knee width"),
+    KnobSpec::new("makeup_db", "dB", (-24.0, 24.0), 0.0, Skew::Linear, "compressor make-up gain"),
+];
+
+impl CompressorSettings {
+    /// The settings from the compressor's knob values ([`COMP_KNOBS`] order).
+    pub fn from_knobs(k: &[f64]) -> Self {
+        CompressorSettings {
+            threshold_db: k[comp_index::THRESHOLD_DB],
+            ratio: k[comp_index::RATIO],
+            attack_ms: k[comp_index::ATTACK_MS],
+            release_ms: k[comp_index::RELEASE_MS],
+            knee_db: k[comp_index::KNEE_DB],
+            makeup_db: k[comp_index::MAKEUP_DB],
+        }
+    }
+}
+
+/// The compressor as a chain effect (`comp`).
+pub struct CompEffect;
+
+impl Effect for CompEffect {
+    const NAME: &'static str = "comp";
+    const DESCRIPTION: &'static str = "log-domain feed-forward compressor with soft knee and linked detector";
+    const KNOBS: &'static [KnobSpec] = COMP_KNOBS;
+    type Stream<T: Real> = Compressor<T>;
+    type Tape<T: Real> = CompressorTape<T>;
+
+    fn stream<T: Real>(knobs: &[f64], sample_rate: f64, _channels: usize) -> Compressor<T> {
+        Compressor::new(&CompressorSettings::from_knobs(knobs), sample_rate)
+    }
+
+    fn set<T: Real>(stream: &mut Compressor<T>, knobs: &[f64], sample_rate: f64) {
+        stream.set(&CompressorSettings::from_knobs(knobs), sample_rate);
+    }
+
+    fn reset<T: Real>(stream: &mut Compressor<T>) {
+        stream.reset();
+    }
+
+    fn process<T: Real>(stream: &mut Compressor<T>, channels: &mut [&mut [T]]) {
+        stream.process(channels);
+    }
+
+    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut CompressorTape<T>) {
+        forward(&CompressorSettings::from_knobs(knobs), sample_rate, channels, tape);
+    }
+
+    fn adjoint<T: Real>(
+        knobs: &[f64],
+        sample_rate: f64,
+        input: &[&[T]],
+        tape: &CompressorTape<T>,
+        grad: &mut [&mut [T]],
+        knob_grad: &mut [f64],
+    ) {
+        let mut g = [0.0; 6];
+        adjoint(&CompressorSettings::from_knobs(knobs), sample_rate, input, tape, grad, &mut g);
+        for (k, g) in knob_grad.iter_mut().zip(g) {
+            *k += g;
+        }
+    }
+
+    /// The gain computer plus make-up gain: where the detector settles on a steady level.
+    fn static_curve_db(knobs: &[f64], level_db: f64) -> Option<f64> {
+        let c = CompressorSettings::from_knobs(knobs);
+        Some(gain_computer(level_db, c.threshold_db, c.ratio, c.knee_db).0 + c.makeup_db)
+    }
+}
 
 /// Lowest detector level in dB.
 pub const FLOOR_DB: f64 = -96.0;
@@ -39,7 +118,7 @@ pub fn smoothing_coeff(time_ms: f64, sample_rate: f64) -> f64 {
 }
 
 /// `∂α/∂time_ms` of [`smoothing_coeff`].
-fn smoothing_coeff_derivative(time_ms: f64, sample_rate: f64) -> f64 {
+pub(crate) fn smoothing_coeff_derivative(time_ms: f64, sample_rate: f64) -> f64 {
     smoothing_coeff(time_ms, sample_rate) * (9.0f64).ln() * 1000.0 / (sample_rate * time_ms * time_ms)
 }
 

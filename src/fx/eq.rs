@@ -1,10 +1,111 @@
 //! Six-section parametric EQ: low shelf, four peaking bands, high shelf, in series, as true
 //! recursive RBJ biquads (see [`super::biquad`]), with its exact adjoint.
 
-use super::biquad::{self, Biquad, Coeffs, Design, Shape};
-use crate::simd::{Kernel, dispatch};
-use super::params::NUM_EQ_SECTIONS;
+use super::biquad::{self, Design, Shape};
+use super::cascade::{CascadeTape, Cascades, adjoint, forward};
+use super::effect::Effect;
+use super::knob::{KnobSpec, Skew};
+use super::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS};
 use crate::Real;
+
+macro_rules! section {
+    ($prefix:literal, $what:literal, $fmin:expr, $fmax:expr, $fdef:expr) => {
+        [
+            KnobSpec::new(concat!($prefix, ".gain_db"), "dB", (-24.0, 24.0), 0.0, Skew::Linear, concat!($what, " gain")),
+            KnobSpec::new(
+                concat!($prefix, ".freq_hz"),
+                "Hz",
+                ($fmin, $fmax),
+                $fdef,
+                Skew::Log,
+                concat!($what, " frequency (clamped to 0.45 x sample rate)"),
+            ),
+            KnobSpec::new(concat!($prefix, ".q"), "", (0.1, 10.0), 0.707, Skew::Log, concat!($what, " Q")),
+        ]
+    };
+}
+
+const SECTIONS: [[KnobSpec; KNOBS_PER_SECTION]; NUM_EQ_SECTIONS] = [
+    section!("low_shelf", "low shelf", 20.0, 200.0, 100.0),
+    section!("band1", "peaking band 1", 200.0, 2000.0, 400.0),
+    section!("band2", "peaking band 2", 800.0, 4000.0, 1000.0),
+    section!("band3", "peaking band 3", 2000.0, 8000.0, 4000.0),
+    section!("band4", "peaking band 4", 4000.0, 12000.0, 8000.0),
+    section!("high_shelf", "high shelf", 4000.0, 12000.0, 8000.0),
+];
+
+/// The EQ's knobs: gain, frequency and Q of each section in chain order.
+pub const EQ_KNOBS: &[KnobSpec] = SECTIONS.as_flattened();
+
+/// The EQ's settings from its knob values ([`EQ_KNOBS`] order).
+pub fn settings(knobs: &[f64]) -> EqSettings {
+    std::array::from_fn(|s| {
+        let b = &knobs[s * KNOBS_PER_SECTION..];
+        BandSettings { gain_db: b[0], freq_hz: b[1], q: b[2] }
+    })
+}
+
+/// The six-section parametric EQ as a chain effect (`eq`).
+pub struct EqEffect;
+
+impl Effect for EqEffect {
+    const NAME: &'static str = "eq";
+    const DESCRIPTION: &'static str = "parametric EQ: low shelf, four peaking bands, high shelf (RBJ biquads)";
+    const KNOBS: &'static [KnobSpec] = EQ_KNOBS;
+    type Stream<T: Real> = Eq<T>;
+    /// Every section's output, per channel.
+    type Tape<T: Real> = Vec<EqTape<T>>;
+
+    fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> Eq<T> {
+        Eq::new(&settings(knobs), sample_rate, channels)
+    }
+
+    fn set<T: Real>(stream: &mut Eq<T>, knobs: &[f64], sample_rate: f64) {
+        stream.set(&settings(knobs), sample_rate);
+    }
+
+    fn reset<T: Real>(stream: &mut Eq<T>) {
+        stream.reset();
+    }
+
+    fn process<T: Real>(stream: &mut Eq<T>, channels: &mut [&mut [T]]) {
+        stream.process(channels);
+    }
+
+    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<EqTape<T>>) {
+        let designs = design_all(&settings(knobs), sample_rate);
+        tape.resize_with(channels.len(), Default::default);
+        for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
+            forward(&designs, x, stages);
+        }
+    }
+
+    fn adjoint<T: Real>(
+        knobs: &[f64],
+        sample_rate: f64,
+        input: &[&[T]],
+        tape: &Vec<EqTape<T>>,
+        grad: &mut [&mut [T]],
+        knob_grad: &mut [f64],
+    ) {
+        let designs = design_all(&settings(knobs), sample_rate);
+        let mut eq_grad = [[0.0; 3]; NUM_EQ_SECTIONS];
+        for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
+            adjoint(&designs, x, stages, g, &mut eq_grad);
+        }
+        for (k, g) in knob_grad.iter_mut().zip(eq_grad.as_flattened()) {
+            *k += g;
+        }
+    }
+
+    fn response_db(knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
+        Some(design_all(&settings(knobs), sample_rate).iter().map(|d| d.coeffs.magnitude_db(freq_hz, sample_rate)).sum())
+    }
+
+    fn static_curve_db(_knobs: &[f64], _level_db: f64) -> Option<f64> {
+        None
+    }
+}
 
 /// The shape of each section, in chain order.
 pub const SHAPES: [Shape; NUM_EQ_SECTIONS] =
@@ -29,120 +130,34 @@ pub fn design_all(settings: &EqSettings, sample_rate: f64) -> [Design; NUM_EQ_SE
     })
 }
 
-type Cascade = [Biquad; NUM_EQ_SECTIONS];
-
-fn cascade(designs: &[Design; NUM_EQ_SECTIONS]) -> Cascade {
-    designs.map(|d| Biquad::new(d.coeffs))
-}
-
-/// The streaming EQ: one cascade per channel, state carried across blocks.
+/// The streaming EQ: one cascade of its six sections per channel, state carried across blocks.
 #[derive(Clone, Debug)]
-pub struct Eq<T> {
-    channels: Vec<Cascade>,
-    sample_type: std::marker::PhantomData<T>,
-}
+pub struct Eq<T>(Cascades<T, NUM_EQ_SECTIONS>);
 
 impl<T: Real> Eq<T> {
     /// An EQ at rest for `channels` channels.
     pub fn new(settings: &EqSettings, sample_rate: f64, channels: usize) -> Self {
-        Eq { channels: vec![cascade(&design_all(settings, sample_rate)); channels], sample_type: std::marker::PhantomData }
+        Eq(Cascades::new(&design_all(settings, sample_rate), channels))
     }
 
     /// Changes the settings, keeping every filter's state.
     pub fn set(&mut self, settings: &EqSettings, sample_rate: f64) {
-        let designs = design_all(settings, sample_rate);
-        for c in &mut self.channels {
-            for (f, d) in c.iter_mut().zip(&designs) {
-                f.set_coeffs(d.coeffs);
-            }
-        }
+        self.0.set(&design_all(settings, sample_rate));
     }
 
     /// Clears every filter's state.
     pub fn reset(&mut self) {
-        self.channels.iter_mut().flatten().for_each(Biquad::reset);
+        self.0.reset();
     }
 
-    /// Filters one block in place, sample by sample through all sections (which keeps
-    /// several independent recursions in flight).
+    /// Filters one block in place.
     pub fn process(&mut self, channels: &mut [&mut [T]]) {
-        assert_eq!(channels.len(), self.channels.len(), "channel count");
-        for (filters, signal) in self.channels.iter_mut().zip(channels.iter_mut()) {
-            dispatch(Filter { filters, signal, stages: None });
-        }
+        self.0.process(channels);
     }
 }
 
-/// Runs a signal in place through a cascade (see [`biquad::run_cascade`]), optionally recording
-/// every section's output.
-struct Filter<'a, T> {
-    filters: &'a mut Cascade,
-    signal: &'a mut [T],
-    stages: Option<&'a mut EqTape<T>>,
-}
-
-impl<T: Real> Kernel for Filter<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<const FMA: bool>(self) {
-        let mut local = *self.filters;
-        biquad::run_cascade::<FMA, _, NUM_EQ_SECTIONS>(&mut local, self.signal, self.stages);
-        *self.filters = local;
-    }
-}
-
-/// The reverse-time pass of the adjoint (see [`biquad::run_cascade_adjoint`]).
-struct Reverse<'a, T> {
-    coeffs: &'a [Coeffs; NUM_EQ_SECTIONS],
-    lambda: &'a mut [Vec<T>; NUM_EQ_SECTIONS],
-    grad: &'a mut [T],
-}
-
-impl<T: Real> Kernel for Reverse<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<const FMA: bool>(self) {
-        biquad::run_cascade_adjoint::<FMA, _, NUM_EQ_SECTIONS>(self.coeffs, self.grad, self.lambda);
-    }
-}
-
-/// The output of every section of one channel, recorded for the adjoint:
-/// `stages[k]` is the output of section `k` (the input of section `k + 1`).
-pub type EqTape<T> = [Vec<T>; NUM_EQ_SECTIONS];
-
-/// Filters one channel in place from rest, recording every section's output.
-pub fn forward<T: Real>(designs: &[Design; NUM_EQ_SECTIONS], signal: &mut [T], stages: &mut EqTape<T>) {
-    let mut filters = cascade(designs);
-    for s in stages.iter_mut() {
-        s.resize(signal.len(), T::zero());
-    }
-    dispatch(Filter { filters: &mut filters, signal, stages: Some(stages) });
-}
-
-/// Gradients of the EQ knobs: `[section][gain_db, freq_hz, q]`.
-pub type EqGrad = [[f64; 3]; NUM_EQ_SECTIONS];
-
-/// The exact adjoint of [`forward`] for one channel: `grad` holds `∂L/∂output` on entry and
-/// `∂L/∂input` on return; the knob gradients are added to `knob_grad`.
-pub fn adjoint<T: Real>(
-    designs: &[Design; NUM_EQ_SECTIONS],
-    input: &[T],
-    stages: &EqTape<T>,
-    grad: &mut [T],
-    knob_grad: &mut EqGrad,
-) {
-    let len = input.len();
-    let coeffs = designs.map(|d| d.coeffs);
-    let mut lambda: [Vec<T>; NUM_EQ_SECTIONS] = std::array::from_fn(|_| vec![T::zero(); len]);
-    dispatch(Reverse { coeffs: &coeffs, lambda: &mut lambda, grad: &mut grad[..len] });
-    for k in 0..NUM_EQ_SECTIONS {
-        let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
-        let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
-        for (g, p) in knob_grad[k].iter_mut().zip(biquad::param_grad(&designs[k], &coeff_grad)) {
-            *g += p;
-        }
-    }
-}
+/// The output of every section of one channel, recorded for the adjoint.
+pub type EqTape<T> = CascadeTape<T, NUM_EQ_SECTIONS>;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Knobs;
 use super::biquad::Coeffs;
-use super::params::comp_index::MAKEUP_DB;
+use super::params::default_chain::MAKEUP_DB;
 
 /// How a rendering sets the output level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

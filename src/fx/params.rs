@@ -1,116 +1,180 @@
-//! The knobs of the effect chain, each declared once: name, unit, range, default and skew.
+//! Knob values: a setting of any chain ([`ChainKnobs`]), read from and written to knob files
+//! and `--set` assignments; and the fixed layout of the default chain `eq,comp` ([`Knobs`]),
+//! which today's style network predicts.
 //!
-//! Everything else derives from [`KNOBS`]: the CLI's `afx params`, the flat JSON knob files,
-//! validation and the mapping between physical values and the normalised `[0, 1]` values a
-//! network predicts. The dotted names are the public contract of the CLI and the JSON files.
+//! A knob file is `{"chain": "hpf,eq,comp", "knobs": {"hpf.freq_hz": 80, ...}}`; the flat
+//! object of earlier versions (`{"eq.band1.gain_db": 3, ...}`) is still read, as knobs of the
+//! chain it is given (the default chain unless `--chain` says otherwise). Absent knobs keep
+//! their defaults; a repeated knob is an error.
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::LazyLock;
 
+use super::chain::ChainSpec;
+use super::knob::Knob;
+use super::{compressor, eq};
 use crate::{Error, Result};
 
-/// How a knob's physical range maps to `[0, 1]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Skew {
-    /// `n = (x − min) / (max − min)`.
-    Linear,
-    /// Geometric: `n = ln(x / min) / ln(max / min)`, equal ratios get equal steps (Hz, ms, Q, ratio).
-    Log,
+/// A full setting of a chain in physical units (dB, Hz, ms, ratio), in the chain's knob order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainKnobs {
+    chain: ChainSpec,
+    values: Vec<f64>,
 }
 
-/// One knob's declaration.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct KnobSpec {
-    /// Flat dotted name, e.g. `eq.band1.gain_db`.
-    pub name: &'static str,
-    /// Unit shown to users (`dB`, `Hz`, `ms`, `:1`, or empty).
-    pub unit: &'static str,
-    pub min: f64,
-    pub max: f64,
-    pub default: f64,
-    pub skew: Skew,
-    /// One line for `afx params`.
-    pub description: &'static str,
-}
-
-impl KnobSpec {
-    /// Maps a physical value to `[0, 1]` (values outside the range map outside `[0, 1]`).
-    pub fn normalize(&self, x: f64) -> f64 {
-        match self.skew {
-            Skew::Linear => (x - self.min) / (self.max - self.min),
-            Skew::Log => (x / self.min).ln() / (self.max / self.min).ln(),
-        }
+impl ChainKnobs {
+    /// Every knob of `chain` at its default.
+    pub fn defaults(chain: ChainSpec) -> Self {
+        let values = chain.knobs().iter().map(|k| k.default).collect();
+        ChainKnobs { chain, values }
     }
 
-    /// Maps a normalised value to physical units; `n` is clamped to `[0, 1]` first, and the
-    /// result to the range (`exp(ln(max/min))·min` can round a hair above `max`).
-    pub fn denormalize(&self, n: f64) -> f64 {
-        let n = n.clamp(0.0, 1.0);
-        let x = match self.skew {
-            Skew::Linear => self.min + n * (self.max - self.min),
-            Skew::Log => self.min * ((self.max / self.min).ln() * n).exp(),
-        };
-        x.clamp(self.min, self.max)
+    /// Builds knobs from normalised values (each clamped to `[0, 1]`).
+    pub fn from_normalized(chain: ChainSpec, n: &[f64]) -> Result<Self> {
+        let knobs = chain.knobs();
+        if n.len() != knobs.len() {
+            return Err(Error::KnobCount { chain: chain.to_string(), expected: knobs.len(), got: n.len() });
+        }
+        let values = knobs.iter().zip(n).map(|(k, &n)| k.denormalize(n)).collect();
+        Ok(ChainKnobs { chain, values })
     }
 
-    /// `d physical / d normalised` at the physical value `x` (chain rule for knob gradients).
-    pub fn physical_per_normalized(&self, x: f64) -> f64 {
-        match self.skew {
-            Skew::Linear => self.max - self.min,
-            Skew::Log => x * (self.max / self.min).ln(),
-        }
+    /// The chain these knobs set.
+    pub fn chain(&self) -> &ChainSpec {
+        &self.chain
     }
 
-    /// Checks that `x` is finite and inside the range.
-    pub fn validate(&self, x: f64) -> Result<()> {
-        if !x.is_finite() {
-            return Err(Error::KnobNotFinite { name: self.name.to_string() });
-        }
-        if x < self.min || x > self.max {
-            return Err(Error::KnobOutOfRange {
-                name: self.name.to_string(),
-                value: x,
-                min: self.min,
-                max: self.max,
-                unit: self.unit,
-            });
+    /// The values in knob order.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// The values in knob order, to change in place (unchecked until [`ChainKnobs::validate`]).
+    pub fn values_mut(&mut self) -> &mut [f64] {
+        &mut self.values
+    }
+
+    /// The normalised values of these knobs.
+    pub fn to_normalized(&self) -> Vec<f64> {
+        self.chain.knobs().iter().zip(&self.values).map(|(k, &x)| k.normalize(x)).collect()
+    }
+
+    /// Reads a knob by its full name.
+    pub fn get(&self, name: &str) -> Result<f64> {
+        Ok(self.values[self.chain.knob_index(name)?])
+    }
+
+    /// Sets a knob by its full name after checking its range.
+    pub fn set(&mut self, name: &str, value: f64) -> Result<()> {
+        let i = self.chain.knob_index(name)?;
+        self.chain.knobs()[i].validate(value)?;
+        self.values[i] = value;
+        Ok(())
+    }
+
+    /// Checks every knob against its range; allocates nothing unless a knob is bad (the
+    /// streaming chain calls it when knobs change).
+    pub fn validate(&self) -> Result<()> {
+        let all_good = self.chain.stages().iter().all(|s| s.kind.knobs().iter().zip(&self.values[s.knobs()]).all(|(k, &v)| k.accepts(v)));
+        if all_good { Ok(()) } else { self.chain.knobs().iter().zip(&self.values).try_for_each(|(k, &v)| k.validate(v)) }
+    }
+
+    /// Applies `NAME=VALUE` assignments (as given to `--set`), in order; a knob named twice is
+    /// an error.
+    pub fn apply_assignments(&mut self, assignments: &[String]) -> Result<()> {
+        let mut seen = Vec::new();
+        for assignment in assignments {
+            let (name, value) =
+                assignment.split_once('=').ok_or_else(|| Error::BadAssignment { assignment: assignment.clone() })?;
+            let name = name.trim();
+            let value: f64 = value.trim().parse().map_err(|_| Error::BadAssignment { assignment: assignment.clone() })?;
+            if seen.contains(&name) {
+                return Err(Error::RepeatedKnob { name: name.to_string() });
+            }
+            seen.push(name);
+            self.set(name, value)?;
         }
         Ok(())
     }
+
+    /// Reads a knob file's text. `chain` is the chain asked for (`--chain`), if any: a file that
+    /// names another chain is an error, and a flat file's knobs belong to it (or to the default
+    /// chain).
+    pub fn from_json(json: &str, chain: Option<&ChainSpec>) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::Invalid(format!("not JSON: {e}")))?;
+        let (file_chain, Entries(entries)) = if value.get("chain").is_some() {
+            let file: ChainedFile =
+                serde_json::from_str(json).map_err(|e| Error::Invalid(format!("expected {{\"chain\": ..., \"knobs\": {{...}}}}: {e}")))?;
+            (Some(file.chain.parse::<ChainSpec>()?), file.knobs)
+        } else {
+            (None, serde_json::from_str(json).map_err(|e| Error::Invalid(format!("expected a JSON object of knobs: {e}")))?)
+        };
+        let chain = match (file_chain, chain) {
+            (Some(file), Some(asked)) if &file != asked => {
+                return Err(Error::ChainMismatch { expected: asked.to_string(), got: file.to_string() });
+            }
+            (Some(file), _) => file,
+            (None, Some(asked)) => asked.clone(),
+            (None, None) => ChainSpec::default(),
+        };
+        let mut out = ChainKnobs::defaults(chain);
+        for (name, value) in entries {
+            let v = value.as_f64().ok_or_else(|| Error::Invalid(format!("knob `{name}`: value {value} is not a number")))?;
+            out.set(&name, v)?;
+        }
+        Ok(out)
+    }
+
+    /// Reads a knob file (see [`ChainKnobs::from_json`]).
+    pub fn from_json_file(path: &Path, chain: Option<&ChainSpec>) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::KnobFile { path: path.to_path_buf(), reason: e.to_string() })?;
+        Self::from_json(&text, chain).map_err(|e| Error::KnobFile { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// The knob file: `{"chain": ..., "knobs": {...}}`, knobs in chain order.
+    pub fn to_json(&self) -> String {
+        let mut knobs = serde_json::Map::new();
+        for (k, v) in self.chain.knobs().iter().zip(&self.values) {
+            knobs.insert(k.name.clone(), serde_json::json!(v));
+        }
+        let file = serde_json::json!({ "chain": self.chain.to_string(), "knobs": knobs });
+        serde_json::to_string_pretty(&file).expect("knobs serialise")
+    }
 }
 
-macro_rules! eq_section {
-    ($prefix:literal, $what:literal, $fmin:expr, $fmax:expr, $fdef:expr) => {
-        [
-            KnobSpec {
-                name: concat!($prefix, ".gain_db"),
-                unit: "dB",
-                min: -24.0,
-                max: 24.0,
-                default: 0.0,
-                skew: Skew::Linear,
-                description: concat!($what, " gain"),
-            },
-            KnobSpec {
-                name: concat!($prefix, ".freq_hz"),
-                unit: "Hz",
-                min: $fmin,
-                max: $fmax,
-                default: $fdef,
-                skew: Skew::Log,
-                description: concat!($what, " frequency (clamped to 0.45 x sample rate)"),
-            },
-            KnobSpec {
-                name: concat!($prefix, ".q"),
-                unit: "",
-                min: 0.1,
-                max: 10.0,
-                default: 0.707,
-                skew: Skew::Log,
-                description: concat!($what, " Q"),
-            },
-        ]
-    };
+/// A knob file with its chain named.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainedFile {
+    chain: String,
+    knobs: Entries,
+}
+
+/// The `(name, value)` entries of a JSON object in file order; a name given twice is an error
+/// (a plain map would keep the last silently).
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of knob names to numbers")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Entries, A::Error> {
+                let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    if out.iter().any(|(seen, _)| *seen == k) {
+                        return Err(serde::de::Error::custom(format!("knob `{k}` is given twice")));
+                    }
+                    out.push((k, v));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// Number of EQ sections (low shelf, four peaking bands, high shelf).
@@ -118,92 +182,50 @@ pub const NUM_EQ_SECTIONS: usize = 6;
 /// Knobs per EQ section (gain, frequency, Q).
 pub const KNOBS_PER_SECTION: usize = 3;
 /// Index of the first compressor knob in [`KNOBS`].
-pub const COMP_OFFSET: usize = NUM_EQ_SECTIONS * KNOBS_PER_SECTION;
+pub const COMP_OFFSET: usize = eq::EQ_KNOBS.len();
 /// Number of compressor knobs.
-pub const NUM_COMP_KNOBS: usize = 6;
-/// Total number of knobs of the chain.
+pub const NUM_COMP_KNOBS: usize = compressor::COMP_KNOBS.len();
+/// Total number of knobs of the default chain `eq,comp`.
 pub const NUM_KNOBS: usize = COMP_OFFSET + NUM_COMP_KNOBS;
 
-const fn flatten(
-    sections: [[KnobSpec; KNOBS_PER_SECTION]; NUM_EQ_SECTIONS],
-    comp: [KnobSpec; NUM_COMP_KNOBS],
-) -> [KnobSpec; NUM_KNOBS] {
-    let mut out = [comp[0]; NUM_KNOBS];
-    let mut s = 0;
-    while s < NUM_EQ_SECTIONS {
-        let mut k = 0;
-        while k < KNOBS_PER_SECTION {
-            out[s * KNOBS_PER_SECTION + k] = sections[s][k];
-            k += 1;
-        }
-        s += 1;
-    }
-    let mut c = 0;
-    while c < NUM_COMP_KNOBS {
-        out[COMP_OFFSET + c] = comp[c];
-        c += 1;
-    }
-    out
-}
+/// Every knob of the default chain `eq,comp`, in the order of its knob vector.
+pub static KNOBS: LazyLock<Vec<Knob>> = LazyLock::new(|| ChainSpec::default().knobs());
 
-const fn comp(
-    name: &'static str,
-    unit: &'static str,
-    min: f64,
-    max: f64,
-    default: f64,
-    skew: Skew,
-    description: &'static str,
-) -> KnobSpec {
-    KnobSpec { name, unit, min, max, default, skew, description }
-}
-
-/// Every knob of the chain, in the order of the knob vector: EQ sections, then compressor.
-pub const KNOBS: [KnobSpec; NUM_KNOBS] = flatten(
-    [
-        eq_section!("eq.low_shelf", "low shelf", 20.0, 200.0, 100.0),
-        eq_section!("eq.band1", "peaking band 1", 200.0, 2000.0, 400.0),
-        eq_section!("eq.band2", "peaking band 2", 800.0, 4000.0, 1000.0),
-        eq_section!("eq.band3", "peaking band 3", 2000.0, 8000.0, 4000.0),
-        eq_section!("eq.band4", "peaking band 4", 4000.0, 12000.0, 8000.0),
-        eq_section!("eq.high_shelf", "high shelf", 4000.0, 12000.0, 8000.0),
-    ],
-    [
-        comp("comp.threshold_db", "dB", -80.0, 0.0, -12.0, Skew::Linear, "compressor threshold"),
-        comp("comp.ratio", ":1", 1.0, 20.0, 2.0, Skew::Log, "compressor ratio"),
-        comp("comp.attack_ms", "ms", 0.1, 100.0, 1.0, Skew::Log, "compressor attack time (to 90 %)"),
-        comp("comp.release_ms", "ms", 5.0, 1000.0, 45.0, Skew::Log, "compressor release time (to 90 %)"),
-        comp("comp.knee_db", "dB", 0.0, 12.0, 6.0, Skew::Linear, "compressor soft-knee width"),
-        comp("comp.makeup_db", "dB", -24.0, 24.0, 0.0, Skew::Linear, "compressor make-up gain"),
-    ],
-);
-
-/// Position of each compressor knob in the knob vector.
+/// Position of each compressor knob in a compressor's knob group (and, for the default chain,
+/// in [`KNOBS`] after [`COMP_OFFSET`]).
 pub mod comp_index {
-    use super::COMP_OFFSET;
-    pub const THRESHOLD_DB: usize = COMP_OFFSET;
-    pub const RATIO: usize = COMP_OFFSET + 1;
-    pub const ATTACK_MS: usize = COMP_OFFSET + 2;
-    pub const RELEASE_MS: usize = COMP_OFFSET + 3;
-    pub const KNEE_DB: usize = COMP_OFFSET + 4;
-    pub const MAKEUP_DB: usize = COMP_OFFSET + 5;
+    pub const THRESHOLD_DB: usize = 0;
+    pub const RATIO: usize = 1;
+    pub const ATTACK_MS: usize = 2;
+    pub const RELEASE_MS: usize = 3;
+    pub const KNEE_DB: usize = 4;
+    pub const MAKEUP_DB: usize = 5;
 }
 
-/// Looks a knob up by its dotted name.
+/// Positions of the compressor knobs in the default chain's knob vector.
+pub mod default_chain {
+    use super::{COMP_OFFSET, comp_index};
+    pub const THRESHOLD_DB: usize = COMP_OFFSET + comp_index::THRESHOLD_DB;
+    pub const RATIO: usize = COMP_OFFSET + comp_index::RATIO;
+    pub const ATTACK_MS: usize = COMP_OFFSET + comp_index::ATTACK_MS;
+    pub const RELEASE_MS: usize = COMP_OFFSET + comp_index::RELEASE_MS;
+    pub const KNEE_DB: usize = COMP_OFFSET + comp_index::KNEE_DB;
+    pub const MAKEUP_DB: usize = COMP_OFFSET + comp_index::MAKEUP_DB;
+}
+
+/// Looks a knob of the default chain up by its dotted name.
 pub fn knob_index(name: &str) -> Result<usize> {
-    KNOBS
-        .iter()
-        .position(|k| k.name == name)
-        .ok_or_else(|| Error::UnknownKnob { name: name.to_string() })
+    ChainSpec::default().knob_index(name)
 }
 
-/// A full setting of the chain in physical units (dB, Hz, ms, ratio), in [`KNOBS`] order.
+/// A setting of the default chain `eq,comp` in physical units, in [`KNOBS`] order: the fixed
+/// layout today's style network predicts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Knobs(pub [f64; NUM_KNOBS]);
 
 impl Default for Knobs {
     fn default() -> Self {
-        Knobs(KNOBS.map(|k| k.default))
+        Knobs(std::array::from_fn(|i| KNOBS[i].default))
     }
 }
 
@@ -217,6 +239,20 @@ impl Knobs {
     /// The normalised values of these knobs.
     pub fn to_normalized(&self) -> [f64; NUM_KNOBS] {
         std::array::from_fn(|i| KNOBS[i].normalize(self.0[i]))
+    }
+
+    /// These knobs as a setting of the default chain.
+    pub fn chain_knobs(&self) -> ChainKnobs {
+        ChainKnobs { chain: ChainSpec::default(), values: self.0.to_vec() }
+    }
+
+    /// Knobs of the default chain from a setting of it; another chain is an error.
+    pub fn from_chain_knobs(knobs: &ChainKnobs) -> Result<Knobs> {
+        let default = ChainSpec::default();
+        if knobs.chain() != &default {
+            return Err(Error::ChainMismatch { expected: default.to_string(), got: knobs.chain().to_string() });
+        }
+        Ok(Knobs(knobs.values().try_into().expect("the default chain has NUM_KNOBS knobs")))
     }
 
     /// Reads a knob by name.
@@ -237,87 +273,75 @@ impl Knobs {
         KNOBS.iter().zip(self.0).try_for_each(|(k, v)| k.validate(v))
     }
 
-    /// Applies `name=value` assignments (as given to `--set`).
-    pub fn apply_assignment(&mut self, assignment: &str) -> Result<()> {
-        let (name, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| Error::Invalid(format!("expected NAME=VALUE, got `{assignment}`")))?;
-        let name = name.trim();
-        let value: f64 = value.trim().parse().map_err(|_| {
-            Error::Invalid(format!("knob `{name}`: `{}` is not a number", value.trim()))
-        })?;
-        self.set(name, value)
-    }
-
-    /// Applies a flat JSON object `{ "eq.band1.gain_db": 3.0, ... }`; absent knobs keep their value.
+    /// Applies knob-file text on top of these knobs (knobs absent from it keep their value).
     pub fn apply_json(&mut self, json: &str) -> Result<()> {
-        let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(json)
-            .map_err(|e| Error::Invalid(format!("expected a flat JSON object of knobs: {e}")))?;
-        for (name, value) in map {
-            let v = value
-                .as_f64()
-                .ok_or_else(|| Error::Invalid(format!("knob `{name}`: value {value} is not a number")))?;
-            self.set(&name, v)?;
+        let read = ChainKnobs::from_json(json, Some(&ChainSpec::default()))?;
+        let value: serde_json::Value = serde_json::from_str(json).expect("parsed above");
+        let named = value.get("knobs").unwrap_or(&value).as_object().expect("checked above");
+        for name in named.keys() {
+            let i = knob_index(name)?;
+            self.0[i] = read.values()[i];
         }
         Ok(())
     }
 
-    /// Reads a knob file (flat JSON object) on top of the defaults.
+    /// Reads a knob file of the default chain (chained or flat).
     pub fn from_json_file(path: &Path) -> Result<Knobs> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::KnobFile { path: path.to_path_buf(), reason: e.to_string() })?;
-        let mut knobs = Knobs::default();
-        knobs
-            .apply_json(&text)
-            .map_err(|e| Error::KnobFile { path: path.to_path_buf(), reason: e.to_string() })?;
-        Ok(knobs)
+        Knobs::from_chain_knobs(&ChainKnobs::from_json_file(path, Some(&ChainSpec::default()))?)
+            .map_err(|e| Error::KnobFile { path: path.to_path_buf(), reason: e.to_string() })
     }
 
-    /// The flat JSON object of all knobs, in declaration order.
+    /// The knob file of these knobs (with the default chain named).
     pub fn to_json(&self) -> String {
-        let mut map = serde_json::Map::new();
-        for (k, v) in KNOBS.iter().zip(self.0) {
-            map.insert(k.name.to_string(), serde_json::json!(v));
-        }
-        serde_json::to_string_pretty(&serde_json::Value::Object(map)).expect("knobs serialise")
+        self.chain_knobs().to_json()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fx::Skew;
+    use crate::fx::effect::EffectKind;
 
     #[test]
-    fn names_are_unique_and_defaults_in_range() {
-        for (i, a) in KNOBS.iter().enumerate() {
-            a.validate(a.default).unwrap();
-            assert!(a.min < a.max, "{}", a.name);
-            assert!(a.skew == Skew::Linear || a.min > 0.0, "{}: log skew needs min > 0", a.name);
-            for b in &KNOBS[i + 1..] {
-                assert_ne!(a.name, b.name);
+    fn every_effects_knobs_are_unique_with_defaults_in_range() {
+        for &kind in EffectKind::ALL {
+            let knobs = kind.knobs();
+            assert!(!knobs.is_empty(), "{}", kind.name());
+            for (i, a) in knobs.iter().enumerate() {
+                a.validate_as(a.name, a.default).unwrap();
+                assert!(a.min < a.max, "{}.{}", kind.name(), a.name);
+                assert!(a.skew != Skew::Log || a.min > 0.0, "{}.{}: log skew needs min > 0", kind.name(), a.name);
+                assert!(!a.name.contains(char::is_whitespace), "{}", a.name);
+                for b in &knobs[i + 1..] {
+                    assert_ne!(a.name, b.name);
+                }
             }
         }
-        assert_eq!(KNOBS[comp_index::MAKEUP_DB].name, "comp.makeup_db");
+        assert_eq!(KNOBS.len(), NUM_KNOBS);
+        assert_eq!(KNOBS[default_chain::MAKEUP_DB].name, "comp.makeup_db");
         assert_eq!(KNOBS[17].name, "eq.high_shelf.q");
     }
 
     #[test]
     fn normalisation_round_trips_and_its_derivative_matches_finite_differences() {
-        for k in &KNOBS {
-            for n in [0.0, 0.13, 0.5, 0.77, 1.0] {
-                let x = k.denormalize(n);
-                assert!((k.normalize(x) - n).abs() < 1e-12, "{}", k.name);
-                let h = 1e-6;
-                let (lo, hi) = ((n - h).max(0.0), (n + h).min(1.0));
-                let fd = (k.denormalize(hi) - k.denormalize(lo)) / (hi - lo);
-                let d = k.physical_per_normalized(x);
-                assert!((fd - d).abs() <= 1e-5 * d.abs(), "{}: {fd} vs {d}", k.name);
+        for &kind in EffectKind::ALL {
+            for k in kind.knobs().iter().filter(|k| k.is_continuous()) {
+                for n in [0.0, 0.13, 0.5, 0.77, 1.0] {
+                    let x = k.denormalize(n);
+                    assert!((k.normalize(x) - n).abs() < 1e-12, "{}", k.name);
+                    let h = 1e-6;
+                    let (lo, hi) = ((n - h).max(0.0), (n + h).min(1.0));
+                    let fd = (k.denormalize(hi) - k.denormalize(lo)) / (hi - lo);
+                    let d = k.physical_per_normalized(x);
+                    assert!((fd - d).abs() <= 1e-5 * d.abs(), "{}: {fd} vs {d}", k.name);
+                }
+                for i in 0..=1000 {
+                    k.validate_as(k.name, k.denormalize(f64::from(i) / 1000.0)).unwrap();
+                }
+                assert_eq!(k.denormalize(0.0), k.min);
+                assert!((k.denormalize(1.0) - k.max).abs() < 1e-9 * k.max.abs().max(1.0));
             }
-            for i in 0..=1000 {
-                k.validate(k.denormalize(f64::from(i) / 1000.0)).unwrap();
-            }
-            assert_eq!(k.denormalize(0.0), k.min);
-            assert!((k.denormalize(1.0) - k.max).abs() < 1e-9 * k.max.abs().max(1.0));
         }
     }
 
@@ -329,9 +353,41 @@ mod tests {
         let mut back = Knobs::default();
         back.apply_json(&k.to_json()).unwrap();
         assert_eq!(back, k);
+        // The flat files of earlier versions still read.
+        let mut flat = Knobs::default();
+        flat.apply_json(r#"{"comp.ratio": 4, "eq.band2.freq_hz": 1234.5}"#).unwrap();
+        assert_eq!(flat, k);
         let e = Knobs::default().apply_json(r#"{"comp.ratoi": 3}"#).unwrap_err().to_string();
         assert!(e.contains("comp.ratoi"), "{e}");
-        let e = Knobs::default().apply_assignment("comp.ratio=40").unwrap_err().to_string();
+        let mut c = ChainKnobs::defaults(ChainSpec::default());
+        let e = c.apply_assignments(&["comp.ratio=40".into()]).unwrap_err().to_string();
         assert!(e.contains("comp.ratio") && e.contains("20"), "{e}");
+    }
+
+    #[test]
+    fn chained_files_round_trip_and_bad_files_are_errors() {
+        let chain: ChainSpec = "hpf,eq,comp,eq".parse().unwrap();
+        let mut k = ChainKnobs::defaults(chain.clone());
+        k.apply_assignments(&["hpf.freq_hz=120".into(), "eq2.band1.gain_db=-4.5".into()]).unwrap();
+        let text = k.to_json();
+        assert!(text.contains("\"chain\": \"hpf,eq,comp,eq\""), "{text}");
+        assert_eq!(ChainKnobs::from_json(&text, None).unwrap(), k);
+        assert_eq!(ChainKnobs::from_json(&text, Some(&chain)).unwrap(), k);
+        let e = ChainKnobs::from_json(&text, Some(&ChainSpec::default())).unwrap_err().to_string();
+        assert!(e.contains("hpf,eq,comp,eq") && e.contains("eq,comp"), "{e}");
+        // A flat file takes the chain it is given.
+        let flat = ChainKnobs::from_json(r#"{"hpf.freq_hz": 90}"#, Some(&chain)).unwrap();
+        assert_eq!(flat.get("hpf.freq_hz").unwrap(), 90.0);
+        let repeated = r#"{"chain": "eq,comp", "knobs": {"comp.ratio": 2, "comp.ratio": 3}}"#;
+        let e = ChainKnobs::from_json(repeated, None).unwrap_err().to_string();
+        assert!(e.contains("comp.ratio") && e.contains("twice"), "{e}");
+        let e = ChainKnobs::from_json(r#"{"comp.ratio": 2, "comp.ratio": 3}"#, None).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+        let e = ChainKnobs::from_json(r#"{"lpf.freq_hz": 5000}"#, None).unwrap_err().to_string();
+        assert!(e.contains("lpf.freq_hz") && e.contains("not in the chain"), "{e}");
+        let e = k.apply_assignments(&["comp.ratio=2".into(), "comp.ratio=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("comp.ratio") && e.contains("more than once"), "{e}");
+        assert!(ChainKnobs::from_json(r#"{"chain": "eq,fuzz", "knobs": {}}"#, None).is_err());
+        assert!(ChainKnobs::from_json("[1, 2]", None).is_err());
     }
 }

@@ -3,7 +3,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::params::{Knobs, NUM_KNOBS};
+use super::chain::ChainSpec;
+use super::params::{ChainKnobs, Knobs, NUM_KNOBS};
 
 /// Noise plus two sines under a slow tremolo with loud bursts, so the compressor attacks and
 /// releases many times; `channels` channels with different content.
@@ -32,15 +33,22 @@ pub fn random_knobs(seed: u64) -> Knobs {
     Knobs::from_normalized(&n)
 }
 
-/// Knobs with every normalised value at one end of its range (chosen by the seed's bits).
-pub fn corner_knobs(seed: u64) -> Knobs {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n: Vec<f64> = (0..NUM_KNOBS).map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
-    Knobs::from_normalized(&n)
-}
-
 /// A random vector in `[-1, 1]` (weights of a linear test loss).
 pub fn weights(seed: u64, len: usize) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// Knobs of `chain` drawn uniformly in the normalised domain.
+pub fn random_chain_knobs(chain: &ChainSpec, seed: u64) -> ChainKnobs {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: Vec<f64> = (0..chain.num_knobs()).map(|_| rng.random_range(0.0..1.0)).collect();
+    ChainKnobs::from_normalized(chain.clone(), &n).expect("one value per knob")
+}
+
+/// Knobs of `chain` with every normalised value at one end of its range.
+pub fn corner_chain_knobs(chain: &ChainSpec, seed: u64) -> ChainKnobs {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: Vec<f64> = (0..chain.num_knobs()).map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
+    ChainKnobs::from_normalized(chain.clone(), &n).expect("one value per knob")
 }

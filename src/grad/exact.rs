@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::{ChainFx, Channels, Differentiable, Estimator, Example, Levels, add_makeup, score};
-use crate::fx::{self, ChainTape, Knobs};
+use crate::fx::{self, ChainKnobs, ChainTape};
 use crate::spectral::MrStftBatch;
 
 /// Exact knob gradients from the adjoint of the true recursion (examples in parallel).
@@ -29,7 +29,7 @@ pub fn chain_knob_gradient(
     output_loss: impl FnOnce(&[Vec<f32>]) -> (f64, Channels),
 ) -> (f64, Vec<f32>) {
     let example = Example { input, knobs };
-    let physical = ChainFx::knobs(knobs);
+    let physical = fx.knobs(knobs);
     let inputs: Vec<&[f32]> = input.iter().map(|c| c.as_slice()).collect();
     let mut tape = ChainTape::default();
     let mut output = vec![fx::forward(&physical, fx.sample_rate, &inputs, &mut tape).to_vec()];
@@ -58,10 +58,10 @@ pub fn chain_loss_and_grad(
     levels: Option<&Levels>,
     loss: &mut MrStftBatch<f32>,
 ) -> (f64, Vec<Channels>, Vec<Vec<f32>>) {
-    let rendered: Vec<(Knobs, ChainTape<f32>)> = batch
+    let rendered: Vec<(ChainKnobs, ChainTape<f32>)> = batch
         .par_iter()
         .map(|e| {
-            let knobs = ChainFx::knobs(e.knobs);
+            let knobs = fx.knobs(e.knobs);
             let inputs: Vec<&[f32]> = e.input.iter().map(|c| c.as_slice()).collect();
             let mut tape = ChainTape::default();
             fx::forward(&knobs, fx.sample_rate, &inputs, &mut tape);
@@ -89,7 +89,7 @@ pub fn chain_loss_and_grad(
 mod tests {
     use super::*;
     use crate::fx::level::level_db;
-    use crate::fx::params::comp_index::{MAKEUP_DB, RATIO, THRESHOLD_DB};
+    use crate::fx::params::default_chain::{MAKEUP_DB, RATIO, THRESHOLD_DB};
     use crate::grad::loss_and_knob_gradients;
     use crate::grad::test_support::{batch, examples};
     use crate::spectral::MrStftConfig;
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn level_matched_gradients_match_finite_differences() {
         let fs = 24_000;
-        let fx = ChainFx { sample_rate: fs };
+        let fx = ChainFx::default_chain(fs);
         let (inputs, mut knobs, _) = batch(5, 2, 6000, fs);
         // Moderate compression: with a threshold far below the signal the branching smoother
         // switches so often that central differences of a level (a coherent sum over the

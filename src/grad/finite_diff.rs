@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn finite_differences_agree_with_the_exact_gradient() {
         let fs = 44_100;
-        let fx = ChainFx { sample_rate: fs };
+        let fx = ChainFx::default_chain(fs);
         let (inputs, knobs, grads) = batch(5, 3, 4096, fs);
         let ex = examples(&inputs, &knobs);
         let exact = Exact.knob_gradients(&fx, &ex, &grads, 0);

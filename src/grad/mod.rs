@@ -16,8 +16,8 @@ pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
 use crate::fx::level::{LevelMatch, OutputLevel, level_db, level_db_and_gradient};
-use crate::fx::params::comp_index::MAKEUP_DB;
-use crate::fx::{self, ChainTape, KNOBS, Knobs, NUM_KNOBS};
+use crate::fx::params::default_chain::MAKEUP_DB;
+use crate::fx::{self, ChainKnobs, ChainSpec, ChainTape, KNOBS, Knobs};
 use crate::spectral::MrStftBatch;
 
 /// Planar audio: one `Vec` per channel.
@@ -51,14 +51,25 @@ pub trait Estimator<F: ?Sized> {
     fn knob_gradients(&self, fx: &F, batch: &[Example], grad_output: &[Channels], seed: u64) -> Vec<Vec<f32>>;
 }
 
-/// The plain-Rust effect chain (EQ then compressor) at a fixed sample rate, as a renderable and
-/// differentiable effect over the normalised knobs.
-#[derive(Clone, Copy, Debug)]
+/// The plain-Rust effect chain at a fixed sample rate, as a renderable and differentiable
+/// effect over the normalised knobs.
+#[derive(Clone, Debug)]
 pub struct ChainFx {
     pub sample_rate: u32,
+    pub chain: ChainSpec,
 }
 
 impl ChainFx {
+    /// `chain` at `sample_rate`.
+    pub fn new(chain: ChainSpec, sample_rate: u32) -> Self {
+        ChainFx { sample_rate, chain }
+    }
+
+    /// The default chain (`eq,comp`, today's style network's) at `sample_rate`.
+    pub fn default_chain(sample_rate: u32) -> Self {
+        Self::new(ChainSpec::default(), sample_rate)
+    }
+
     /// Renders one mono clip with normalised `knobs` into a new buffer.
     pub fn render_mono(&self, input: &[f32], knobs: &[f32]) -> Vec<f32> {
         let mut output = Channels::new();
@@ -66,15 +77,16 @@ impl ChainFx {
         output.remove(0)
     }
 
-    fn knobs(knobs: &[f32]) -> Knobs {
-        let n: Vec<f64> = knobs.iter().map(|&v| v as f64).collect();
-        Knobs::from_normalized(&n)
+    /// The physical knobs of normalised `knobs` (one per knob of the chain).
+    pub fn knobs(&self, knobs: &[f32]) -> ChainKnobs {
+        let n: Vec<f64> = knobs.iter().map(|&v| f64::from(v)).collect();
+        ChainKnobs::from_normalized(self.chain.clone(), &n).expect("one normalised value per knob of the chain")
     }
 }
 
 impl Render for ChainFx {
     fn num_knobs(&self) -> usize {
-        NUM_KNOBS
+        self.chain.num_knobs()
     }
 
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
@@ -84,15 +96,13 @@ impl Render for ChainFx {
             o.extend_from_slice(i);
         }
         let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
-        fx::Chain::new(&Self::knobs(knobs), self.sample_rate, views.len())
-            .expect("valid sample rate and knobs")
-            .process(&mut views);
+        fx::Chain::new(&self.knobs(knobs), self.sample_rate, views.len()).expect("valid sample rate and knobs").process(&mut views);
     }
 }
 
 impl Differentiable for ChainFx {
     fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>]) -> Vec<f32> {
-        let k = Self::knobs(knobs);
+        let k = self.knobs(knobs);
         let inputs: Vec<&[f32]> = input.iter().map(|c| c.as_slice()).collect();
         let grads: Vec<&[f32]> = grad_output.iter().map(|c| c.as_slice()).collect();
         let mut tape = ChainTape::default();
@@ -105,7 +115,7 @@ impl Differentiable for ChainFx {
 /// A mono output rendered with normalised `knobs`, brought to the level that `level` gives it
 /// against the mono `reference` (both at `sample_rate`, in place); the gain applied.
 pub fn finish_mono(level: OutputLevel, output: &mut [f32], sample_rate: u32, reference: &[f32], knobs: &[f32]) -> f64 {
-    level.finish(&mut [output], sample_rate, || level_db(&[reference], sample_rate), &ChainFx::knobs(knobs))
+    level.finish(&mut [output], sample_rate, || level_db(&[reference], sample_rate), &Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
 }
 
 /// Level handling of a batch: for a level-relative model

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::{ChainFx, Channels, Differentiable, Estimator, Example, Render};
 use crate::fx::{KNOBS, NUM_KNOBS};
-use crate::fx::params::comp_index::{MAKEUP_DB, RATIO};
+use crate::fx::params::default_chain::{MAKEUP_DB, RATIO};
 use crate::model::ProxyChain;
 
 impl Render for ProxyChain {
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn straight_through_gradient_uses_the_real_eq_output() {
         let chain = tiny_chain(2);
-        let fx = ChainFx { sample_rate: 24_000 };
+        let fx = ChainFx::default_chain(24_000);
         let input = vec![signal(400, 0.5)];
         let g = vec![signal(400, 1.5)];
         let knobs: Vec<f32> = (0..NUM_KNOBS).map(|i| 0.3 + 0.4 * ((i * 3) % 8) as f32 / 8.0).collect();

@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn averaged_spsa_points_along_the_exact_gradient() {
         let fs = 24_000;
-        let fx = ChainFx { sample_rate: fs };
+        let fx = ChainFx::default_chain(fs);
         let (inputs, knobs, grads) = batch(3, 4, 4096, fs);
         let ex = examples(&inputs, &knobs);
         let exact = Exact.knob_gradients(&fx, &ex, &grads, 0);

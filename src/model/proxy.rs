@@ -56,7 +56,7 @@ impl ProxyEffect {
 
     /// The position, among this effect's knobs, of a make-up gain applied exactly.
     fn makeup(self) -> Option<usize> {
-        let makeup = crate::fx::params::comp_index::MAKEUP_DB;
+        let makeup = crate::fx::params::default_chain::MAKEUP_DB;
         self.knobs().contains(&makeup).then(|| makeup - self.knobs().start)
     }
 }
