@@ -15,10 +15,10 @@
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 
+use crate::Result;
 use crate::data::{PEAK_DBFS, normalize_peak};
 use crate::fx::{self, Knobs};
 use crate::metrics::loudness_lufs;
-use crate::Result;
 
 const SPECTRUM_FFT: usize = 65_536;
 const SMOOTHING_BINS: usize = 1025;
@@ -47,9 +47,7 @@ pub fn rb_dsp(input: &[f32], reference: &[f32], sample_rate: u32) -> Result<Vec<
     let reference_lufs = loudness_lufs(&r, sample_rate, "reference")?;
     let mut best = equalized.clone();
     let mut threshold_db = 0.0;
-    while loudness_lufs(&best, sample_rate, "input")? < reference_lufs - LOUDNESS_TOLERANCE_LU
-        && threshold_db > LOWEST_THRESHOLD_DB
-    {
+    while loudness_lufs(&best, sample_rate, "input")? < reference_lufs - LOUDNESS_TOLERANCE_LU && threshold_db > LOWEST_THRESHOLD_DB {
         threshold_db -= THRESHOLD_STEP_DB;
         best = compress(&equalized, sample_rate, threshold_db)?;
     }
@@ -87,7 +85,13 @@ fn average_magnitude(signal: &[f32], n: usize) -> Vec<f64> {
     let pad = n / 2;
     let len = signal.len();
     let reflect = |i: isize| -> f32 {
-        let m = if i < 0 { -i } else if i >= len as isize { 2 * (len as isize - 1) - i } else { i };
+        let m = if i < 0 {
+            -i
+        } else if i >= len as isize {
+            2 * (len as isize - 1) - i
+        } else {
+            i
+        };
         signal[m.clamp(0, len as isize - 1) as usize]
     };
     let padded: Vec<f32> = (0..len + 2 * pad).map(|i| reflect(i as isize - pad as isize)).collect();
@@ -199,9 +203,7 @@ fn firwin2(taps: usize, gain: &[f64]) -> Vec<f32> {
 /// `signal` through the FIR `h` (causal, zero initial state, same length), as
 /// `scipy.signal.lfilter(h, 1, signal)`.
 fn filter(h: &[f32], signal: &[f32]) -> Vec<f32> {
-    (0..signal.len())
-        .map(|t| h.iter().enumerate().take(t + 1).map(|(j, &c)| c * signal[t - j]).sum())
-        .collect()
+    (0..signal.len()).map(|t| h.iter().enumerate().take(t + 1).map(|(j, &c)| c * signal[t - j]).sum()).collect()
 }
 
 #[cfg(test)]
@@ -241,11 +243,8 @@ mod tests {
     #[test]
     fn rb_dsp_moves_the_input_toward_the_reference() {
         let rate = 24_000;
-        let input: Vec<f32> = crate::fx::test_signals::program(3, 1, 3 * rate as usize, rate as f64)
-            .remove(0)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
+        let input: Vec<f32> =
+            crate::fx::test_signals::program(3, 1, 3 * rate as usize, rate as f64).remove(0).into_iter().map(|v| v as f32).collect();
         let mut knobs = Knobs::default().chain_knobs();
         let set = ["eq.high_shelf.gain_db=-18", "eq.high_shelf.freq_hz=4000", "comp.threshold_db=-30", "comp.ratio=3"];
         knobs.apply_assignments(&set.map(String::from)).unwrap();
@@ -262,4 +261,3 @@ mod tests {
         assert!(after.loudness_error_lu < before.loudness_error_lu.min(1.0), "{before:?} {after:?}");
     }
 }
-

@@ -122,8 +122,7 @@ struct TrainingBatch {
 impl TrainingBatch {
     fn new() -> Self {
         let fx = ChainFx::default_chain(BATCH_RATE);
-        let inputs: Vec<Channels> =
-            (0..BATCH).map(|b| vec![program_signal(BATCH_SAMPLES, BATCH_RATE as f64, b as u32 + 1)]).collect();
+        let inputs: Vec<Channels> = (0..BATCH).map(|b| vec![program_signal(BATCH_SAMPLES, BATCH_RATE as f64, b as u32 + 1)]).collect();
         let guess: Vec<f32> = Knobs::default().to_normalized().iter().map(|&v| v as f32).collect();
         let truth: Vec<f32> = busy_knobs().to_normalized().iter().map(|&v| v as f32).collect();
         let targets = inputs
@@ -204,8 +203,7 @@ fn train_step_seconds() -> f64 {
             let (input, reference) = (features(&data.inputs), features(&data.targets));
             trainer
                 .step(&input, &reference, |knobs| {
-                    let batch: Vec<Example> =
-                        data.inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
+                    let batch: Vec<Example> = data.inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
                     let (value, _, grads) = chain_loss_and_grad(&fx, &batch, &data.targets, None, &mut loss);
                     (value, grads)
                 })
@@ -242,9 +240,7 @@ fn proxy_train_step_seconds() -> f64 {
         let targets: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
         best_of(3, || {
-            trainer
-                .step(&inputs, &knobs, |outputs| loss.value_and_grads(outputs, &targets))
-                .expect("finite step");
+            trainer.step(&inputs, &knobs, |outputs| loss.value_and_grads(outputs, &targets)).expect("finite step");
         })
     })
 }

@@ -15,9 +15,7 @@ use crate::{Error, Result};
 pub fn response_db(knobs: &ChainKnobs, sample_rate: f64, freqs_hz: &[f64]) -> Vec<f64> {
     freqs_hz
         .iter()
-        .map(|&f| {
-            knobs.chain().stages().iter().filter_map(|s| s.kind.response_db(&knobs.values()[s.knobs()], sample_rate, f)).sum()
-        })
+        .map(|&f| knobs.chain().stages().iter().filter_map(|s| s.kind.response_db(&knobs.values()[s.knobs()], sample_rate, f)).sum())
         .collect()
 }
 

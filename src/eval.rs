@@ -370,11 +370,8 @@ fn measure_row(name: &str, pairs: &[Pair], styles: &[&str], outputs: Vec<(Vec<f3
         .collect::<Result<_>>()?;
     let silent_outputs = measured.iter().filter(|(_, silent)| *silent).count();
     let each: Vec<Metrics> = measured.into_iter().map(|(m, _)| m).collect();
-    let by_style = styles
-        .iter()
-        .enumerate()
-        .map(|(k, &style)| (style.to_string(), mean(each.iter().skip(k).step_by(styles.len()))))
-        .collect();
+    let by_style =
+        styles.iter().enumerate().map(|(k, &style)| (style.to_string(), mean(each.iter().skip(k).step_by(styles.len())))).collect();
     Ok(Row {
         name: name.into(),
         metrics: mean(each.iter()),
@@ -500,13 +497,15 @@ mod tests {
         let model = crate::transfer::bundled_model().unwrap();
         let ctcn = crate::model::CtcnConfig {
             net: model.net.config().clone(),
-            tcn: crate::model::ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..crate::model::ProxyConfig::new(crate::model::ProxyEffect::Chain) },
+            tcn: crate::model::ProxyConfig {
+                channels: 2,
+                kernel_size: 3,
+                dilations: vec![1],
+                ..crate::model::ProxyConfig::new(crate::model::ProxyEffect::Chain)
+            },
         }
         .init(&burn::prelude::Device::flex(), 4);
-        let bundled = Candidate {
-            training: Some(TrainingCost { steps: 300, seconds: 60.0 }),
-            ..Candidate::new("bundled", &model.net)
-        };
+        let bundled = Candidate { training: Some(TrainingCost { steps: 300, seconds: 60.0 }), ..Candidate::new("bundled", &model.net) };
         let candidates = [bundled, Candidate { tcn: Some(&ctcn.tcn), ..Candidate::new("ctcn", &ctcn.net) }];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
         let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
@@ -586,7 +585,14 @@ mod tests {
         write_grooves(dir.path(), 40, 1.0, 24_000, 900);
         let model = crate::transfer::bundled_model().unwrap();
         let report = |split| {
-            let config = EvalConfig { data: vec![dir.path().to_path_buf()], pairs: 3, half_frames: 12_000, oracle_steps: 0, split, ..EvalConfig::default() };
+            let config = EvalConfig {
+                data: vec![dir.path().to_path_buf()],
+                pairs: 3,
+                half_frames: 12_000,
+                oracle_steps: 0,
+                split,
+                ..EvalConfig::default()
+            };
             evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap()
         };
         let [train, validation, test] = Split::ALL.map(report);

@@ -76,7 +76,13 @@ pub fn groove(seconds: f64, sample_rate: u32, channels: usize, seed: u64) -> Aud
         let bass = chord[0] / 2.0;
         pluck(&mut left, start, bass, 0.25, 0.3, fs);
         pluck(&mut right, start, bass, 0.25, 0.3, fs);
-        let kind = if step % 4 == 0 { 0 } else if step % 4 == 2 { 1 } else { 2 };
+        let kind = if step % 4 == 0 {
+            0
+        } else if step % 4 == 2 {
+            1
+        } else {
+            2
+        };
         drum(&mut left, start, kind, 0.5, fs, &mut rng);
         drum(&mut right, start, kind, 0.45, fs, &mut rng);
         start += beat / 2;

@@ -9,9 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
 use afx::data::{Draw, InputCorruption, Split, Style};
+use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::fx::level::OutputLevel;
 use afx::fx::{ChainKnobs, ChainSpec, EffectKind, KNOBS};
-use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, ProxyEffect, StyleNetConfig};
 use afx::probe::ProbeConfig;
@@ -540,10 +540,9 @@ impl TrainArgs {
         let net = match (&self.net, &self.init) {
             (_, Some(model)) => afx::model::file::load(model)?.net.config().clone(),
             (Some(path), None) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
+                serde_json::from_str(&text).map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
             }
             (None, None) => d.net.clone(),
         };
@@ -632,13 +631,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             };
             knobs.apply_assignments(&set)?;
             let audio = afx::apply::apply_file(&input, &output, &knobs, format.into())?;
-            println!(
-                "wrote {} ({} ch, {} Hz, {:.2} s)",
-                output.display(),
-                audio.num_channels(),
-                audio.sample_rate,
-                audio.duration_s()
-            );
+            println!("wrote {} ({} ch, {} Hz, {:.2} s)", output.display(), audio.num_channels(), audio.sample_rate, audio.duration_s());
             if let Some(path) = plot {
                 afx::curves::write_png(&path, &knobs, audio.sample_rate)?;
             }
@@ -718,15 +711,8 @@ fn run(cli: Cli) -> afx::Result<()> {
                 Some(path) => afx::model::file::load(&path)?,
                 None => afx::transfer::bundled_model()?,
             };
-            let (done, loudness) = afx::transfer::transfer_files(
-                &model.net,
-                &input,
-                &reference,
-                &output,
-                params_out.as_deref(),
-                format.into(),
-                refine,
-            )?;
+            let (done, loudness) =
+                afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into(), refine)?;
             if json {
                 println!("{}", done.file_knobs.to_json());
             } else {
@@ -767,13 +753,8 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Probe { models, data, train_clips, test_clips, seed, json } => {
             let loaded = load_models(&models)?;
-            let config = ProbeConfig {
-                data,
-                train_clips_per_style: train_clips,
-                test_clips_per_style: test_clips,
-                seed,
-                ..ProbeConfig::default()
-            };
+            let config =
+                ProbeConfig { data, train_clips_per_style: train_clips, test_clips_per_style: test_clips, seed, ..ProbeConfig::default() };
             let rows = afx::probe::probe(&config, &candidates(&models, &loaded))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));

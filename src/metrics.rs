@@ -81,11 +81,7 @@ impl AudioPair {
             return Err(bad("sample rate is 0 Hz".into()));
         }
         if estimate.len() != target.len() || estimate.is_empty() {
-            return Err(bad(format!(
-                "estimate has {} channels and target {}; need the same, at least one",
-                estimate.len(),
-                target.len()
-            )));
+            return Err(bad(format!("estimate has {} channels and target {}; need the same, at least one", estimate.len(), target.len())));
         }
         let length = |what: &str, channels: &[Vec<f32>]| -> Result<usize> {
             if channels.iter().any(|c| c.len() != channels[0].len()) {
@@ -356,8 +352,7 @@ mod tests {
     fn centroid_of_a_sine_is_its_frequency() {
         let bin_hz = f64::from(RATE) / 2048.0;
         for freq in [440.0, 3000.0, 9000.0] {
-            let centroid =
-                mean_centroid_hz(&[sine(freq, 0.5, 48000).iter().map(|&v| f64::from(v)).collect()], RATE);
+            let centroid = mean_centroid_hz(&[sine(freq, 0.5, 48000).iter().map(|&v| f64::from(v)).collect()], RATE);
             assert!((centroid - freq).abs() < bin_hz, "{freq} Hz: centroid {centroid}");
         }
         let low_high = pair(sine(1000.0, 0.5, 48000), sine(4000.0, 0.5, 48000));
@@ -374,8 +369,7 @@ mod tests {
         let mono = [sine(1000.0, 0.1, 5 * 48000).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()];
         let lufs = integrated_loudness_lufs(&mono, RATE, "mono").unwrap();
         assert!((lufs - (-23.01)).abs() < 0.05, "mono: {lufs}");
-        let channel: Vec<f64> =
-            sine(1000.0, 10f64.powf(-23.0 / 20.0), 5 * 48000).iter().map(|&v| f64::from(v)).collect();
+        let channel: Vec<f64> = sine(1000.0, 10f64.powf(-23.0 / 20.0), 5 * 48000).iter().map(|&v| f64::from(v)).collect();
         let lufs = integrated_loudness_lufs(&[channel.clone(), channel], RATE, "stereo").unwrap();
         assert!((lufs - (-23.0)).abs() < 0.05, "stereo: {lufs}");
         // The same through the f32 entry point `afx transfer` uses.
@@ -466,8 +460,7 @@ mod tests {
     #[test]
     fn mrstft_is_log_and_linear_in_gain_and_averages_channels() {
         gain_identity(AudioPair::mrstft, 48000);
-        let (a, b, c, d) =
-            (noise(0.5, 20000, 4), noise(0.5, 20000, 5), noise(0.2, 20000, 6), noise(0.1, 20000, 7));
+        let (a, b, c, d) = (noise(0.5, 20000, 4), noise(0.5, 20000, 5), noise(0.2, 20000, 6), noise(0.1, 20000, 7));
         let stereo = AudioPair::new(&[a.clone(), c.clone()], &[b.clone(), d.clone()], RATE).unwrap().mrstft();
         let left = pair(a, b).mrstft();
         let right = pair(c, d).mrstft();
@@ -505,9 +498,7 @@ mod tests {
     fn malformed_input_is_rejected() {
         let x = noise(0.5, 4096, 12);
         let mono = vec![x.clone()];
-        let rejected = |e: &[Vec<f32>], t: &[Vec<f32>]| {
-            matches!(AudioPair::new(e, t, RATE), Err(Error::BadAudio { .. }))
-        };
+        let rejected = |e: &[Vec<f32>], t: &[Vec<f32>]| matches!(AudioPair::new(e, t, RATE), Err(Error::BadAudio { .. }));
         assert!(rejected(&mono, &[x.clone(), x.clone()]), "channel counts differ");
         assert!(rejected(&[], &[]), "no channels");
         assert!(rejected(&[vec![]], &[vec![]]), "empty");

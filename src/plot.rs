@@ -66,14 +66,10 @@ pub fn render_png(chart: &Chart, width_px: u32, height_px: u32) -> Result<Vec<u8
 /// # Errors
 /// As [`render_png`], for any of the charts.
 pub fn render_row_png(charts: &[Chart], width_px_each: u32, height_px: u32) -> Result<Vec<u8>, String> {
-    let canvases = charts
-        .iter()
-        .map(|chart| render(chart, width_px_each, height_px).map(|(canvas, _)| canvas))
-        .collect::<Result<Vec<_>, _>>()?;
-    let width_px = width_px_each
-        .checked_mul(charts.len() as u32)
-        .filter(|&w| w > 0)
-        .ok_or("a row needs at least one chart and a width that fits")?;
+    let canvases =
+        charts.iter().map(|chart| render(chart, width_px_each, height_px).map(|(canvas, _)| canvas)).collect::<Result<Vec<_>, _>>()?;
+    let width_px =
+        width_px_each.checked_mul(charts.len() as u32).filter(|&w| w > 0).ok_or("a row needs at least one chart and a width that fits")?;
     let mut row = Canvas::new(width_px, height_px, BACKGROUND);
     let stride = 3 * width_px_each as usize;
     for y in 0..height_px as usize {
@@ -86,16 +82,8 @@ pub fn render_row_png(charts: &[Chart], width_px_each: u32, height_px: u32) -> R
 }
 
 /// Line colours, assigned to series in order (cycled past the end).
-const SERIES_COLOURS: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-];
+const SERIES_COLOURS: [[u8; 3]; 8] =
+    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
 const BACKGROUND: [u8; 3] = [255, 255, 255];
 const TEXT: [u8; 3] = [25, 25, 25];
 const NOTE_TEXT: [u8; 3] = [140, 140, 140];
@@ -229,39 +217,21 @@ struct Ticks {
 
 /// Picks ticks for `axis` drawn over `length_px` pixels: the densest
 /// "nice" set whose labels, `extent_px` long along the axis, do not overlap.
-fn choose_ticks(
-    axis: &Axis,
-    length_px: f64,
-    min_spacing_px: f64,
-    extent_px: &dyn Fn(&str) -> f64,
-) -> Ticks {
+fn choose_ticks(axis: &Axis, length_px: f64, min_spacing_px: f64, extent_px: &dyn Fn(&str) -> f64) -> Ticks {
     let fits = |ticks: &[Tick]| {
         ticks.windows(2).all(|pair| {
-            let distance_px = (axis.fraction(pair[1].position) - axis.fraction(pair[0].position))
-                .abs()
-                * length_px;
-            distance_px
-                >= (extent_px(&pair[0].label) + extent_px(&pair[1].label)) / 2.0 + MIN_LABEL_GAP_PX
+            let distance_px = (axis.fraction(pair[1].position) - axis.fraction(pair[0].position)).abs() * length_px;
+            distance_px >= (extent_px(&pair[0].label) + extent_px(&pair[1].label)) / 2.0 + MIN_LABEL_GAP_PX
         })
     };
     let max_ticks = (length_px / min_spacing_px).max(2.0);
     match axis.scale {
-        Scale::Linear => Ticks {
-            major: linear_ticks(axis.lo, axis.hi, max_ticks, &|v| v, &fits),
-            minor: Vec::new(),
-        },
+        Scale::Linear => Ticks { major: linear_ticks(axis.lo, axis.hi, max_ticks, &|v| v, &fits), minor: Vec::new() },
         // Less than a decade shows at most a few powers-of-ten marks, so
         // plain decimal steps over the value range read better.
-        Scale::Log10 if axis.hi - axis.lo < 1.0 => Ticks {
-            major: linear_ticks(
-                10f64.powf(axis.lo),
-                10f64.powf(axis.hi),
-                max_ticks,
-                &f64::log10,
-                &fits,
-            ),
-            minor: Vec::new(),
-        },
+        Scale::Log10 if axis.hi - axis.lo < 1.0 => {
+            Ticks { major: linear_ticks(10f64.powf(axis.lo), 10f64.powf(axis.hi), max_ticks, &f64::log10, &fits), minor: Vec::new() }
+        }
         Scale::Log10 => log_ticks(axis, length_px, &fits),
     }
 }
@@ -269,13 +239,7 @@ fn choose_ticks(
 /// Ticks at multiples of a 1-2-5 step over the value range `lo..=hi`,
 /// widening the step until `fits`; `position` maps a value to transformed
 /// units.
-fn linear_ticks(
-    lo: f64,
-    hi: f64,
-    max_ticks: f64,
-    position: &dyn Fn(f64) -> f64,
-    fits: &dyn Fn(&[Tick]) -> bool,
-) -> Vec<Tick> {
+fn linear_ticks(lo: f64, hi: f64, max_ticks: f64, position: &dyn Fn(f64) -> f64, fits: &dyn Fn(&[Tick]) -> bool) -> Vec<Tick> {
     let magnitude = lo.abs().max(hi.abs());
     let mut step = nice_step_at_least((hi - lo) / max_ticks);
     loop {
@@ -284,10 +248,7 @@ fn linear_ticks(
         let ticks: Vec<Tick> = (first..=last)
             .map(|k| {
                 let value = k as f64 * step;
-                Tick {
-                    position: position(value),
-                    label: format_tick(value, step, magnitude),
-                }
+                Tick { position: position(value), label: format_tick(value, step, magnitude) }
             })
             .collect();
         if ticks.len() <= 2 || fits(&ticks) {
@@ -301,12 +262,7 @@ fn linear_ticks(
 /// n-th decade: the first set whose labels fit. Unlabelled 2..9 positions
 /// become minor grid lines when decades are long enough to show them.
 fn log_ticks(axis: &Axis, length_px: f64, fits: &dyn Fn(&[Tick]) -> bool) -> Ticks {
-    const MANTISSA_SETS: [&[f64]; 4] = [
-        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
-        &[1.0, 2.0, 3.0, 5.0],
-        &[1.0, 2.0, 5.0],
-        &[1.0],
-    ];
+    const MANTISSA_SETS: [&[f64]; 4] = [&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], &[1.0, 2.0, 3.0, 5.0], &[1.0, 2.0, 5.0], &[1.0]];
     let first_decade = axis.lo.floor() as i32;
     let last_decade = axis.hi.ceil() as i32;
     let in_range = |position: f64| position >= axis.lo - 1e-9 && position <= axis.hi + 1e-9;
@@ -316,10 +272,7 @@ fn log_ticks(axis: &Axis, length_px: f64, fits: &dyn Fn(&[Tick]) -> bool) -> Tic
             .flat_map(|decade| mantissas.iter().map(move |&m| (m, decade)))
             .map(|(m, decade)| (m * 10f64.powi(decade), f64::from(decade) + m.log10()))
             .filter(|&(_, position)| in_range(position))
-            .map(|(value, position)| Tick {
-                position,
-                label: format_tick(value, 10f64.powf(position.floor()), value),
-            })
+            .map(|(value, position)| Tick { position, label: format_tick(value, 10f64.powf(position.floor()), value) })
             .collect()
     };
     let major = MANTISSA_SETS
@@ -333,11 +286,7 @@ fn log_ticks(axis: &Axis, length_px: f64, fits: &dyn Fn(&[Tick]) -> bool) -> Tic
         ticks_for(&MANTISSA_SETS[0][1..], 1)
             .into_iter()
             .map(|tick| tick.position)
-            .filter(|position| {
-                major
-                    .iter()
-                    .all(|tick| (tick.position - position).abs() > 1e-9)
-            })
+            .filter(|position| major.iter().all(|tick| (tick.position - position).abs() > 1e-9))
             .collect()
     } else {
         Vec::new()
@@ -348,11 +297,7 @@ fn log_ticks(axis: &Axis, length_px: f64, fits: &dyn Fn(&[Tick]) -> bool) -> Tic
 /// Smallest 1, 2 or 5 x 10^k that is at least `raw`.
 fn nice_step_at_least(raw: f64) -> f64 {
     let base = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * base)
-        .find(|&step| step >= raw * (1.0 - 1e-9))
-        .unwrap_or(10.0 * base)
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * base).find(|&step| step >= raw * (1.0 - 1e-9)).unwrap_or(10.0 * base)
 }
 
 /// The next larger 1-2-5 step after `step`.
@@ -378,8 +323,7 @@ fn format_tick(value: f64, step: f64, magnitude: f64) -> String {
         return "0".to_string();
     }
     if !(1e-3..1e9).contains(&magnitude) {
-        let digits =
-            (value.abs().log10().floor() - (step.log10() + 1e-9).floor()).max(0.0) as usize;
+        let digits = (value.abs().log10().floor() - (step.log10() + 1e-9).floor()).max(0.0) as usize;
         return format!("{value:.digits$e}");
     }
     let (divisor, suffix) = if magnitude >= 1e6 {
@@ -403,11 +347,7 @@ struct Canvas {
 impl Canvas {
     fn new(width_px: u32, height_px: u32, colour: [u8; 3]) -> Canvas {
         let rgb = colour.repeat(width_px as usize * height_px as usize);
-        Canvas {
-            width_px,
-            height_px,
-            rgb,
-        }
+        Canvas { width_px, height_px, rgb }
     }
 
     fn index(&self, x: i32, y: i32) -> Option<usize> {
@@ -420,8 +360,7 @@ impl Canvas {
     fn blend(&mut self, x: i32, y: i32, colour: [u8; 3], alpha: f32) {
         if let Some(i) = self.index(x, y) {
             for (channel, &target) in self.rgb[i..i + 3].iter_mut().zip(&colour) {
-                *channel =
-                    (f32::from(*channel) * (1.0 - alpha) + f32::from(target) * alpha).round() as u8;
+                *channel = (f32::from(*channel) * (1.0 - alpha) + f32::from(target) * alpha).round() as u8;
             }
         }
     }
@@ -451,13 +390,8 @@ impl Canvas {
     /// and the text runs up from y.
     fn text_upwards(&mut self, text: &str, x: i32, y: i32, font: &MonoFont, colour: [u8; 3]) {
         let style = MonoTextStyle::new(font, rgb888(colour));
-        let mut rotated = RotatedAnticlockwise {
-            canvas: self,
-            origin_x: x,
-            origin_y: y,
-        };
-        let Ok(_) =
-            Text::with_baseline(text, Point::zero(), style, Baseline::Top).draw(&mut rotated);
+        let mut rotated = RotatedAnticlockwise { canvas: self, origin_x: x, origin_y: y };
+        let Ok(_) = Text::with_baseline(text, Point::zero(), style, Baseline::Top).draw(&mut rotated);
     }
 
     /// Strokes each polyline in `polylines_px` (pixel-centre coordinates)
@@ -466,23 +400,14 @@ impl Canvas {
     /// curves do not darken where segments overlap; one buffer serves all
     /// polylines of a series, however many gaps split it. A polyline of a
     /// single point becomes a dot.
-    fn stroke_polylines(
-        &mut self,
-        polylines_px: &[Vec<(f64, f64)>],
-        colour: [u8; 3],
-        width_px: f64,
-        clip: PlotRect,
-    ) {
+    fn stroke_polylines(&mut self, polylines_px: &[Vec<(f64, f64)>], colour: [u8; 3], width_px: f64, clip: PlotRect) {
         let clip_width = (clip.right - clip.left + 1) as usize;
         let mut coverage = vec![0f32; clip_width * (clip.bottom - clip.top + 1) as usize];
         let half_width = width_px / 2.0;
         let reach = half_width + 1.0;
         let segments = polylines_px.iter().flat_map(|points| {
             let single_point = (points.len() == 1).then(|| (points[0], points[0]));
-            points
-                .windows(2)
-                .map(|pair| (pair[0], pair[1]))
-                .chain(single_point)
+            points.windows(2).map(|pair| (pair[0], pair[1])).chain(single_point)
         });
         for (a, b) in segments {
             let x0 = ((a.0.min(b.0) - reach).floor() as i32).max(clip.left);
@@ -493,8 +418,7 @@ impl Canvas {
                 for x in x0..=x1 {
                     let distance = distance_to_segment((f64::from(x), f64::from(y)), a, b);
                     let alpha = (half_width + 0.5 - distance).clamp(0.0, 1.0) as f32;
-                    let cell = &mut coverage
-                        [(y - clip.top) as usize * clip_width + (x - clip.left) as usize];
+                    let cell = &mut coverage[(y - clip.top) as usize * clip_width + (x - clip.left) as usize];
                     *cell = cell.max(alpha);
                 }
             }
@@ -513,12 +437,8 @@ impl Canvas {
         let mut encoder = png::Encoder::new(&mut bytes, self.width_px, self.height_px);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|e| format!("PNG header: {e}"))?;
-        writer
-            .write_image_data(&self.rgb)
-            .map_err(|e| format!("PNG data: {e}"))?;
+        let mut writer = encoder.write_header().map_err(|e| format!("PNG header: {e}"))?;
+        writer.write_image_data(&self.rgb).map_err(|e| format!("PNG data: {e}"))?;
         writer.finish().map_err(|e| format!("PNG finish: {e}"))?;
         Ok(bytes)
     }
@@ -583,11 +503,7 @@ fn rgb888(colour: [u8; 3]) -> Rgb888 {
 fn distance_to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let length_sq = dx * dx + dy * dy;
-    let t = if length_sq > 0.0 {
-        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / length_sq).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let t = if length_sq > 0.0 { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / length_sq).clamp(0.0, 1.0) } else { 0.0 };
     (p.0 - (a.0 + t * dx)).hypot(p.1 - (a.1 + t * dy))
 }
 
@@ -634,11 +550,8 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
     if width_px == 0 || height_px == 0 || u64::from(width_px) * u64::from(height_px) > MAX_PIXELS {
         return Err(format!("unsupported image size {width_px}x{height_px}"));
     }
-    let series_runs: Vec<Vec<Vec<(f64, f64)>>> = chart
-        .series
-        .iter()
-        .map(|series| drawable_runs(series, chart.x_scale, chart.y_scale))
-        .collect();
+    let series_runs: Vec<Vec<Vec<(f64, f64)>>> =
+        chart.series.iter().map(|series| drawable_runs(series, chart.x_scale, chart.y_scale)).collect();
     let all_points = || series_runs.iter().flatten().flatten();
     let xs: Vec<f64> = all_points().map(|p| p.0).collect();
     let ys: Vec<f64> = all_points().map(|p| p.1).collect();
@@ -651,8 +564,7 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
 
     // Legend column right of the plot, so it never hides data.
     let legend_entries: Vec<(String, [u8; 3])> = {
-        let max_name_px =
-            (f64::from(width) * MAX_LEGEND_WIDTH_FRACTION) as i32 - LEGEND_SWATCH_PX - 2 * PAD_PX;
+        let max_name_px = (f64::from(width) * MAX_LEGEND_WIDTH_FRACTION) as i32 - LEGEND_SWATCH_PX - 2 * PAD_PX;
         chart
             .series
             .iter()
@@ -664,63 +576,29 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
             })
             .collect()
     };
-    let legend_width = legend_entries
-        .iter()
-        .map(|(name, _)| LEGEND_SWATCH_PX + 6 + text_width_px(name, TICK_FONT))
-        .max()
-        .map_or(0, |w| w + 2 * PAD_PX);
+    let legend_width =
+        legend_entries.iter().map(|(name, _)| LEGEND_SWATCH_PX + 6 + text_width_px(name, TICK_FONT)).max().map_or(0, |w| w + 2 * PAD_PX);
 
     // Vertical layout first: the y ticks depend only on the plot height,
     // and their label widths then set the left margin.
-    let title_block = if chart.title.is_empty() {
-        0
-    } else {
-        text_height_px(TITLE_FONT) + PAD_PX
-    };
-    let x_label_block = if chart.x_label.is_empty() {
-        0
-    } else {
-        label_height + 6
-    };
+    let title_block = if chart.title.is_empty() { 0 } else { text_height_px(TITLE_FONT) + PAD_PX };
+    let x_label_block = if chart.x_label.is_empty() { 0 } else { label_height + 6 };
     let top = PAD_PX + title_block + tick_height / 2;
-    let bottom =
-        height - 1 - (PAD_PX + x_label_block + tick_height + TICK_LABEL_GAP_PX + TICK_LEN_PX);
+    let bottom = height - 1 - (PAD_PX + x_label_block + tick_height + TICK_LABEL_GAP_PX + TICK_LEN_PX);
     if bottom - top < MIN_PLOT_SIDE_PX {
-        return Err(format!(
-            "image height {height_px} px is too small for the chart"
-        ));
+        return Err(format!("image height {height_px} px is too small for the chart"));
     }
     let plot_height_px = f64::from(bottom - top);
-    let y_ticks = choose_ticks(&y_axis, plot_height_px, MIN_Y_TICK_SPACING_PX, &|_| {
-        f64::from(tick_height)
-    });
-    let y_tick_label_width = y_ticks
-        .major
-        .iter()
-        .map(|t| text_width_px(&t.label, TICK_FONT))
-        .max()
-        .unwrap_or(0);
-    let y_label_block = if chart.y_label.is_empty() {
-        0
-    } else {
-        label_height + 8
-    };
+    let y_ticks = choose_ticks(&y_axis, plot_height_px, MIN_Y_TICK_SPACING_PX, &|_| f64::from(tick_height));
+    let y_tick_label_width = y_ticks.major.iter().map(|t| text_width_px(&t.label, TICK_FONT)).max().unwrap_or(0);
+    let y_label_block = if chart.y_label.is_empty() { 0 } else { label_height + 8 };
     let left = PAD_PX + y_label_block + y_tick_label_width + TICK_LABEL_GAP_PX + TICK_LEN_PX;
     let right = width - 1 - legend_width.max(RIGHT_OVERHANG_PX);
     if right - left < MIN_PLOT_SIDE_PX {
-        return Err(format!(
-            "image width {width_px} px is too small for the chart"
-        ));
+        return Err(format!("image width {width_px} px is too small for the chart"));
     }
-    let plot = PlotRect {
-        left,
-        top,
-        right,
-        bottom,
-    };
-    let x_ticks = choose_ticks(&x_axis, plot.width_px(), MIN_X_TICK_SPACING_PX, &|label| {
-        f64::from(text_width_px(label, TICK_FONT))
-    });
+    let plot = PlotRect { left, top, right, bottom };
+    let x_ticks = choose_ticks(&x_axis, plot.width_px(), MIN_X_TICK_SPACING_PX, &|label| f64::from(text_width_px(label, TICK_FONT)));
 
     let mut canvas = Canvas::new(width_px, height_px, BACKGROUND);
     let x_px = |position: f64| plot.x_px(x_axis.fraction(position)).round() as i32;
@@ -750,19 +628,12 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
         canvas.vertical_line(x, bottom + 1, bottom + TICK_LEN_PX, FRAME);
         let label_width = text_width_px(&tick.label, TICK_FONT);
         let label_x = (x - label_width / 2).clamp(0, (width - label_width).max(0));
-        canvas.text(
-            &tick.label,
-            label_x,
-            bottom + TICK_LEN_PX + TICK_LABEL_GAP_PX,
-            TICK_FONT,
-            TEXT,
-        );
+        canvas.text(&tick.label, label_x, bottom + TICK_LEN_PX + TICK_LABEL_GAP_PX, TICK_FONT, TEXT);
     }
     for tick in &y_ticks.major {
         let y = y_px(tick.position);
         canvas.horizontal_line(left - TICK_LEN_PX, left - 1, y, FRAME);
-        let label_x =
-            left - TICK_LEN_PX - TICK_LABEL_GAP_PX - text_width_px(&tick.label, TICK_FONT);
+        let label_x = left - TICK_LEN_PX - TICK_LABEL_GAP_PX - text_width_px(&tick.label, TICK_FONT);
         let label_y = (y - tick_height / 2).clamp(0, (height - tick_height).max(0));
         canvas.text(&tick.label, label_x, label_y, TICK_FONT, TEXT);
     }
@@ -770,11 +641,7 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
     for (i, runs) in series_runs.iter().enumerate() {
         let polylines_px: Vec<Vec<(f64, f64)>> = runs
             .iter()
-            .map(|run| {
-                run.iter()
-                    .map(|&(x, y)| (plot.x_px(x_axis.fraction(x)), plot.y_px(y_axis.fraction(y))))
-                    .collect()
-            })
+            .map(|run| run.iter().map(|&(x, y)| (plot.x_px(x_axis.fraction(x)), plot.y_px(y_axis.fraction(y)))).collect())
             .collect();
         let colour = SERIES_COLOURS[i % SERIES_COLOURS.len()];
         canvas.stroke_polylines(&polylines_px, colour, LINE_WIDTH_PX, plot);
@@ -782,13 +649,7 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
     if xs.is_empty() {
         let note = "no data";
         let x = (left + right - text_width_px(note, LABEL_FONT)) / 2;
-        canvas.text(
-            note,
-            x,
-            (top + bottom - label_height) / 2,
-            LABEL_FONT,
-            NOTE_TEXT,
-        );
+        canvas.text(note, x, (top + bottom - label_height) / 2, LABEL_FONT, NOTE_TEXT);
     }
 
     if !chart.title.is_empty() {
@@ -797,13 +658,7 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
     }
     if !chart.x_label.is_empty() {
         let x = ((left + right - text_width_px(&chart.x_label, LABEL_FONT)) / 2).max(0);
-        canvas.text(
-            &chart.x_label,
-            x,
-            height - PAD_PX - label_height,
-            LABEL_FONT,
-            TEXT,
-        );
+        canvas.text(&chart.x_label, x, height - PAD_PX - label_height, LABEL_FONT, TEXT);
     }
     if !chart.y_label.is_empty() {
         let y = ((top + bottom + text_width_px(&chart.y_label, LABEL_FONT)) / 2).min(height - 1);
@@ -813,16 +668,8 @@ fn render(chart: &Chart, width_px: u32, height_px: u32) -> Result<(Canvas, PlotR
         let x = right + PAD_PX;
         let y = top + row as i32 * LEGEND_ROW_PX;
         let swatch_y = f64::from(y + tick_height / 2);
-        let swatch = vec![
-            (f64::from(x), swatch_y),
-            (f64::from(x + LEGEND_SWATCH_PX), swatch_y),
-        ];
-        let legend_area = PlotRect {
-            left: x - 2,
-            top: y,
-            right: x + LEGEND_SWATCH_PX + 2,
-            bottom: y + tick_height,
-        };
+        let swatch = vec![(f64::from(x), swatch_y), (f64::from(x + LEGEND_SWATCH_PX), swatch_y)];
+        let legend_area = PlotRect { left: x - 2, top: y, right: x + LEGEND_SWATCH_PX + 2, bottom: y + tick_height };
         canvas.stroke_polylines(&[swatch], *colour, LINE_WIDTH_PX, legend_area);
         canvas.text(name, x + LEGEND_SWATCH_PX + 6, y, TICK_FONT, TEXT);
     }
@@ -850,21 +697,11 @@ mod tests {
     }
 
     fn test_chart(x_scale: Scale, y_scale: Scale, series: Vec<Series>) -> Chart {
-        Chart {
-            title: "Test chart".to_string(),
-            x_label: "x".to_string(),
-            y_label: "y".to_string(),
-            x_scale,
-            y_scale,
-            series,
-        }
+        Chart { title: "Test chart".to_string(), x_label: "x".to_string(), y_label: "y".to_string(), x_scale, y_scale, series }
     }
 
     fn series(name: &str, points: &[(f64, f64)]) -> Series {
-        Series {
-            name: name.to_string(),
-            points: points.to_vec(),
-        }
+        Series { name: name.to_string(), points: points.to_vec() }
     }
 
     /// Renders through the public PNG path and also returns the plot
@@ -878,16 +715,8 @@ mod tests {
     }
 
     /// Mean y of pixels of exactly `colour` in column `x` within the plot.
-    fn mean_y_of_colour(
-        rgb: &[u8],
-        width: u32,
-        plot: PlotRect,
-        x: i32,
-        colour: [u8; 3],
-    ) -> Option<f64> {
-        let ys: Vec<i32> = (plot.top..=plot.bottom)
-            .filter(|&y| pixel(rgb, width, x, y) == colour)
-            .collect();
+    fn mean_y_of_colour(rgb: &[u8], width: u32, plot: PlotRect, x: i32, colour: [u8; 3]) -> Option<f64> {
+        let ys: Vec<i32> = (plot.top..=plot.bottom).filter(|&y| pixel(rgb, width, x, y) == colour).collect();
         (!ys.is_empty()).then(|| ys.iter().map(|&y| f64::from(y)).sum::<f64>() / ys.len() as f64)
     }
 
@@ -912,11 +741,7 @@ mod tests {
 
     #[test]
     fn image_has_requested_size() {
-        let chart = test_chart(
-            Scale::Linear,
-            Scale::Linear,
-            vec![series("a", &[(0.0, 1.0), (1.0, 2.0)])],
-        );
+        let chart = test_chart(Scale::Linear, Scale::Linear, vec![series("a", &[(0.0, 1.0), (1.0, 2.0)])]);
         for (width, height) in [(640, 400), (1201, 333)] {
             let (w, h, _) = decode(&render_png(&chart, width, height).unwrap());
             assert_eq!((w, h), (width, height));
@@ -930,20 +755,14 @@ mod tests {
         let chart = test_chart(
             Scale::Linear,
             Scale::Linear,
-            vec![
-                series("mid", &[(0.0, 0.5), (1.0, 0.5)]),
-                series("range", &[(0.0, 0.0), (0.0, 1.0)]),
-            ],
+            vec![series("mid", &[(0.0, 0.5), (1.0, 0.5)]), series("range", &[(0.0, 0.0), (0.0, 1.0)])],
         );
         let (width, height) = (800, 500);
         let (rgb, plot) = render_decoded(&chart, width, height);
         let x = plot.left + (plot.right - plot.left) * 3 / 4;
         let mean_y = mean_y_of_colour(&rgb, width, plot, x, SERIES_COLOURS[0]).expect("line drawn");
         let expected_y = f64::from(plot.top + plot.bottom) / 2.0;
-        assert!(
-            (mean_y - expected_y).abs() <= 1.5,
-            "line at {mean_y}, expected {expected_y}"
-        );
+        assert!((mean_y - expected_y).abs() <= 1.5, "line at {mean_y}, expected {expected_y}");
     }
 
     #[test]
@@ -951,34 +770,22 @@ mod tests {
         let chart = test_chart(
             Scale::Log10,
             Scale::Linear,
-            vec![
-                series("1 kHz", &[(1000.0, 0.0), (1000.0, 1.0)]),
-                series("range", &[(20.0, 0.0), (20_000.0, 1.0)]),
-            ],
+            vec![series("1 kHz", &[(1000.0, 0.0), (1000.0, 1.0)]), series("range", &[(20.0, 0.0), (20_000.0, 1.0)])],
         );
         let (width, height) = (900, 500);
         let (rgb, plot) = render_decoded(&chart, width, height);
         let y = (plot.top + plot.bottom) / 2;
-        let xs: Vec<i32> = (plot.left..=plot.right)
-            .filter(|&x| pixel(&rgb, width, x, y) == SERIES_COLOURS[0])
-            .collect();
+        let xs: Vec<i32> = (plot.left..=plot.right).filter(|&x| pixel(&rgb, width, x, y) == SERIES_COLOURS[0]).collect();
         assert!(!xs.is_empty(), "1 kHz line drawn");
         let mean_x = xs.iter().map(|&x| f64::from(x)).sum::<f64>() / xs.len() as f64;
         let fraction = (1000f64 / 20.0).log10() / (20_000f64 / 20.0).log10();
         let expected_x = plot.x_px(fraction);
-        assert!(
-            (mean_x - expected_x).abs() <= 1.5,
-            "line at {mean_x}, expected {expected_x}"
-        );
+        assert!((mean_x - expected_x).abs() <= 1.5, "line at {mean_x}, expected {expected_x}");
     }
 
     #[test]
     fn constant_series_is_drawn_mid_plot() {
-        let chart = test_chart(
-            Scale::Linear,
-            Scale::Linear,
-            vec![series("flat", &[(0.0, 3.0), (10.0, 3.0)])],
-        );
+        let chart = test_chart(Scale::Linear, Scale::Linear, vec![series("flat", &[(0.0, 3.0), (10.0, 3.0)])]);
         let (width, height) = (600, 400);
         let (rgb, plot) = render_decoded(&chart, width, height);
         let x = (plot.left + plot.right) / 2;
@@ -991,9 +798,7 @@ mod tests {
         let empty_series = vec![series("nothing", &[])];
         for series in [Vec::new(), empty_series] {
             for scale in [Scale::Linear, Scale::Log10] {
-                let (w, h, _) = decode(
-                    &render_png(&test_chart(scale, scale, series.clone()), 300, 200).unwrap(),
-                );
+                let (w, h, _) = decode(&render_png(&test_chart(scale, scale, series.clone()), 300, 200).unwrap());
                 assert_eq!((w, h), (300, 200));
             }
         }
@@ -1017,13 +822,7 @@ mod tests {
 
     #[test]
     fn non_finite_and_non_positive_log_points_are_skipped() {
-        let points = [
-            (0.0, 0.0),
-            (0.5, f64::NAN),
-            (f64::INFINITY, 1.0),
-            (1.0, 1.0),
-            (f64::NAN, f64::NEG_INFINITY),
-        ];
+        let points = [(0.0, 0.0), (0.5, f64::NAN), (f64::INFINITY, 1.0), (1.0, 1.0), (f64::NAN, f64::NEG_INFINITY)];
         let chart = test_chart(Scale::Linear, Scale::Linear, vec![series("noisy", &points)]);
         let (width, height) = (600, 400);
         let (rgb, plot) = render_decoded(&chart, width, height);
@@ -1031,52 +830,23 @@ mod tests {
         // the plot corners, drawn as dots because the NaN breaks the line.
         let y_pad_fraction = Y_PADDING_FRACTION / (1.0 + 2.0 * Y_PADDING_FRACTION);
         let dot_at = |x_fraction: f64, y_fraction: f64| {
-            let (x, y) = (
-                plot.x_px(x_fraction).round() as i32,
-                plot.y_px(y_fraction).round() as i32,
-            );
+            let (x, y) = (plot.x_px(x_fraction).round() as i32, plot.y_px(y_fraction).round() as i32);
             pixel(&rgb, width, x, y) == SERIES_COLOURS[0]
         };
         assert!(dot_at(0.0, y_pad_fraction));
         assert!(dot_at(1.0, 1.0 - y_pad_fraction));
         let middle = (plot.left + plot.right) / 2;
-        assert_eq!(
-            mean_y_of_colour(&rgb, width, plot, middle, SERIES_COLOURS[0]),
-            None,
-            "no line across the gap"
-        );
+        assert_eq!(mean_y_of_colour(&rgb, width, plot, middle, SERIES_COLOURS[0]), None, "no line across the gap");
 
-        let log_chart = test_chart(
-            Scale::Linear,
-            Scale::Log10,
-            vec![series(
-                "loss",
-                &[(0.0, -1.0), (1.0, 0.0), (2.0, 0.1), (3.0, 0.01)],
-            )],
-        );
+        let log_chart = test_chart(Scale::Linear, Scale::Log10, vec![series("loss", &[(0.0, -1.0), (1.0, 0.0), (2.0, 0.1), (3.0, 0.01)])]);
         assert!(render_png(&log_chart, 600, 400).is_ok());
     }
 
     #[test]
     fn drawable_runs_split_at_skipped_points() {
-        let s = series(
-            "s",
-            &[
-                (1.0, 1.0),
-                (2.0, 0.0),
-                (3.0, 3.0),
-                (4.0, 4.0),
-                (5.0, f64::NAN),
-            ],
-        );
+        let s = series("s", &[(1.0, 1.0), (2.0, 0.0), (3.0, 3.0), (4.0, 4.0), (5.0, f64::NAN)]);
         let runs = drawable_runs(&s, Scale::Linear, Scale::Log10);
-        assert_eq!(
-            runs,
-            vec![
-                vec![(1.0, 0.0)],
-                vec![(3.0, 3f64.log10()), (4.0, 4f64.log10())]
-            ]
-        );
+        assert_eq!(runs, vec![vec![(1.0, 0.0)], vec![(3.0, 3f64.log10()), (4.0, 4f64.log10())]]);
     }
 
     #[test]
@@ -1091,17 +861,11 @@ mod tests {
 
     #[test]
     fn log_ticks_label_audio_range_without_overlap() {
-        let axis = Axis {
-            scale: Scale::Log10,
-            lo: 20f64.log10(),
-            hi: 20_000f64.log10(),
-        };
+        let axis = Axis { scale: Scale::Log10, lo: 20f64.log10(), hi: 20_000f64.log10() };
         let width = |label: &str| f64::from(text_width_px(label, TICK_FONT));
         let wide = choose_ticks(&axis, 700.0, MIN_X_TICK_SPACING_PX, &width);
         let labels: Vec<&str> = wide.major.iter().map(|t| t.label.as_str()).collect();
-        let expected = [
-            "20", "30", "50", "100", "200", "300", "500", "1k", "2k", "3k", "5k", "10k", "20k",
-        ];
+        let expected = ["20", "30", "50", "100", "200", "300", "500", "1k", "2k", "3k", "5k", "10k", "20k"];
         assert_eq!(labels, expected);
         assert!(!wide.minor.is_empty());
 

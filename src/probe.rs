@@ -36,14 +36,7 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self {
-            data: Vec::new(),
-            train_clips_per_style: 40,
-            test_clips_per_style: 20,
-            clip_frames: 131_072,
-            seed: 42,
-            epochs: 300,
-        }
+        Self { data: Vec::new(), train_clips_per_style: 40, test_clips_per_style: 20, clip_frames: 131_072, seed: 42, epochs: 300 }
     }
 }
 

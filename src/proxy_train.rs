@@ -20,9 +20,9 @@ use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::KNOBS;
 use crate::fx::params::default_chain;
 use crate::grad::{ChainFx, eq_only};
+use crate::metrics::{self, Metrics};
 use crate::model::file::{load_proxy, save_proxy};
 use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
-use crate::metrics::{self, Metrics};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::train::{LogRow, Validation, check_run_settings, ensure_new_run, record, step_decay, write_log};
 use crate::{Error, Result};
@@ -230,10 +230,19 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         return Err(Error::Invalid("--clips must be at least 1".into()));
     }
     let proxy = load_proxy(path)?.proxy;
-    let config = ProxyTrainConfig { data: data.to_vec(), proxy: proxy.config().clone(), clip_frames, ..ProxyTrainConfig::new(proxy.config().effect) };
+    let config = ProxyTrainConfig {
+        data: data.to_vec(),
+        proxy: proxy.config().clone(),
+        clip_frames,
+        ..ProxyTrainConfig::new(proxy.config().effect)
+    };
     let corpus = Corpus::from_roots(data, &[Split::Test], "measuring a proxy")?;
     if corpus.sample_rate() != proxy.config().sample_rate {
-        return Err(Error::Invalid(format!("the proxy runs at {} Hz, the clips at {} Hz", proxy.config().sample_rate, corpus.sample_rate())));
+        return Err(Error::Invalid(format!(
+            "the proxy runs at {} Hz, the clips at {} Hz",
+            proxy.config().sample_rate,
+            corpus.sample_rate()
+        )));
     }
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
     let fx = ChainFx::default_chain(generator.corpus().sample_rate());
@@ -306,7 +315,14 @@ fn columns(examples: &[ProxyExample]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
 }
 
 /// Example `index` of `split` for `seed`: its clip, level and knobs all follow from these.
-fn example(generator: &PairGenerator, config: &ProxyTrainConfig, split: Split, index: u64, seed: u64, fx: &ChainFx) -> Result<ProxyExample> {
+fn example(
+    generator: &PairGenerator,
+    config: &ProxyTrainConfig,
+    split: Split,
+    index: u64,
+    seed: u64,
+    fx: &ChainFx,
+) -> Result<ProxyExample> {
     let mut input = generator.clip(split, index, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ index);
     let gain = 10f32.powf(-rng.random_range(0.0..12.0f32) / 20.0);
@@ -390,8 +406,7 @@ mod tests {
         let (run, out) = (dir.path().join("run"), dir.path().join("eq.afx"));
         let summary = train_proxy(&config, &run, &out, false, None).unwrap();
         let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
-        let train_losses: Vec<f64> =
-            log.lines().skip(1).filter_map(|line| line.split(',').nth(3).and_then(|v| v.parse().ok())).collect();
+        let train_losses: Vec<f64> = log.lines().skip(1).filter_map(|line| line.split(',').nth(3).and_then(|v| v.parse().ok())).collect();
         let (first, last) = (train_losses[0], train_losses[train_losses.len() - 1]);
         assert!(last < 0.85 * first, "training loss {first} -> {last}\n{log}");
         let v = summary.last_validation.unwrap();

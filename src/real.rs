@@ -4,9 +4,7 @@
 use num_traits::{Float, FloatConst, FromPrimitive};
 
 /// A sample type for effect kernels, losses and their adjoints (`f32` or `f64`).
-pub trait Real:
-    Float + FloatConst + FromPrimitive + realfft::FftNum + Default + Send + Sync + std::iter::Sum + 'static
-{
+pub trait Real: Float + FloatConst + FromPrimitive + realfft::FftNum + Default + Send + Sync + std::iter::Sum + 'static {
     /// Converts from `f64`, rounding to the nearest representable value.
     fn of(x: f64) -> Self;
     /// Converts to `f64` exactly.

@@ -96,8 +96,7 @@ mod tests {
         let refined = refine(&fx, &input, &reference, &start, 60, OutputLevel::Absolute);
 
         let mut distance = StyleDistance::new(&reference, RATE, &StyleDistanceConfig::at(RATE));
-        let (before, after) =
-            (distance.value(&fx.render_mono(&input, &start)), distance.value(&fx.render_mono(&input, &refined)));
+        let (before, after) = (distance.value(&fx.render_mono(&input, &start)), distance.value(&fx.render_mono(&input, &refined)));
         assert!(after < 0.3 * before, "style distance {before} -> {after}");
         let mut loss = MrStftLoss::<f32>::new(MrStftConfig::default());
         let (before, after) =

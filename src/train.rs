@@ -17,14 +17,11 @@ use crate::atomic::write_bytes_atomic;
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
-    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono,
-    loss_and_knob_gradients,
+    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono, loss_and_knob_gradients,
 };
-use crate::plot::{self, Chart, Scale, Series};
 use crate::model::file::AnyModel;
-use crate::model::{
-    self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig,
-};
+use crate::model::{self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
+use crate::plot::{self, Chart, Scale, Series};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -352,8 +349,12 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     } else {
         ensure_new_run(run_dir)?;
         config.validate()?;
-        let trainer_config =
-            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: config.dropout };
+        let trainer_config = TrainerConfig {
+            learning_rate: config.learning_rate,
+            grad_clip_norm: config.grad_clip_norm,
+            seed: config.seed,
+            dropout: config.dropout,
+        };
         let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
         let learner = if config.estimator == EstimatorKind::Ctcn {
             Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
@@ -505,7 +506,6 @@ struct Effects {
     proxies: Option<ProxyChain>,
 }
 
-
 /// One optimisation step on a batch; returns the batch's loss.
 fn train_step(
     learner: &mut Learner,
@@ -645,9 +645,7 @@ impl LogRow {
 /// The model card of a run: what it was trained on, how, for how long, and how it did.
 fn model_card(state: &RunState, generator: &PairGenerator) -> serde_json::Value {
     let corpus = generator.corpus();
-    let split = |split: Split| {
-        serde_json::json!({"files": corpus.num_files(split), "hours": corpus.duration_s(split) / 3600.0})
-    };
+    let split = |split: Split| serde_json::json!({"files": corpus.num_files(split), "hours": corpus.duration_s(split) / 3600.0});
     serde_json::json!({
         "afx_version": env!("CARGO_PKG_VERSION"),
         "data": {
@@ -765,8 +763,7 @@ mod tests {
         [100.0, 300.0, 1000.0, 3000.0, 8000.0]
             .iter()
             .map(|&hz: &f64| {
-                let tone: Vec<f32> =
-                    (0..12_000).map(|n| 0.3 * (std::f64::consts::TAU * hz * n as f64 / rate).sin() as f32).collect();
+                let tone: Vec<f32> = (0..12_000).map(|n| 0.3 * (std::f64::consts::TAU * hz * n as f64 / rate).sin() as f32).collect();
                 let mut out = tone.clone();
                 fx::render(&knobs.chain_knobs(), 24_000, &mut [&mut out]).unwrap();
                 let rms = |x: &[f32]| (x[6_000..].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / 6_000.0).sqrt();

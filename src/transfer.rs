@@ -64,9 +64,8 @@ pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result
 /// The network's normalised knobs for two analysis copies.
 fn predict_normalized(net: &StyleNet, input: &[f32], reference: &[f32]) -> Result<Vec<f32>> {
     let mut front = LogMel::new(&net.config().features);
-    let mut features = |samples: &[f32], what: &str| {
-        front.compute(samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() })
-    };
+    let mut features =
+        |samples: &[f32], what: &str| front.compute(samples).map_err(|e| Error::BadAudio { what: what.into(), reason: e.to_string() });
     let input_features = features(input, "input")?;
     let reference_features = features(reference, "reference")?;
     Ok(net.predict(&[input_features], &[reference_features]).remove(0))
@@ -144,10 +143,9 @@ impl Loudness {
         let advice = "the model's knobs may not suit this material (try --refine, or another --model)";
         match (self.output, self.reference) {
             (None, _) => Some(format!("warning: the output is silent to the loudness meter (below −70 LUFS); {advice}")),
-            (Some(output), Some(reference)) if reference - output > QUIET_WARNING_LU => Some(format!(
-                "warning: the output is {:.1} LU quieter than the reference; {advice}",
-                reference - output
-            )),
+            (Some(output), Some(reference)) if reference - output > QUIET_WARNING_LU => {
+                Some(format!("warning: the output is {:.1} LU quieter than the reference; {advice}", reference - output))
+            }
             _ => None,
         }
     }
@@ -271,9 +269,8 @@ mod tests {
         // [16k mono, 16k stereo, 44.1k mono, 44.1k stereo, 96k mono, 96k stereo]. The 16 kHz
         // groove has nothing above 8 kHz, so the network hears a darker recording there; from
         // 44.1 kHz up the analysis copy holds the same music.
-        let difference = |a: usize, b: usize| {
-            normalized_knobs[a].iter().zip(&normalized_knobs[b]).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-        };
+        let difference =
+            |a: usize, b: usize| normalized_knobs[a].iter().zip(&normalized_knobs[b]).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         for rate in 0..3 {
             assert!(difference(2 * rate, 2 * rate + 1) < 1e-3, "mono and stereo differ at rate {rate}");
         }

@@ -32,12 +32,7 @@ fn tones(sample_rate: u32, num_channels: usize, seconds: f64) -> Audio {
 }
 
 fn largest_difference(a: &Audio, b: &Audio) -> f32 {
-    a.channels
-        .iter()
-        .flatten()
-        .zip(b.channels.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.channels.iter().flatten().zip(b.channels.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Frequency from the rising zero crossings (linearly interpolated) of the middle 80 %.
@@ -56,8 +51,7 @@ fn frequency_hz(x: &[f32], sample_rate: u32) -> f64 {
 /// RMS level of the middle 80 % relative to the test tone's, in dB.
 fn level_db(x: &[f32]) -> f64 {
     let middle = &x[x.len() / 10..x.len() - x.len() / 10];
-    let rms =
-        (middle.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
+    let rms = (middle.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
     20.0 * (rms / (TONE_AMPLITUDE / 2f64.sqrt())).log10()
 }
 
@@ -65,10 +59,7 @@ fn level_db(x: &[f32]) -> f64 {
 fn assert_tones(audio: &Audio, what: &str, level_tolerance_db: f64) {
     for (c, (channel, &tone_hz)) in audio.channels.iter().zip(&TONES_HZ).enumerate() {
         let frequency = frequency_hz(channel, audio.sample_rate);
-        assert!(
-            (frequency / tone_hz - 1.0).abs() < 1e-3,
-            "{what} channel {c}: {frequency} Hz, want {tone_hz}"
-        );
+        assert!((frequency / tone_hz - 1.0).abs() < 1e-3, "{what} channel {c}: {frequency} Hz, want {tone_hz}");
         let level = level_db(channel);
         assert!(level.abs() < level_tolerance_db, "{what} channel {c}: level {level} dB");
     }
@@ -93,19 +84,11 @@ fn write_with_hound<S: hound::Sample + Copy>(path: &Path, spec: hound::WavSpec, 
 }
 
 fn float_spec(channels: u16) -> hound::WavSpec {
-    hound::WavSpec {
-        channels,
-        sample_rate: 48_000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    }
+    hound::WavSpec { channels, sample_rate: 48_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float }
 }
 
 fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -270,18 +253,10 @@ fn non_finite_wav_is_rejected() {
     let dir = TempDir::new().unwrap();
     let nan = dir.path().join("all-nan.wav");
     write_with_hound(&nan, float_spec(1), &[f32::NAN; 64]);
-    assert_names_file(
-        &error_message(read(&nan)),
-        &nan,
-        "non-finite sample (NaN) in channel 0 at frame 0",
-    );
+    assert_names_file(&error_message(read(&nan)), &nan, "non-finite sample (NaN) in channel 0 at frame 0");
     let inf = dir.path().join("one-inf.wav");
     write_with_hound(&inf, float_spec(2), &[0.0, 0.0, 0.0, f32::INFINITY]);
-    assert_names_file(
-        &error_message(read(&inf)),
-        &inf,
-        "non-finite sample (inf) in channel 1 at frame 1",
-    );
+    assert_names_file(&error_message(read(&inf)), &inf, "non-finite sample (inf) in channel 1 at frame 1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +272,7 @@ fn output_onto_an_input_is_refused_and_the_input_is_unchanged() {
     }
     let original = fs::read(&input).unwrap();
     fs::create_dir(dir.path().join("sub")).unwrap();
-    let same_file: [PathBuf; 3] =
-        [input.clone(), dir.path().join("./in.wav"), dir.path().join("sub/../in.wav")];
+    let same_file: [PathBuf; 3] = [input.clone(), dir.path().join("./in.wav"), dir.path().join("sub/../in.wav")];
     for output in &same_file {
         let error = ensure_output_distinct(output, &[&other, &input]).unwrap_err();
         assert!(matches!(error, Error::OutputIsInput { .. }), "{output:?}: {error}");
@@ -377,24 +351,14 @@ fn write_into_a_read_only_directory_fails_cleanly() {
 /// `AFX_REQUIRE_SOX=1`.
 fn sox_writes(format: &str, test: &str) -> bool {
     let help = Command::new("sox").arg("-h").output();
-    let formats = help
-        .as_ref()
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-        .unwrap_or_default();
+    let formats = help.as_ref().map(|out| String::from_utf8_lossy(&out.stdout).into_owned()).unwrap_or_default();
     let listed = formats
         .lines()
         .find_map(|line| line.strip_prefix("AUDIO FILE FORMATS:"))
         .is_some_and(|list| list.split_whitespace().any(|f| f == format));
     if !listed {
-        let why = if help.is_ok() {
-            format!("`sox` cannot write {format}")
-        } else {
-            "`sox` is not on PATH".into()
-        };
-        assert!(
-            std::env::var("AFX_REQUIRE_SOX").as_deref() != Ok("1"),
-            "{test}: AFX_REQUIRE_SOX=1 but {why}"
-        );
+        let why = if help.is_ok() { format!("`sox` cannot write {format}") } else { "`sox` is not on PATH".into() };
+        assert!(std::env::var("AFX_REQUIRE_SOX").as_deref() != Ok("1"), "{test}: AFX_REQUIRE_SOX=1 but {why}");
         eprintln!("note: {test} skipped: {why} (install sox and libsox-fmt-mp3)");
     }
     listed
@@ -406,8 +370,7 @@ fn convert_with_sox(dir: &Path, audio: &Audio, options: &[&str], out_name: &str)
     let wav = dir.join(format!("{out_name}.source.wav"));
     write_wav(&wav, audio, WavFormat::F32).unwrap();
     let out = dir.join(out_name);
-    let status =
-        Command::new("sox").args(["-D", "-V1"]).arg(&wav).args(options).arg(&out).status().unwrap();
+    let status = Command::new("sox").args(["-D", "-V1"]).arg(&wav).args(options).arg(&out).status().unwrap();
     assert!(status.success(), "sox {options:?} {out_name} failed");
     out
 }
@@ -425,21 +388,13 @@ fn check_sox_format(
     let mut decoded_with_original = Vec::new();
     for &(sample_rate, num_channels) in cases {
         let original = tones(sample_rate, num_channels, 1.0);
-        let path = convert_with_sox(
-            dir.path(),
-            &original,
-            options,
-            &format!("{sample_rate}-{num_channels}.{extension}"),
-        );
+        let path = convert_with_sox(dir.path(), &original, options, &format!("{sample_rate}-{num_channels}.{extension}"));
         let what = path.file_name().unwrap().to_string_lossy().into_owned();
         let decoded = read(&path).unwrap();
         assert_eq!(decoded.sample_rate, sample_rate, "{what}");
         assert_eq!(decoded.num_channels(), num_channels, "{what}");
         let frames = decoded.frames();
-        assert!(
-            (original.frames()..=original.frames() + extra_frames).contains(&frames),
-            "{what}: {frames} frames"
-        );
+        assert!((original.frames()..=original.frames() + extra_frames).contains(&frames), "{what}: {frames} frames");
         assert_tones(&decoded, &what, level_tolerance_db);
         decoded_with_original.push((decoded, original));
     }
@@ -485,13 +440,7 @@ fn ogg_vorbis_decodes_with_its_exact_length() {
     if !sox_writes("vorbis", "ogg_vorbis_decodes_with_its_exact_length") {
         return;
     }
-    check_sox_format(
-        "ogg",
-        &["-C", "6"],
-        &[(22_050, 1), (44_100, 2), (48_000, 2), (96_000, 1)],
-        0,
-        0.3,
-    );
+    check_sox_format("ogg", &["-C", "6"], &[(22_050, 1), (44_100, 2), (48_000, 2), (96_000, 1)], 0, 0.3);
 }
 
 #[test]
@@ -500,13 +449,7 @@ fn mp3_decodes_with_encoder_padding() {
         return;
     }
     // LAME adds its encoder delay and pads the last frame: allow about three 1152-frame frames.
-    check_sox_format(
-        "mp3",
-        &["-C", "192"],
-        &[(22_050, 1), (32_000, 2), (44_100, 2), (48_000, 1)],
-        3_500,
-        0.5,
-    );
+    check_sox_format("mp3", &["-C", "192"], &[(22_050, 1), (32_000, 2), (44_100, 2), (48_000, 1)], 3_500, 0.5);
 }
 
 #[test]
@@ -520,10 +463,7 @@ fn damaged_flac_is_an_error_naming_the_file() {
 
     let mut scribbled = pristine.clone();
     let middle = scribbled.len() / 2;
-    scribbled[middle..middle + 200]
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, byte)| *byte ^= 0x5A ^ i as u8);
+    scribbled[middle..middle + 200].iter_mut().enumerate().for_each(|(i, byte)| *byte ^= 0x5A ^ i as u8);
     fs::write(&path, &scribbled).unwrap();
     assert_names_file(&error_message(read(&path)), &path, "corrupt");
 

@@ -64,8 +64,17 @@ fn set_overrides_and_16_bit_output() {
     let output = dir.path().join("out.wav");
     assert!(afx(&["example", "--output", input.to_str().unwrap(), "--seconds", "1", "--channels", "1"]).status.success());
     let o = afx(&[
-        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(),
-        "--set", "comp.threshold_db=-30", "--set", "comp.ratio=8", "--format", "i16",
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--set",
+        "comp.threshold_db=-30",
+        "--set",
+        "comp.ratio=8",
+        "--format",
+        "i16",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = hound::WavReader::open(&output).unwrap();
@@ -226,7 +235,21 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
     let (input, reference, output, knobs, replay) =
         (path("in.wav"), path("ref.wav"), path("out.wav"), path("knobs.json"), path("replay.wav"));
     assert!(afx(&["example", "--output", &input, "--seconds", "3", "--sample-rate", "44100"]).status.success());
-    let o = afx(&["example", "--output", &reference, "--seconds", "2", "--sample-rate", "22050", "--channels", "1", "--seed", "4", "--style", "telephone"]);
+    let o = afx(&[
+        "example",
+        "--output",
+        &reference,
+        "--seconds",
+        "2",
+        "--sample-rate",
+        "22050",
+        "--channels",
+        "1",
+        "--seed",
+        "4",
+        "--style",
+        "telephone",
+    ]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("telephone style"), "{}", stderr(&o));
 
     let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output, "--params-out", &knobs]);

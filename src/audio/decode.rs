@@ -35,16 +35,14 @@ const ESTIMATED_LENGTH_CODECS: [AudioCodecId; 3] = [CODEC_ID_MP1, CODEC_ID_MP2, 
 /// Ogg Vorbis, MP3; any sample rate and channel count) into planar `f32` at its own rate, then
 /// checks it with [`Audio::validate`]. Errors are one line naming the file.
 pub fn read(path: &Path) -> Result<Audio> {
-    let audio = decode_file(path)
-        .map_err(|reason| Error::AudioRead { path: path.to_path_buf(), reason })?;
+    let audio = decode_file(path).map_err(|reason| Error::AudioRead { path: path.to_path_buf(), reason })?;
     audio.validate(&path.display().to_string())?;
     Ok(audio)
 }
 
 /// The decode loop; failures are the reason half of [`Error::AudioRead`].
 fn decode_file(path: &Path) -> Result<Audio, String> {
-    let Stream { mut format, mut decoder, track_id, sample_rate, num_channels, declared_frames } =
-        open(path)?;
+    let Stream { mut format, mut decoder, track_id, sample_rate, num_channels, declared_frames } = open(path)?;
     let mut channels = vec![Vec::<f32>::new(); num_channels];
     let mut packet_planes = Vec::<Vec<f32>>::new();
     let (mut packets, mut corrupt_packets) = (0u64, 0u64);
@@ -54,15 +52,10 @@ fn decode_file(path: &Path) -> Result<Audio, String> {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
             Err(SymphoniaError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
-                return Err(format!(
-                    "truncated: the data ends after {:.3} s",
-                    decoded_s(&channels)
-                ));
+                return Err(format!("truncated: the data ends after {:.3} s", decoded_s(&channels)));
             }
             Err(SymphoniaError::ResetRequired) => {
-                return Err(
-                    "the stream changes format mid-file (chained streams are not supported)".into(),
-                );
+                return Err("the stream changes format mid-file (chained streams are not supported)".into());
             }
             Err(e) => return Err(format!("corrupt data after {:.3} s: {e}", decoded_s(&channels))),
         };
@@ -97,15 +90,11 @@ fn decode_file(path: &Path) -> Result<Audio, String> {
     }
 
     if too_many_corrupt(corrupt_packets, packets) {
-        return Err(format!(
-            "corrupt: {corrupt_packets} of {packets} packets could not be decoded"
-        ));
+        return Err(format!("corrupt: {corrupt_packets} of {packets} packets could not be decoded"));
     }
     let frames = channels[0].len() as u64;
     if let Some(declared) = declared_frames.filter(|&declared| frames < declared) {
-        return Err(format!(
-            "corrupt or truncated: decoded {frames} of the {declared} frames the file declares"
-        ));
+        return Err(format!("corrupt or truncated: decoded {frames} of the {declared} frames the file declares"));
     }
     Ok(Audio { sample_rate, channels })
 }
@@ -147,18 +136,12 @@ fn open(path: &Path) -> Result<Stream, String> {
         return Err("contains no audio track".into());
     };
     let sample_rate = params.sample_rate.ok_or("the stream does not state its sample rate")?;
-    let num_channels = params
-        .channels
-        .as_ref()
-        .map(|c| c.count())
-        .filter(|&count| count > 0)
-        .ok_or("the stream declares no channels")?;
+    let num_channels = params.channels.as_ref().map(|c| c.count()).filter(|&count| count > 0).ok_or("the stream declares no channels")?;
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(|e| format!("unsupported codec: {e}"))?;
     let track_id = track.id;
-    let declared_frames =
-        track.num_frames.filter(|_| !ESTIMATED_LENGTH_CODECS.contains(&params.codec));
+    let declared_frames = track.num_frames.filter(|_| !ESTIMATED_LENGTH_CODECS.contains(&params.codec));
     Ok(Stream { format, decoder, track_id, sample_rate, num_channels, declared_frames })
 }
 
@@ -178,12 +161,8 @@ fn describe_io_error(error: std::io::Error) -> String {
 
 fn describe_probe_error(error: SymphoniaError) -> String {
     match error {
-        SymphoniaError::Unsupported(_) => {
-            "not a supported audio file (WAV, FLAC, Ogg Vorbis or MP3)".into()
-        }
-        SymphoniaError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
-            "truncated: the file ends unexpectedly".into()
-        }
+        SymphoniaError::Unsupported(_) => "not a supported audio file (WAV, FLAC, Ogg Vorbis or MP3)".into(),
+        SymphoniaError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => "truncated: the file ends unexpectedly".into(),
         SymphoniaError::IoError(e) => describe_io_error(e),
         e => format!("corrupt header: {e}"),
     }

@@ -47,20 +47,12 @@ pub fn write_wav(path: &Path, audio: &Audio, format: WavFormat) -> Result<()> {
         Error::BadAudio { reason, .. } => fail(reason),
         other => other,
     })?;
-    let channels = u16::try_from(audio.num_channels())
-        .map_err(|_| fail(format!("WAV holds at most {} channels", u16::MAX)))?;
-    write_atomic(path, |file| write_samples(file, audio, format, channels).map_err(std::io::Error::other))
-        .map_err(|e| fail(e.to_string()))
+    let channels = u16::try_from(audio.num_channels()).map_err(|_| fail(format!("WAV holds at most {} channels", u16::MAX)))?;
+    write_atomic(path, |file| write_samples(file, audio, format, channels).map_err(std::io::Error::other)).map_err(|e| fail(e.to_string()))
 }
 
-fn write_samples(
-    file: &mut File,
-    audio: &Audio,
-    format: WavFormat,
-    channels: u16,
-) -> hound::Result<()> {
-    let mut writer =
-        WavWriter::new(BufWriter::new(file), format.spec(channels, audio.sample_rate))?;
+fn write_samples(file: &mut File, audio: &Audio, format: WavFormat, channels: u16) -> hound::Result<()> {
+    let mut writer = WavWriter::new(BufWriter::new(file), format.spec(channels, audio.sample_rate))?;
     match format {
         WavFormat::F32 => write_frames(&mut writer, audio, |x| x)?,
         WavFormat::I16 => write_frames(&mut writer, audio, |x| quantize(x, 16) as i16)?,
@@ -70,11 +62,7 @@ fn write_samples(
 }
 
 /// Writes the samples interleaved, converting each with `convert`.
-fn write_frames<W, S>(
-    writer: &mut WavWriter<W>,
-    audio: &Audio,
-    convert: impl Fn(f32) -> S,
-) -> hound::Result<()>
+fn write_frames<W, S>(writer: &mut WavWriter<W>, audio: &Audio, convert: impl Fn(f32) -> S) -> hound::Result<()>
 where
     W: Write + Seek,
     S: hound::Sample,
@@ -133,7 +121,6 @@ fn canonical_dir_and_name(path: &Path) -> std::io::Result<PathBuf> {
     let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
     Ok(directory_of(path).canonicalize()?.join(name))
 }
-
 
 #[cfg(unix)]
 fn device_and_inode(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {

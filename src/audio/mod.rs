@@ -59,9 +59,7 @@ impl Audio {
                 reason: format!("{} samples do not split into {num_channels} channels", data.len()),
             });
         }
-        let channels = (0..num_channels)
-            .map(|c| data.iter().skip(c).step_by(num_channels).copied().collect())
-            .collect();
+        let channels = (0..num_channels).map(|c| data.iter().skip(c).step_by(num_channels).copied().collect()).collect();
         Ok(Self { sample_rate, channels })
     }
 
@@ -90,13 +88,8 @@ impl Audio {
             return fail("has no channels".into());
         }
         let frames = self.frames();
-        if let Some((c, channel)) =
-            self.channels.iter().enumerate().find(|(_, ch)| ch.len() != frames)
-        {
-            return fail(format!(
-                "channel {c} has {} frames but channel 0 has {frames}",
-                channel.len()
-            ));
+        if let Some((c, channel)) = self.channels.iter().enumerate().find(|(_, ch)| ch.len() != frames) {
+            return fail(format!("channel {c} has {} frames but channel 0 has {frames}", channel.len()));
         }
         if frames == 0 {
             return fail("contains no audio samples".into());
@@ -104,9 +97,7 @@ impl Audio {
         for (c, channel) in self.channels.iter().enumerate() {
             if let Some(frame) = channel.iter().position(|x| !x.is_finite()) {
                 let value = channel[frame];
-                return fail(format!(
-                    "non-finite sample ({value}) in channel {c} at frame {frame}"
-                ));
+                return fail(format!("non-finite sample ({value}) in channel {c} at frame {frame}"));
             }
         }
         Ok(())
@@ -120,10 +111,7 @@ impl Audio {
     /// Fails with a one-line error naming `what` when the audio [`is_silent`](Self::is_silent).
     pub fn check_not_silent(&self, what: &str) -> Result<()> {
         if self.is_silent() {
-            return Err(Error::BadAudio {
-                what: what.to_string(),
-                reason: "is silent (every sample is below -120 dBFS)".into(),
-            });
+            return Err(Error::BadAudio { what: what.to_string(), reason: "is silent (every sample is below -120 dBFS)".into() });
         }
         Ok(())
     }
@@ -131,11 +119,7 @@ impl Audio {
 
 /// Fails with [`Error::SampleRate`] unless `min <= sample_rate <= max`.
 pub fn check_sample_rate(sample_rate: u32, min: u32, max: u32) -> Result<()> {
-    if (min..=max).contains(&sample_rate) {
-        Ok(())
-    } else {
-        Err(Error::SampleRate { sample_rate, min, max })
-    }
+    if (min..=max).contains(&sample_rate) { Ok(()) } else { Err(Error::SampleRate { sample_rate, min, max }) }
 }
 
 #[cfg(test)]
@@ -205,9 +189,7 @@ mod tests {
         assert!(reason(no_frames.validate("a")).contains("no audio samples"));
         let mut unequal = stereo();
         unequal.channels[1].pop();
-        assert!(
-            reason(unequal.validate("a")).contains("channel 1 has 2 frames but channel 0 has 3")
-        );
+        assert!(reason(unequal.validate("a")).contains("channel 1 has 2 frames but channel 0 has 3"));
         let rateless = Audio { sample_rate: 0, ..stereo() };
         assert!(reason(rateless.validate("a")).contains("0 Hz"));
     }

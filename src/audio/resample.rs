@@ -22,26 +22,16 @@ pub fn resample(audio: &Audio, to_rate: u32) -> Result<Audio> {
     if from_rate == to_rate {
         return Ok(audio.clone());
     }
-    let fail = |reason: String| Error::BadAudio {
-        what: format!("resampling {from_rate} Hz to {to_rate} Hz"),
-        reason,
-    };
+    let fail = |reason: String| Error::BadAudio { what: format!("resampling {from_rate} Hz to {to_rate} Hz"), reason };
     if from_rate == 0 || to_rate == 0 {
         return Err(fail("sample rates must be positive".into()));
     }
     let (num_channels, frames) = (audio.num_channels(), audio.frames());
-    let input = SequentialSliceOfVecs::new(&audio.channels, num_channels, frames)
-        .map_err(|e| fail(e.to_string()))?;
-    let mut resampler = Fft::<f32>::new(
-        from_rate as usize,
-        to_rate as usize,
-        chunk_frames(from_rate, to_rate),
-        num_channels,
-        FixedSync::Both,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    let mut interleaved =
-        resampler.process_all(&input, frames, None).map_err(|e| fail(e.to_string()))?.take_data();
+    let input = SequentialSliceOfVecs::new(&audio.channels, num_channels, frames).map_err(|e| fail(e.to_string()))?;
+    let mut resampler =
+        Fft::<f32>::new(from_rate as usize, to_rate as usize, chunk_frames(from_rate, to_rate), num_channels, FixedSync::Both)
+            .map_err(|e| fail(e.to_string()))?;
+    let mut interleaved = resampler.process_all(&input, frames, None).map_err(|e| fail(e.to_string()))?.take_data();
     interleaved.resize(output_frames(frames, from_rate, to_rate) * num_channels, 0.0);
     Audio::from_interleaved(&interleaved, num_channels, to_rate)
 }
@@ -95,22 +85,17 @@ mod tests {
         let frames = from_rate as usize / 2 + 37;
         let channels = frequencies_hz.iter().map(|&f| sine(f, 0.5, from_rate, frames)).collect();
         let output = resample(&Audio { sample_rate: from_rate, channels }, to_rate).unwrap();
-        let expected_frames =
-            (frames as f64 * f64::from(to_rate) / f64::from(from_rate)).round() as usize;
+        let expected_frames = (frames as f64 * f64::from(to_rate) / f64::from(from_rate)).round() as usize;
         assert_eq!(output.sample_rate, to_rate);
         assert_eq!(output.frames(), expected_frames, "{from_rate} -> {to_rate}");
         let edge = expected_frames / 10;
         for (channel, &frequency_hz) in output.channels.iter().zip(&frequencies_hz) {
             let got = &channel[edge..expected_frames - edge];
-            let want =
-                &sine(frequency_hz, 0.5, to_rate, expected_frames)[edge..expected_frames - edge];
+            let want = &sine(frequency_hz, 0.5, to_rate, expected_frames)[edge..expected_frames - edge];
             let error = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(error < 1e-3, "{from_rate} -> {to_rate}, {frequency_hz} Hz: max error {error}");
             let level_db = 20.0 * (rms(got) / rms(want)).log10();
-            assert!(
-                level_db.abs() < 0.1,
-                "{from_rate} -> {to_rate}, {frequency_hz} Hz: level {level_db} dB"
-            );
+            assert!(level_db.abs() < 0.1, "{from_rate} -> {to_rate}, {frequency_hz} Hz: level {level_db} dB");
         }
     }
 
@@ -131,8 +116,7 @@ mod tests {
     #[test]
     fn downsampling_removes_content_above_the_new_nyquist_frequency() {
         let tone = sine(23_000.0, 0.5, 48_000, 48_000);
-        let output =
-            resample(&Audio { sample_rate: 48_000, channels: vec![tone] }, 44_100).unwrap();
+        let output = resample(&Audio { sample_rate: 48_000, channels: vec![tone] }, 44_100).unwrap();
         let middle = &output.channels[0][4_410..39_690];
         let level_db = 20.0 * (rms(middle) / 0.5).log10();
         assert!(level_db < -120.0, "alias at {level_db} dB");
@@ -140,9 +124,7 @@ mod tests {
 
     #[test]
     fn output_length_is_rounded_ratio() {
-        for (frames, from_rate, to_rate) in
-            [(1, 44_100, 48_000), (10, 48_000, 44_100), (1001, 44_100, 48_000)]
-        {
+        for (frames, from_rate, to_rate) in [(1, 44_100, 48_000), (10, 48_000, 44_100), (1001, 44_100, 48_000)] {
             let audio = Audio { sample_rate: from_rate, channels: vec![vec![0.25; frames]] };
             let output = resample(&audio, to_rate).unwrap();
             assert_eq!(output.frames(), output_frames(frames, from_rate, to_rate));

@@ -68,8 +68,7 @@ impl ExpanderSettings {
 /// reduction is `(T − v)(R − 1)` dB below the threshold `T` and 0 above it.
 pub fn expand(settings: &ExpanderSettings, sample_rate: u32, channels: &mut [&mut [f32]]) {
     let fs = f64::from(sample_rate);
-    let (alpha_attack, alpha_release) =
-        (smoothing_coeff(settings.attack_ms, fs), smoothing_coeff(settings.release_ms, fs));
+    let (alpha_attack, alpha_release) = (smoothing_coeff(settings.attack_ms, fs), smoothing_coeff(settings.release_ms, fs));
     let frames = channels.first().map_or(0, |c| c.len());
     assert!(channels.iter().all(|c| c.len() == frames), "channels of unequal length");
     let mut level_db = FLOOR_DB;
@@ -164,8 +163,7 @@ mod tests {
         let clean = [tone(0.5, 0.2), tone(0.05, 0.2)].concat();
         let run = |seed| {
             let mut signal = clean.clone();
-            let corruption =
-                corrupt(&mut signal, RATE, InputCorruption::default(), &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let corruption = corrupt(&mut signal, RATE, InputCorruption::default(), &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             (signal, corruption)
         };
         let (a, corruption) = run(3);

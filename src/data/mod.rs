@@ -83,7 +83,7 @@ pub(crate) mod test_files {
         }
     }
 
-        /// Writes `frames` frames of mono noise at `sample_rate` (see [`noise`]); returns the path.
+    /// Writes `frames` frames of mono noise at `sample_rate` (see [`noise`]); returns the path.
     pub fn write_noise(dir: &Path, name: &str, sample_rate: u32, frames: usize, seed: u64) -> PathBuf {
         write(dir, name, &Audio { sample_rate, channels: vec![noise(frames, seed)] })
     }

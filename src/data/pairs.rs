@@ -15,8 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::{
-    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, peak_gain, random_colour,
-    random_style,
+    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, peak_gain, random_colour, random_style,
 };
 use crate::audio::Audio;
 use crate::fx::{Knobs, render};
@@ -423,12 +422,7 @@ pub struct Loader {
 impl Loader {
     /// Starts making batches `batches` of `plan` (e.g. `0..steps`), holding at most `prefetch`
     /// finished batches. The first error ends the sequence after it is delivered.
-    pub fn spawn(
-        generator: Arc<PairGenerator>,
-        plan: BatchPlan,
-        batches: Range<u64>,
-        prefetch: usize,
-    ) -> Result<Loader> {
+    pub fn spawn(generator: Arc<PairGenerator>, plan: BatchPlan, batches: Range<u64>, prefetch: usize) -> Result<Loader> {
         let (sender, receiver) = sync_channel(prefetch);
         let worker = std::thread::Builder::new().name("afx-data-loader".into()).spawn(move || {
             for index in batches {
@@ -490,11 +484,8 @@ mod tests {
     fn make_generator(make_files: impl FnOnce(&std::path::Path), config: PairConfig) -> PairGenerator {
         let dir = tempfile::tempdir().unwrap();
         make_files(dir.path());
-        let corpus_config = CorpusConfig {
-            fractions: SplitFractions { validation: 0.0, test: 0.0 },
-            join_shorter_than: 0,
-            ..CorpusConfig::default()
-        };
+        let corpus_config =
+            CorpusConfig { fractions: SplitFractions { validation: 0.0, test: 0.0 }, join_shorter_than: 0, ..CorpusConfig::default() };
         let corpus = Corpus::load(&scan(&[dir.path().to_path_buf()]).unwrap(), &corpus_config).unwrap();
         // The files are deleted when `dir` drops on return: pairs come from the decoded copies.
         PairGenerator::new(corpus, config).unwrap()
@@ -576,12 +567,8 @@ mod tests {
         let wanted = [pair.target.clone(), pair.reference.clone()].concat();
         let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
         let gain = dot(&rendered, &wanted) / dot(&rendered, &rendered);
-        let residual =
-            rendered.iter().zip(&wanted).map(|(r, w)| (gain * f64::from(*r) - f64::from(*w)).powi(2)).sum::<f64>();
-        assert!(
-            residual <= 1e-10 * dot(&wanted, &wanted),
-            "target and reference are not style(A), style(B) at one gain"
-        );
+        let residual = rendered.iter().zip(&wanted).map(|(r, w)| (gain * f64::from(*r) - f64::from(*w)).powi(2)).sum::<f64>();
+        assert!(residual <= 1e-10 * dot(&wanted, &wanted), "target and reference are not style(A), style(B) at one gain");
 
         let mut input = a;
         render(&pair.corruption.knobs.chain_knobs(), RATE, &mut [&mut input]).unwrap();
@@ -614,8 +601,7 @@ mod tests {
         assert!(pairs.iter().any(|p| p.origin.input_start > p.origin.reference_start), "halves swap");
         assert!(pairs.iter().any(|p| p.origin.input_start < p.origin.reference_start), "halves swap");
         let generator = make_generator(noise_files, config(StyleChoice::Random));
-        let expanded =
-            (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
+        let expanded = (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
         check_rebuilt(&generator, &expanded.expect("one pair in ten is expanded"));
     }
 
@@ -713,12 +699,7 @@ mod tests {
         // more is noise.
         let config_gappy = PairConfig { max_attempts: 1000, min_mean_energy: 0.01, ..config(StyleChoice::Random) };
         let generator = make_generator(gappy, config_gappy);
-        let gappy_index = generator
-            .corpus()
-            .recordings(Split::Train)
-            .iter()
-            .position(|r| r.sources[0].ends_with("gappy.wav"))
-            .unwrap();
+        let gappy_index = generator.corpus().recordings(Split::Train).iter().position(|r| r.sources[0].ends_with("gappy.wav")).unwrap();
         for i in 0..50 {
             let origin = generator.pair(Split::Train, i, 4).unwrap().origin;
             assert_eq!(origin.recording, gappy_index, "a recording shorter than 2L was drawn");

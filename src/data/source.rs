@@ -52,9 +52,7 @@ fn scan_folder(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn has_audio_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
 }
 
 /// One of the three disjoint parts of a corpus.
@@ -141,8 +139,7 @@ impl SplitFractions {
 /// A 64-bit hash of `bytes` that is the same on every platform and Rust version: FNV-1a, then
 /// the SplitMix64 finaliser so that the top bits [`SplitFractions::split_of`] reads are well mixed.
 pub fn content_hash(bytes: &[u8]) -> u64 {
-    let fnv =
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let fnv = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     let mut z = fnv.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -360,8 +357,8 @@ fn warn(bar: &ProgressBar, path: &Path, reason: &str) {
 
 /// The decoding progress bar (its length is set once the files to decode are known).
 fn progress_bar() -> ProgressBar {
-    let style = ProgressStyle::with_template("decoding {bar:40} {pos}/{len} files, {elapsed} (eta {eta})")
-        .expect("valid progress template");
+    let style =
+        ProgressStyle::with_template("decoding {bar:40} {pos}/{len} files, {elapsed} (eta {eta})").expect("valid progress template");
     ProgressBar::new(0).with_style(style)
 }
 
@@ -467,8 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let left = noise(48_001, 3);
         let right: Vec<f32> = left.iter().map(|x| 0.5 * x).collect();
-        let path =
-            write(dir.path(), "stereo48k.wav", &Audio { sample_rate: 48_000, channels: vec![left.clone(), right] });
+        let path = write(dir.path(), "stereo48k.wav", &Audio { sample_rate: 48_000, channels: vec![left.clone(), right] });
         let corpus = Corpus::load(std::slice::from_ref(&path), &config(all_train(), 0)).unwrap();
         assert_eq!(corpus.sample_rate(), RATE);
         let recording = &corpus.recordings(Split::Train)[0];
@@ -517,23 +513,16 @@ mod tests {
         let joined = Corpus::load(&files, &config(all_train(), 10_000)).unwrap();
         let reversed: Vec<PathBuf> = files.iter().rev().cloned().collect();
         let from_reversed = Corpus::load(&reversed, &config(all_train(), 10_000)).unwrap();
-        assert_eq!(
-            from_reversed.recordings(Split::Train),
-            joined.recordings(Split::Train),
-            "file order does not matter"
-        );
+        assert_eq!(from_reversed.recordings(Split::Train), joined.recordings(Split::Train), "file order does not matter");
         let sources: Vec<Vec<PathBuf>> = joined.recordings(Split::Train).iter().map(|r| r.sources.clone()).collect();
-        let in_folder = |folder: &str, n: usize| -> Vec<PathBuf> {
-            (0..n).map(|i| dir.path().join(folder).join(format!("{i:02}.wav"))).collect()
-        };
+        let in_folder =
+            |folder: &str, n: usize| -> Vec<PathBuf> { (0..n).map(|i| dir.path().join(folder).join(format!("{i:02}.wav"))).collect() };
         assert_eq!(sources, [in_folder("speech", 12), vec![long], in_folder("speech/more", 5)], "joined per folder");
         for recording in joined.recordings(Split::Train) {
             let parts: Vec<f32> = recording
                 .sources
                 .iter()
-                .flat_map(|s| {
-                    single.recordings(Split::Train).iter().find(|r| r.sources == [s.clone()]).unwrap().samples.clone()
-                })
+                .flat_map(|s| single.recordings(Split::Train).iter().find(|r| r.sources == [s.clone()]).unwrap().samples.clone())
                 .collect();
             assert_eq!(recording.samples, parts, "a joined recording is its files end to end");
         }

@@ -39,12 +39,8 @@ const fn uniform(low: f64, high: f64) -> Draw {
 }
 
 /// The compressor of "bright" and "warm": ratio 1 and threshold 0 dB, i.e. bypassed.
-const BYPASSED_COMPRESSOR: [(&str, Draw); 4] = [
-    ("comp.threshold_db", Fixed(0.0)),
-    ("comp.ratio", Fixed(1.0)),
-    ("comp.attack_ms", Fixed(50.0)),
-    ("comp.release_ms", Fixed(250.0)),
-];
+const BYPASSED_COMPRESSOR: [(&str, Draw); 4] =
+    [("comp.threshold_db", Fixed(0.0)), ("comp.ratio", Fixed(1.0)), ("comp.attack_ms", Fixed(50.0)), ("comp.release_ms", Fixed(250.0))];
 
 impl Style {
     /// All named styles, in the order of DeepAFx-ST's class labels (`data/style.py`: broadcast 0,
@@ -289,12 +285,8 @@ mod tests {
             ("comp.knee_db", 0.0, 0.0),
             ("comp.makeup_db", 0.0, 0.0),
         ];
-        let bypassed = [
-            ("comp.threshold_db", 0.0, 0.0),
-            ("comp.ratio", 1.0, 1.0),
-            ("comp.attack_ms", 50.0, 50.0),
-            ("comp.release_ms", 250.0, 250.0),
-        ];
+        let bypassed =
+            [("comp.threshold_db", 0.0, 0.0), ("comp.ratio", 1.0, 1.0), ("comp.attack_ms", 50.0, 50.0), ("comp.release_ms", 250.0, 250.0)];
         let specific: Vec<(&str, f64, f64)> = match style {
             Style::Neutral => vec![
                 ("comp.threshold_db", -30.0, -20.0),
@@ -369,10 +361,7 @@ mod tests {
                 let (min, max) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
                 assert!(low <= min && max <= high, "{style} {name}: drawn [{min}, {max}], documented [{low}, {high}]");
                 let reach = 0.02 * (high - low);
-                assert!(
-                    min <= low + reach && max >= high - reach,
-                    "{style} {name}: [{min}, {max}] does not span [{low}, {high}]"
-                );
+                assert!(min <= low + reach && max >= high - reach, "{style} {name}: [{min}, {max}] does not span [{low}, {high}]");
             }
             draws.iter().for_each(|k| k.validate().unwrap());
         }
@@ -398,11 +387,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let draws: Vec<Knobs> = (0..4000).map(|_| random_style(&mut rng)).collect();
         draws.iter().for_each(|k| k.validate().unwrap());
-        let gains: Vec<f64> =
-            draws.iter().flat_map(|k| (0..NUM_EQ_SECTIONS).map(|s| k.0[s * KNOBS_PER_SECTION])).collect();
-        let share = |pred: &dyn Fn(f64) -> bool, values: &[f64]| {
-            values.iter().filter(|&&v| pred(v)).count() as f64 / values.len() as f64
-        };
+        let gains: Vec<f64> = draws.iter().flat_map(|k| (0..NUM_EQ_SECTIONS).map(|s| k.0[s * KNOBS_PER_SECTION])).collect();
+        let share = |pred: &dyn Fn(f64) -> bool, values: &[f64]| values.iter().filter(|&&v| pred(v)).count() as f64 / values.len() as f64;
         let flat = share(&|g| g == 0.0, &gains);
         assert!((flat - 0.2).abs() < 0.02, "flat sections {flat}");
         let moderate = share(&|g| g.abs() <= MODERATE_GAIN_DB, &gains);

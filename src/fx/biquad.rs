@@ -2,9 +2,9 @@
 //! filter coefficients"): coefficient design with its Jacobian, and the true recursive filter
 //! in transposed direct form II with its exact adjoint.
 
-use crate::simd::{Kernel, dispatch, madd};
 use super::jet::Jet;
 use crate::Real;
+use crate::simd::{Kernel, dispatch, madd};
 
 /// The highest centre/corner frequency a section may have, as a fraction of the sample rate.
 pub const MAX_FREQ_FRACTION: f64 = 0.45;
@@ -87,14 +87,7 @@ pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64
     let two_sqrt_a_alpha = a.sqrt() * alpha * 2.0;
 
     let [b0, b1, b2, a0, a1, a2] = match shape {
-        Shape::Peaking => [
-            one + alpha * a,
-            cos * -2.0,
-            one - alpha * a,
-            one + alpha / a,
-            cos * -2.0,
-            one - alpha / a,
-        ],
+        Shape::Peaking => [one + alpha * a, cos * -2.0, one - alpha * a, one + alpha / a, cos * -2.0, one - alpha / a],
         Shape::LowShelf => {
             let (ap1, am1) = (a + 1.0, a + -1.0);
             [
@@ -238,11 +231,7 @@ pub fn run_cascade<const FMA: bool, T: Real, const N: usize>(
 /// `N − 1 − j` and at step `t` handles the sample `t − j` places from the end; steps outside a
 /// lane's range start from or feed only zeros, so no masking is needed.
 #[inline(always)]
-pub fn run_cascade_adjoint<const FMA: bool, T: Real, const N: usize>(
-    coeffs: &[Coeffs; N],
-    grad: &mut [T],
-    lambda: &mut [Vec<T>; N],
-) {
+pub fn run_cascade_adjoint<const FMA: bool, T: Real, const N: usize>(coeffs: &[Coeffs; N], grad: &mut [T], lambda: &mut [Vec<T>; N]) {
     const L: usize = WAVEFRONT_LANES;
     assert!((1..=L).contains(&N), "a cascade has 1 to {L} sections");
     let len = grad.len();
@@ -384,9 +373,8 @@ mod tests {
             let input = expected.clone();
             for n in 0..input.len() {
                 let get = |s: &[f64], k: usize| if n >= k { s[n - k] } else { 0.0 };
-                expected[n] = c.b0 * input[n] + c.b1 * get(&input, 1) + c.b2 * get(&input, 2)
-                    - c.a1 * get(&expected, 1)
-                    - c.a2 * get(&expected, 2);
+                expected[n] =
+                    c.b0 * input[n] + c.b1 * get(&input, 1) + c.b2 * get(&input, 2) - c.a1 * get(&expected, 1) - c.a2 * get(&expected, 2);
             }
         }
         for split in [1usize, 2, 3, 7, 150, 300] {

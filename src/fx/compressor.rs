@@ -266,11 +266,7 @@ pub struct Compressor<T> {
 impl<T: Real> Compressor<T> {
     /// A compressor at rest (`y_L = 0`).
     pub fn new(settings: &CompressorSettings, sample_rate: f64) -> Self {
-        Compressor {
-            k: Constants::new(settings, sample_rate),
-            y_l: T::zero(),
-            scratch: [[T::zero(); BLOCK]; 4],
-        }
+        Compressor { k: Constants::new(settings, sample_rate), y_l: T::zero(), scratch: [[T::zero(); BLOCK]; 4] }
     }
 
     /// Changes the settings, keeping the smoother's state.
@@ -313,12 +309,7 @@ pub struct CompressorTape<T> {
 }
 
 /// Compresses whole signals in place from rest, recording the tape for [`adjoint`].
-pub fn forward<T: Real>(
-    settings: &CompressorSettings,
-    sample_rate: f64,
-    channels: &mut [&mut [T]],
-    tape: &mut CompressorTape<T>,
-) {
+pub fn forward<T: Real>(settings: &CompressorSettings, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut CompressorTape<T>) {
     let len = channels.first().map_or(0, |c| c.len());
     for buf in [&mut tape.x_g, &mut tape.x_l, &mut tape.y_l, &mut tape.gain] {
         buf.resize(len, T::zero());
@@ -397,10 +388,8 @@ pub fn adjoint<T: Real>(
         g_curve[1] -= g_x_l * d[2];
         g_curve[2] -= g_x_l * d[3];
         if x_g > FLOOR_DB {
-            let (c_max, level) = input
-                .iter()
-                .enumerate()
-                .fold((0, T::zero()), |(ci, m), (c, x)| if x[n].abs() > m { (c, x[n].abs()) } else { (ci, m) });
+            let (c_max, level) =
+                input.iter().enumerate().fold((0, T::zero()), |(ci, m), (c, x)| if x[n].abs() > m { (c, x[n].abs()) } else { (ci, m) });
             let level = level.to64();
             let g_level = g_x_l * (1.0 - d[0]) * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
             let x = input[c_max][n];
@@ -434,7 +423,8 @@ mod tests {
 
     #[test]
     fn settled_gain_follows_the_textbook_static_curve() {
-        for (t, r, w, level_db) in [(-20.0, 4.0, 0.0, -6.0), (-30.0, 10.0, 6.0, -28.0), (-10.0, 2.0, 12.0, -12.0), (-40.0, 3.0, 6.0, -60.0)] {
+        for (t, r, w, level_db) in [(-20.0, 4.0, 0.0, -6.0), (-30.0, 10.0, 6.0, -28.0), (-10.0, 2.0, 12.0, -12.0), (-40.0, 3.0, 6.0, -60.0)]
+        {
             let s = CompressorSettings { makeup_db: 3.0, ..settings(t, r, w) };
             // Expected output level from the published curve, computed here independently.
             let expected_out = if 2.0 * (level_db - t) < -w {

@@ -31,10 +31,8 @@ pub fn exp2_f32(x: f32) -> f32 {
     // The rounded integer sits in the low mantissa bits of `shifted`: no float-to-int conversion.
     let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let f = (x - n) * std::f32::consts::LN_2;
-    let p = 1.0
-        + f * (1.0
-            + f * (1.0 / 2.0
-                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+    let p =
+        1.0 + f * (1.0 + f * (1.0 / 2.0 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
     p * f32::from_bits(((n_int + 127) << 23) as u32)
 }
 

@@ -48,8 +48,22 @@ fn designs(shape: Shape, knobs: &[f64], sample_rate: f64) -> ([Design; SECTIONS]
 macro_rules! filter_knobs {
     ($what:literal, $fmin:expr, $fmax:expr, $fdef:expr) => {
         &[
-            KnobSpec::new("freq_hz", "Hz", ($fmin, $fmax), $fdef, Skew::Log, concat!($what, " corner frequency (clamped to 0.45 x sample rate)")),
-            KnobSpec::new("q", "", (0.1, 10.0), std::f64::consts::FRAC_1_SQRT_2, Skew::Log, concat!($what, " resonance (0.707: Butterworth)")),
+            KnobSpec::new(
+                "freq_hz",
+                "Hz",
+                ($fmin, $fmax),
+                $fdef,
+                Skew::Log,
+                concat!($what, " corner frequency (clamped to 0.45 x sample rate)"),
+            ),
+            KnobSpec::new(
+                "q",
+                "",
+                (0.1, 10.0),
+                std::f64::consts::FRAC_1_SQRT_2,
+                Skew::Log,
+                concat!($what, " resonance (0.707: Butterworth)"),
+            ),
             KnobSpec::new("slope_db", "dB/oct", (12.0, 24.0), 12.0, Skew::Stepped(StepSize(12)), concat!($what, " slope, 12 or 24 dB/oct")),
         ]
     };
@@ -172,7 +186,8 @@ mod tests {
                 for f in [50.0, 200.0, 1000.0, 3000.0, 6000.0] {
                     let hp = measured_gain_db::<HpfEffect>(&[150.0, q, slope], f, fs);
                     let lp = measured_gain_db::<LpfEffect>(&[2000.0, q, slope], f, fs);
-                    let (hp_expected, lp_expected) = (butterworth_db(true, order, f, 150.0, fs), butterworth_db(false, order, f, 2000.0, fs));
+                    let (hp_expected, lp_expected) =
+                        (butterworth_db(true, order, f, 150.0, fs), butterworth_db(false, order, f, 2000.0, fs));
                     // Down to −80 dB; below that the tail's rounding noise dominates.
                     if hp_expected > -80.0 {
                         assert!((hp - hp_expected).abs() < 0.02, "hpf {slope} at {f} Hz, fs {fs}: {hp} vs {hp_expected}");

@@ -149,14 +149,7 @@ impl Effect for GateEffect {
         tape.extend((0..len).map(|n| gate.step(channels, n)));
     }
 
-    fn adjoint<T: Real>(
-        knobs: &[f64],
-        sample_rate: f64,
-        input: &[&[T]],
-        tape: &Vec<Step>,
-        grad: &mut [&mut [T]],
-        knob_grad: &mut [f64],
-    ) {
+    fn adjoint<T: Real>(knobs: &[f64], sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
         let k = Constants::new(knobs, sample_rate);
         let ln10_20 = std::f64::consts::LN_10 / 20.0;
         let (mut g_threshold, mut g_ratio, mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0, 0.0, 0.0);

@@ -66,10 +66,7 @@ impl<const N: usize> Mul for Jet<N> {
     // The product rule: the gradient of a product is a sum.
     #[allow(clippy::suspicious_arithmetic_impl)]
     fn mul(self, o: Self) -> Self {
-        Jet {
-            value: self.value * o.value,
-            grad: std::array::from_fn(|i| self.grad[i] * o.value + self.value * o.grad[i]),
-        }
+        Jet { value: self.value * o.value, grad: std::array::from_fn(|i| self.grad[i] * o.value + self.value * o.grad[i]) }
     }
 }
 
@@ -77,10 +74,7 @@ impl<const N: usize> Div for Jet<N> {
     type Output = Self;
     fn div(self, o: Self) -> Self {
         let inv = 1.0 / o.value;
-        Jet {
-            value: self.value * inv,
-            grad: std::array::from_fn(|i| (self.grad[i] - self.value * inv * o.grad[i]) * inv),
-        }
+        Jet { value: self.value * inv, grad: std::array::from_fn(|i| (self.grad[i] - self.value * inv * o.grad[i]) * inv) }
     }
 }
 

@@ -140,8 +140,7 @@ impl LevelMatch {
     /// The adjoint: from `y` (the stage's output) and `u = ∂loss/∂y`, returns `∂loss/∂y_pre`
     /// per channel and `∂loss/∂target_db`.
     pub fn vjp(&self, y: &[&[f32]], u: &[&[f32]]) -> (Vec<Vec<f32>>, f64) {
-        let s: f64 =
-            y.iter().zip(u).map(|(y, u)| y.iter().zip(*u).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()).sum();
+        let s: f64 = y.iter().zip(u).map(|(y, u)| y.iter().zip(*u).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()).sum();
         let d_target = s * std::f64::consts::LN_10 / 20.0;
         let gain = self.gain;
         let grads = match &self.weighted {

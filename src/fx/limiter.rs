@@ -210,14 +210,7 @@ impl Effect for LimiterEffect {
         tape.extend((0..len).map(|n| limiter.step(channels, n)));
     }
 
-    fn adjoint<T: Real>(
-        knobs: &[f64],
-        sample_rate: f64,
-        input: &[&[T]],
-        tape: &Vec<Step>,
-        grad: &mut [&mut [T]],
-        knob_grad: &mut [f64],
-    ) {
+    fn adjoint<T: Real>(knobs: &[f64], sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
         let len = tape.len();
         let d = lookahead(sample_rate);
         let c = ceiling(knobs);

@@ -84,8 +84,7 @@ impl ChainKnobs {
     pub fn apply_assignments(&mut self, assignments: &[String]) -> Result<()> {
         let mut seen = Vec::new();
         for assignment in assignments {
-            let (name, value) =
-                assignment.split_once('=').ok_or_else(|| Error::BadAssignment { assignment: assignment.clone() })?;
+            let (name, value) = assignment.split_once('=').ok_or_else(|| Error::BadAssignment { assignment: assignment.clone() })?;
             let name = name.trim();
             let value: f64 = value.trim().parse().map_err(|_| Error::BadAssignment { assignment: assignment.clone() })?;
             if seen.contains(&name) {

@@ -96,7 +96,14 @@ mod tests {
 
     /// A smooth loss (spectral convergence alone), so central differences are clean.
     fn smooth_loss() -> MrStftBatch<f32> {
-        let config = MrStftConfig { fft_sizes: vec![256, 1024], w_log_mag: 0.0, w_lin_mag: 0.0, w_sc: 1.0, l1_weight: 0.0, ..MrStftConfig::default() };
+        let config = MrStftConfig {
+            fft_sizes: vec![256, 1024],
+            w_log_mag: 0.0,
+            w_lin_mag: 0.0,
+            w_sc: 1.0,
+            l1_weight: 0.0,
+            ..MrStftConfig::default()
+        };
         MrStftBatch::new(config)
     }
 
@@ -117,8 +124,7 @@ mod tests {
             (k[THRESHOLD_DB], k[RATIO]) = (0.8, 0.5);
         }
         let (targets, _, _) = batch(9, 2, 6000, fs);
-        let reference_db: Vec<f64> =
-            targets.iter().map(|t| level_db(&[t[0].as_slice()], fs) + 3.0).collect();
+        let reference_db: Vec<f64> = targets.iter().map(|t| level_db(&[t[0].as_slice()], fs) + 3.0).collect();
         // Both the stage and the loss's level term.
         let levels = Levels { sample_rate: fs, reference_db: Some(reference_db.clone()), loss_weight: 0.05 };
         let mut loss = smooth_loss();
@@ -143,8 +149,7 @@ mod tests {
         };
         for b in 0..2 {
             let one = Levels { reference_db: Some(vec![reference_db[b]]), loss_weight: 0.0, ..levels.clone() };
-            let (batch_value, _, batch_grads) =
-                chain_loss_and_grad(&fx, &ex[b..=b], &targets[b..=b], Some(&one), &mut loss);
+            let (batch_value, _, batch_grads) = chain_loss_and_grad(&fx, &ex[b..=b], &targets[b..=b], Some(&one), &mut loss);
             let (value, grads) = single(b, &mut loss);
             assert!((value - batch_value).abs() < 1e-9 * value.abs());
             for (a, c) in grads.iter().zip(&batch_grads[0]) {

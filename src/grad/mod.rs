@@ -115,7 +115,12 @@ impl Differentiable for ChainFx {
 /// A mono output rendered with normalised `knobs`, brought to the level that `level` gives it
 /// against the mono `reference` (both at `sample_rate`, in place); the gain applied.
 pub fn finish_mono(level: OutputLevel, output: &mut [f32], sample_rate: u32, reference: &[f32], knobs: &[f32]) -> f64 {
-    level.finish(&mut [output], sample_rate, || level_db(&[reference], sample_rate), &Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+    level.finish(
+        &mut [output],
+        sample_rate,
+        || level_db(&[reference], sample_rate),
+        &Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()),
+    )
 }
 
 /// Level handling of a batch: for a level-relative model
@@ -291,8 +296,7 @@ pub(crate) mod test_support {
     pub fn batch(seed: u64, items: usize, len: usize, fs: u32) -> (Vec<Channels>, Vec<Vec<f32>>, Vec<Channels>) {
         let to32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
         let inputs = (0..items).map(|b| program(seed + b as u64, 1, len, fs as f64).into_iter().map(to32).collect()).collect();
-        let knobs =
-            (0..items).map(|b| random_knobs(seed * 7 + b as u64).to_normalized().iter().map(|&v| v as f32).collect()).collect();
+        let knobs = (0..items).map(|b| random_knobs(seed * 7 + b as u64).to_normalized().iter().map(|&v| v as f32).collect()).collect();
         let grads = (0..items).map(|b| vec![to32(weights(seed * 13 + b as u64, len))]).collect();
         (inputs, knobs, grads)
     }

@@ -11,8 +11,8 @@
 use rayon::prelude::*;
 
 use super::{ChainFx, Channels, Differentiable, Estimator, Example, Render};
-use crate::fx::{KNOBS, NUM_KNOBS};
 use crate::fx::params::default_chain::{MAKEUP_DB, RATIO};
+use crate::fx::{KNOBS, NUM_KNOBS};
 use crate::model::ProxyChain;
 
 impl Render for ProxyChain {
@@ -68,13 +68,8 @@ mod tests {
 
     fn tiny_chain(seed: u64) -> ProxyChain {
         // Without the identity skip, so that a fresh proxy is far from the identity.
-        let config = |effect| ProxyConfig {
-            channels: 4,
-            kernel_size: 3,
-            dilations: vec![1, 3],
-            identity_skip: false,
-            ..ProxyConfig::new(effect)
-        };
+        let config =
+            |effect| ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 3], identity_skip: false, ..ProxyConfig::new(effect) };
         ProxyChain::new(config(ProxyEffect::Eq).init(&Device::flex(), seed), config(ProxyEffect::Comp).init(&Device::flex(), seed + 1))
             .unwrap()
     }

@@ -29,9 +29,8 @@ impl Spsa {
     fn one_pair<F: Render + ?Sized>(&self, fx: &F, e: &Example, grad_output: &Channels, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let delta: Vec<f32> = e.knobs.iter().map(|_| if rng.random_bool(0.5) { 1.0 } else { -1.0 }).collect();
-        let shifted = |sign: f32| -> Vec<f32> {
-            e.knobs.iter().zip(&delta).map(|(p, d)| (p + sign * self.epsilon * d).clamp(0.0, 1.0)).collect()
-        };
+        let shifted =
+            |sign: f32| -> Vec<f32> { e.knobs.iter().zip(&delta).map(|(p, d)| (p + sign * self.epsilon * d).clamp(0.0, 1.0)).collect() };
         let (plus, minus) = (shifted(1.0), shifted(-1.0));
         let change = two_sided_change(fx, e.input, grad_output, &plus, &minus);
         plus.iter().zip(&minus).map(|(a, b)| if a != b { (change / (a - b) as f64) as f32 } else { 0.0 }).collect()
@@ -45,10 +44,8 @@ impl<F: Render + ?Sized> Estimator<F> for Spsa {
             .zip(grad_output)
             .enumerate()
             .map(|(b, (e, g))| {
-                let estimates: Vec<Vec<f32>> = (0..self.pairs)
-                    .into_par_iter()
-                    .map(|k| self.one_pair(fx, e, g, pair_seed(seed, b, k)))
-                    .collect();
+                let estimates: Vec<Vec<f32>> =
+                    (0..self.pairs).into_par_iter().map(|k| self.one_pair(fx, e, g, pair_seed(seed, b, k))).collect();
                 let mut mean = vec![0.0f32; fx.num_knobs()];
                 for est in &estimates {
                     for (m, v) in mean.iter_mut().zip(est) {

@@ -168,7 +168,8 @@ mod tests {
             let n = (y.len() * y[0].len()) as f64;
             let pairs = || y.iter().flatten().zip(targets.iter().flatten());
             let loss = pairs().map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / n;
-            let grads = y.iter().zip(&targets).map(|(a, b)| a.iter().zip(b).map(|(a, b)| (2.0 * (a - b) as f64 / n) as f32).collect()).collect();
+            let grads =
+                y.iter().zip(&targets).map(|(a, b)| a.iter().zip(b).map(|(a, b)| (2.0 * (a - b) as f64 / n) as f32).collect()).collect();
             (loss, grads)
         };
         let mut trainer = CtcnTrainer::new(&config, &trainer_config);

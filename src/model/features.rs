@@ -115,8 +115,7 @@ impl LogMel {
             panic!("{e}");
         }
         let stft = Stft::new(config.n_fft, config.hop);
-        let bank =
-            MelFilterbank::new(ANALYSIS_RATE_HZ as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
+        let bank = MelFilterbank::new(ANALYSIS_RATE_HZ as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
         Self {
             spectra: [vec![Complex::default(); stft.num_bins()], vec![Complex::default(); stft.num_bins()]],
             power: vec![0.0; stft.num_bins()],
@@ -146,10 +145,7 @@ impl LogMel {
         if samples.len() < min {
             return Err(Error::BadAudio {
                 what: "analysis clip".into(),
-                reason: format!(
-                    "{} samples at {ANALYSIS_RATE_HZ} Hz is shorter than the {min} the model needs",
-                    samples.len()
-                ),
+                reason: format!("{} samples at {ANALYSIS_RATE_HZ} Hz is shorter than the {min} the model needs", samples.len()),
             });
         }
         let (n_mels, frames) = (self.config.n_mels, self.config.num_frames(samples.len()));
@@ -206,8 +202,7 @@ mod tests {
     #[test]
     fn features_follow_the_definition() {
         let config = FeatureConfig::default();
-        let bank =
-            MelFilterbank::new(ANALYSIS_RATE_HZ as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
+        let bank = MelFilterbank::new(ANALYSIS_RATE_HZ as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
         let mut front = LogMel::new(&config);
         let mut stft = Stft::<f32>::new(config.n_fft, config.hop);
         for len in [1500, 2048, 12_345] {
@@ -264,8 +259,7 @@ mod tests {
         let loud = front.compute(&x).unwrap();
         let quiet = front.compute(&x.iter().map(|v| v * 0.1).collect::<Vec<_>>()).unwrap();
         let shift = (100f64.ln() / STD) as f32;
-        let above_floor =
-            loud.values.iter().zip(&quiet.values).filter(|(_, q)| **q > ((1e-4f64.ln() - MEAN) / STD) as f32);
+        let above_floor = loud.values.iter().zip(&quiet.values).filter(|(_, q)| **q > ((1e-4f64.ln() - MEAN) / STD) as f32);
         for (l, q) in above_floor {
             assert!((l - q - shift).abs() < 1e-3, "{l} - {q} vs {shift}");
         }

@@ -171,11 +171,7 @@ pub(super) fn from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result
 pub fn from_static(bytes: &'static [u8]) -> Result<LoadedModel> {
     let fail = |reason| Error::ModelFile { what: "(embedded)".into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
-    let store = if weights.as_ptr().addr() % WEIGHTS_ALIGN == 0 {
-        BurnpackStore::from_static(weights)
-    } else {
-        copied(weights)
-    };
+    let store = if weights.as_ptr().addr() % WEIGHTS_ALIGN == 0 { BurnpackStore::from_static(weights) } else { copied(weights) };
     build(header, store, &Device::flex()).map_err(fail)
 }
 
@@ -195,8 +191,8 @@ fn encode<M: Module>(kind: Kind, config: &impl Serialize, module: &M, card: &ser
     module.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let config = serde_json::to_value(config).map_err(|e| format!("cannot serialise the config: {e}"))?;
-    let header = serde_json::to_vec(&Header { kind, config, card: card.clone() })
-        .map_err(|e| format!("cannot serialise the header: {e}"))?;
+    let header =
+        serde_json::to_vec(&Header { kind, config, card: card.clone() }).map_err(|e| format!("cannot serialise the header: {e}"))?;
     Ok(assemble(&header, &weights))
 }
 
@@ -306,8 +302,8 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
     if fnv1a64(&bytes[PREFIX_LEN..]) != u64_at(20)? {
         return Err("checksum mismatch: the file is damaged".into());
     }
-    let header: Header = serde_json::from_slice(&bytes[PREFIX_LEN..PREFIX_LEN + header_len])
-        .map_err(|e| format!("unreadable header: {e}"))?;
+    let header: Header =
+        serde_json::from_slice(&bytes[PREFIX_LEN..PREFIX_LEN + header_len]).map_err(|e| format!("unreadable header: {e}"))?;
     Ok((header, &bytes[weights_start..]))
 }
 
@@ -411,7 +407,8 @@ mod tests {
         assert_eq!(loaded.proxy.config(), &config);
         assert_eq!(loaded.card, card());
         let run = |p: &Proxy| {
-            let x = Tensor::<2>::from_data(TensorData::new((0..40).map(|i| (i as f32).sin()).collect::<Vec<_>>(), [1, 40]), &Device::flex());
+            let x =
+                Tensor::<2>::from_data(TensorData::new((0..40).map(|i| (i as f32).sin()).collect::<Vec<_>>(), [1, 40]), &Device::flex());
             let k = Tensor::<2>::from_data(TensorData::new(vec![0.3f32; 6], [1, 6]), &Device::flex());
             p.forward(x, k).into_data().try_into_vec::<f32>().unwrap()
         };
@@ -498,12 +495,8 @@ mod tests {
             ("fewer knobs", StyleNetConfig { num_knobs: NUM_KNOBS - 1, ..small.clone() }),
         ];
         for (name, config) in configs {
-            let header = serde_json::to_vec(&Header {
-                kind: Kind::Style,
-                config: serde_json::to_value(config).unwrap(),
-                card: card(),
-            })
-            .unwrap();
+            let header =
+                serde_json::to_vec(&Header { kind: Kind::Style, config: serde_json::to_value(config).unwrap(), card: card() }).unwrap();
             assert_refused(name, &assemble(&header, weights));
         }
         assert_refused("header not a config", &assemble(br#"{"config": 3, "card": null}"#, weights));

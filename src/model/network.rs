@@ -139,10 +139,7 @@ impl StyleNetConfig {
         StyleNet {
             encoder: Encoder { convs, embed: linear(2 * last_channels, self.embedding_dim, &unit) },
             controller: Controller {
-                hidden: vec![
-                    linear(3 * self.embedding_dim, self.hidden_dim, &he),
-                    linear(self.hidden_dim, self.hidden_dim, &he),
-                ],
+                hidden: vec![linear(3 * self.embedding_dim, self.hidden_dim, &he), linear(self.hidden_dim, self.hidden_dim, &he)],
                 out: LinearConfig::new(self.hidden_dim, self.num_knobs).init(device),
             },
             config: self.clone(),

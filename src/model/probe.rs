@@ -23,9 +23,8 @@ impl LinearProbe {
         let dim = embeddings.first().map_or(0, Vec::len);
         let n = embeddings.len() as f32;
         let mean: Vec<f32> = (0..dim).map(|d| embeddings.iter().map(|e| e[d]).sum::<f32>() / n).collect();
-        let std: Vec<f32> = (0..dim)
-            .map(|d| (embeddings.iter().map(|e| (e[d] - mean[d]).powi(2)).sum::<f32>() / n).sqrt().max(1e-6))
-            .collect();
+        let std: Vec<f32> =
+            (0..dim).map(|d| (embeddings.iter().map(|e| (e[d] - mean[d]).powi(2)).sum::<f32>() / n).sqrt().max(1e-6)).collect();
         let device = Device::flex().autodiff();
         let mut linear = {
             let _guard = super::network::seeded(&device, seed);

@@ -105,7 +105,11 @@ mod tests {
             move |y: &[Vec<f32>]| {
                 let n = (y.len() * y[0].len()) as f64;
                 let loss = y.iter().flatten().zip(targets.iter().flatten()).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / n;
-                let grads = y.iter().zip(&targets).map(|(a, b)| a.iter().zip(b).map(|(a, b)| (2.0 * (a - b) as f64 / n) as f32).collect()).collect();
+                let grads = y
+                    .iter()
+                    .zip(&targets)
+                    .map(|(a, b)| a.iter().zip(b).map(|(a, b)| (2.0 * (a - b) as f64 / n) as f32).collect())
+                    .collect();
                 (loss, grads)
             }
         };

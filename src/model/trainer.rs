@@ -143,12 +143,7 @@ impl Trainer {
     }
 
     /// The loss and the parameter gradients of one step, through the surrogate.
-    fn gradients<F>(
-        &self,
-        input: &[Features],
-        reference: &[Features],
-        loss_and_grad: F,
-    ) -> Result<(f64, GradientsParams)>
+    fn gradients<F>(&self, input: &[Features], reference: &[Features], loss_and_grad: F) -> Result<(f64, GradientsParams)>
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
@@ -186,7 +181,12 @@ fn features_fnv(features: &[Features]) -> u64 {
 ///
 /// # Panics
 /// If the gradient does not have one value per output.
-pub(super) fn surrogate_gradients<M: Module, F>(module: &M, outputs: Tensor<2>, loss_and_grad: F, what: &str) -> Result<(f64, GradientsParams)>
+pub(super) fn surrogate_gradients<M: Module, F>(
+    module: &M,
+    outputs: Tensor<2>,
+    loss_and_grad: F,
+    what: &str,
+) -> Result<(f64, GradientsParams)>
 where
     F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
 {
@@ -245,14 +245,12 @@ pub(super) fn read_checkpoint<M>(
     let (model, mut state) = decode(&bytes, &what)?;
     let link: CheckpointLink = link_of(&state).map_err(fail)?;
     let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
-    let optimizer = std::fs::read(&optimizer_path)
-        .map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
+    let optimizer = std::fs::read(&optimizer_path).map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
     if file::fnv1a64(&optimizer) != link.optimizer_fnv {
         return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
     }
-    let optimizer = adam(&link.trainer)
-        .from_bytes(Bytes::from_bytes_vec(optimizer))
-        .map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
+    let optimizer =
+        adam(&link.trainer).from_bytes(Bytes::from_bytes_vec(optimizer)).map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
     if let Some(object) = state.as_object_mut() {
         object.remove("checkpoint");
     }
@@ -284,8 +282,8 @@ mod tests {
     use super::*;
     use crate::fx::NUM_KNOBS;
     use crate::model::features::{ANALYSIS_RATE_HZ, LogMel};
-    use crate::model::network::tests::noise_features;
     use crate::model::network::dropout_mask;
+    use crate::model::network::tests::noise_features;
 
     /// `Σ (p − t)²` over every knob of every pair and its gradient `2(p − t)`, in plain Rust.
     fn squared_error(knobs: &[Vec<f32>], targets: &[Vec<f32>]) -> (f64, Vec<Vec<f32>>) {
@@ -392,8 +390,7 @@ mod tests {
         let trainer = Trainer::new(&config, &TrainerConfig::default());
         let input = noise_features(&config.features, 4, 20_000, 1);
         let reference = noise_features(&config.features, 4, 30_000, 2);
-        let targets: Vec<Vec<f32>> =
-            (0..4).map(|b| (0..NUM_KNOBS).map(|k| ((b * 7 + k) % 10) as f32 / 10.0).collect()).collect();
+        let targets: Vec<Vec<f32>> = (0..4).map(|b| (0..NUM_KNOBS).map(|k| ((b * 7 + k) % 10) as f32 / 10.0).collect()).collect();
 
         let (_, bridged) = trainer.gradients(&input, &reference, |p| squared_error(p, &targets)).unwrap();
 
@@ -416,8 +413,7 @@ mod tests {
         let (input, reference, targets) = tilt_level_pairs(4, 5);
         let run = || {
             let mut trainer = Trainer::new(&config, &TrainerConfig { seed: 9, ..Default::default() });
-            let losses: Vec<f64> =
-                (0..3).map(|_| trainer.step(&input, &reference, |p| squared_error(p, &targets)).unwrap()).collect();
+            let losses: Vec<f64> = (0..3).map(|_| trainer.step(&input, &reference, |p| squared_error(p, &targets)).unwrap()).collect();
             (losses, trainer.predict(&input, &reference))
         };
         assert_eq!(run(), run());

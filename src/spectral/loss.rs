@@ -54,17 +54,9 @@ impl MrStftConfig {
             return Err(Error::Invalid(format!("MR-STFT loss: FFT size {n} is smaller than 2")));
         }
         if !(self.hop_fraction.is_finite() && self.hop_fraction > 0.0) {
-            return Err(Error::Invalid(format!(
-                "MR-STFT loss: hop fraction {} must be positive",
-                self.hop_fraction
-            )));
+            return Err(Error::Invalid(format!("MR-STFT loss: hop fraction {} must be positive", self.hop_fraction)));
         }
-        let weights = [
-            ("w_log_mag", self.w_log_mag),
-            ("w_lin_mag", self.w_lin_mag),
-            ("w_sc", self.w_sc),
-            ("l1_weight", self.l1_weight),
-        ];
+        let weights = [("w_log_mag", self.w_log_mag), ("w_lin_mag", self.w_lin_mag), ("w_sc", self.w_sc), ("l1_weight", self.l1_weight)];
         if let Some((name, w)) = weights.iter().find(|(_, w)| !(w.is_finite() && *w >= 0.0)) {
             return Err(Error::Invalid(format!("MR-STFT loss: {name} = {w} must be finite and >= 0")));
         }
@@ -173,9 +165,7 @@ impl<T: Real> MrStftLoss<T> {
         }
         let fitting = self.stfts.iter().filter(|s| s.fits(len)).count();
         let per_resolution = 1.0 / fitting.max(1) as f64;
-        let widest = (0..self.stfts.len())
-            .filter(|&i| self.stfts[i].fits(len))
-            .max_by_key(|&i| self.stfts[i].pad_len());
+        let widest = (0..self.stfts.len()).filter(|&i| self.stfts[i].fits(len)).max_by_key(|&i| self.stfts[i].pad_len());
         let Some(widest) = widest else {
             return loss;
         };
@@ -331,12 +321,7 @@ struct Lanes<T> {
 impl<T: Real> Default for Lanes<T> {
     fn default() -> Self {
         let zero = [T::zero(); LANES];
-        Self {
-            abs_difference: zero,
-            squared_difference: zero,
-            squared_target: zero,
-            power_ratio: [1.0; LANES],
-        }
+        Self { abs_difference: zero, squared_difference: zero, squared_target: zero, power_ratio: [1.0; LANES] }
     }
 }
 
@@ -404,8 +389,7 @@ fn magnitude_gradient<T: Real>(estimate: &mut [Complex<T>], target: &[Complex<T>
         let mag_e = power_e.max(eps).sqrt();
         let inv_mag_e = T::one() / mag_e;
         let difference = mag_e - t.norm_sqr().max(eps).sqrt();
-        let coefficient =
-            inv_mag_e * (sign(difference) * (w.log_mag * inv_mag_e + w.lin_mag) + w.sc * difference);
+        let coefficient = inv_mag_e * (sign(difference) * (w.log_mag * inv_mag_e + w.lin_mag) + w.sc * difference);
         *e = e.scale(if power_e < eps { T::zero() } else { coefficient });
     }
 }
@@ -533,9 +517,8 @@ mod tests {
 
     /// The loss written out from its definition, on top of the naive DFT.
     fn reference_loss(config: &MrStftConfig, estimate: &[f64], target: &[f64]) -> f64 {
-        let magnitudes = |x: &[f64], n: usize| -> Vec<f64> {
-            naive_stft(x, n, n / 2).iter().map(|c| c.norm_sqr().max(1e-8).sqrt()).collect()
-        };
+        let magnitudes =
+            |x: &[f64], n: usize| -> Vec<f64> { naive_stft(x, n, n / 2).iter().map(|c| c.norm_sqr().max(1e-8).sqrt()).collect() };
         let used: Vec<usize> = config.fft_sizes.iter().copied().filter(|&n| n / 2 < estimate.len()).collect();
         let spectral: f64 = used
             .iter()
@@ -601,10 +584,7 @@ mod tests {
             let error: Vec<f64> = fd.iter().zip(&grad).map(|(a, b)| a - b).collect();
             assert!(norm(&error) <= 1e-6 * norm(&grad), "w_sc {w_sc}: error norm {}", norm(&error));
             for (i, (a, b)) in fd.iter().zip(&grad).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-4 * b.abs(),
-                    "w_sc {w_sc} l1 {l1_weight}: d/dx[{i}] {b} vs fd {a}"
-                );
+                assert!((a - b).abs() <= 1e-4 * b.abs(), "w_sc {w_sc} l1 {l1_weight}: d/dx[{i}] {b} vs fd {a}");
             }
         }
     }
@@ -639,10 +619,7 @@ mod tests {
             assert!((v64 - v32).abs() <= 1e-5 * v64, "{v64} vs {v32}");
             let diff = g64.iter().zip(&g32).map(|(a, &b)| (a - b as f64).powi(2)).sum::<f64>().sqrt();
             let norm = g64.iter().map(|a| a * a).sum::<f64>().sqrt();
-            assert!(
-                diff <= gradient_tolerance * norm,
-                "w_log_mag {w_log_mag}: gradient differs by {diff} of {norm}"
-            );
+            assert!(diff <= gradient_tolerance * norm, "w_log_mag {w_log_mag}: gradient differs by {diff} of {norm}");
         }
     }
 
@@ -711,8 +688,6 @@ mod tests {
         let value = best_ms(Box::new(|| {
             loss.value(e[0], t[0]);
         }));
-        println!(
-            "batch of {items}x{len} value+grad: {parallel:.1} ms; one item: value+grad {one:.2} ms, value {value:.2} ms"
-        );
+        println!("batch of {items}x{len} value+grad: {parallel:.1} ms; one item: value+grad {one:.2} ms, value {value:.2} ms");
     }
 }

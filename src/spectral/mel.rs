@@ -51,9 +51,7 @@ impl MelFilterbank {
     pub fn new(sample_rate: f64, n_fft: usize, n_mels: usize, fmin_hz: f64, fmax_hz: f64) -> Self {
         let num_bins = n_fft / 2 + 1;
         let (mel_lo, mel_hi) = (hz_to_mel(fmin_hz), hz_to_mel(fmax_hz));
-        let edges: Vec<f64> = (0..n_mels + 2)
-            .map(|i| mel_to_hz(mel_lo + (mel_hi - mel_lo) * i as f64 / (n_mels + 1) as f64))
-            .collect();
+        let edges: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(mel_lo + (mel_hi - mel_lo) * i as f64 / (n_mels + 1) as f64)).collect();
         let bin_hz = sample_rate / n_fft as f64;
         let filters = edges
             .windows(3)
@@ -64,8 +62,7 @@ impl MelFilterbank {
                     let f = k as f64 * bin_hz;
                     ((f - lo) / (centre - lo)).min((hi - f) / (hi - centre)).max(0.0) * area_norm
                 };
-                let first_bin =
-                    ((lo / bin_hz) as usize..num_bins).find(|&k| weight(k) > 0.0).unwrap_or(num_bins);
+                let first_bin = ((lo / bin_hz) as usize..num_bins).find(|&k| weight(k) > 0.0).unwrap_or(num_bins);
                 let weights: Vec<f64> = (first_bin..num_bins).map(weight).take_while(|&w| w > 0.0).collect();
                 Filter { first_bin, weights }
             })
@@ -110,8 +107,7 @@ mod tests {
 
     /// Slaney's centre frequencies written out independently: equal mel steps, then back to Hz.
     fn slaney_centres(n_mels: usize, fmax: f64) -> Vec<f64> {
-        let to_mel =
-            |f: f64| if f < 1000.0 { 3.0 * f / 200.0 } else { 15.0 + 27.0 * (f / 1000.0).ln() / 6.4f64.ln() };
+        let to_mel = |f: f64| if f < 1000.0 { 3.0 * f / 200.0 } else { 15.0 + 27.0 * (f / 1000.0).ln() / 6.4f64.ln() };
         let to_hz = |m: f64| if m < 15.0 { 200.0 * m / 3.0 } else { 1000.0 * 6.4f64.powf((m - 15.0) / 27.0) };
         let top = to_mel(fmax);
         (0..n_mels + 2).map(|i| to_hz(top * i as f64 / (n_mels + 1) as f64)).collect()
@@ -140,10 +136,7 @@ mod tests {
             let peak_bin = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
             assert!((peak_bin as f64 * bin_hz - centre).abs() <= bin_hz, "filter {m} peaks off centre");
             let height = 2.0 / (hi - lo);
-            assert!(
-                row[peak_bin] <= height * (1.0 + 1e-12) && row[peak_bin] > 0.9 * height,
-                "filter {m} height"
-            );
+            assert!(row[peak_bin] <= height * (1.0 + 1e-12) && row[peak_bin] > 0.9 * height, "filter {m} height");
             for (k, &w) in row.iter().enumerate() {
                 let f = k as f64 * bin_hz;
                 if f <= lo || f >= hi {

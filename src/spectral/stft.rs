@@ -49,8 +49,7 @@ impl<T: Real> Stft<T> {
         let forward = planner.plan_fft_forward(n_fft);
         let inverse = planner.plan_fft_inverse(n_fft);
         let complex = FftPlanner::new().plan_fft_forward(n_fft);
-        let scratch_len =
-            forward.get_scratch_len().max(inverse.get_scratch_len()).max(complex.get_inplace_scratch_len());
+        let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len()).max(complex.get_inplace_scratch_len());
         Self {
             n_fft,
             hop,
@@ -130,23 +129,14 @@ impl<T: Real> Stft<T> {
         for ((f, &x), &w) in self.frame.iter_mut().zip(segment).zip(&self.window) {
             *f = x * w;
         }
-        self.forward
-            .process_with_scratch(&mut self.frame, spectrum, &mut self.scratch)
-            .expect("buffer lengths match the plan");
+        self.forward.process_with_scratch(&mut self.frame, spectrum, &mut self.scratch).expect("buffer lengths match the plan");
     }
 
     /// [`Stft::frame`] of two padded signals `a` and `b` at once, by one complex FFT of
     /// `z = w·(a + i·b)` split with the Hermitian symmetry of real signals' spectra:
     /// `A_k = (Z_k + conj Z_{N−k}) / 2`, `B_k = (Z_k − conj Z_{N−k}) / 2i`.
     #[inline(always)]
-    pub fn frame_pair(
-        &mut self,
-        padded_a: &[T],
-        padded_b: &[T],
-        t: usize,
-        spectrum_a: &mut [Complex<T>],
-        spectrum_b: &mut [Complex<T>],
-    ) {
+    pub fn frame_pair(&mut self, padded_a: &[T], padded_b: &[T], t: usize, spectrum_a: &mut [Complex<T>], spectrum_b: &mut [Complex<T>]) {
         let (n, bins, start) = (self.n_fft, self.num_bins(), t * self.hop);
         let (a, b) = (&padded_a[start..start + n], &padded_b[start..start + n]);
         for (((z, &a), &b), &w) in self.frame_pair.iter_mut().zip(a).zip(b).zip(&self.window) {
@@ -234,8 +224,7 @@ impl<T: Real> Stft<T> {
     /// As [`Stft::forward`].
     pub fn magnitudes(&mut self, signal: &[T], out: &mut [T]) {
         let bins = self.num_bins();
-        let (mut padded, mut spectrum) =
-            (std::mem::take(&mut self.padded), std::mem::take(&mut self.spectrum));
+        let (mut padded, mut spectrum) = (std::mem::take(&mut self.padded), std::mem::take(&mut self.spectrum));
         self.pad(signal, &mut padded);
         assert_eq!(out.len(), self.num_frames(signal.len()) * bins, "STFT output length");
         for (t, magnitudes) in out.chunks_exact_mut(bins).enumerate() {
@@ -341,9 +330,7 @@ pub(crate) mod tests {
             let mut stft = Stft::<f64>::new(n, hop);
             let x = random(len, &mut rng);
             let size = stft.num_frames(len) * stft.num_bins();
-            let y: Vec<Complex<f64>> = (0..size)
-                .map(|_| Complex::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
-                .collect();
+            let y: Vec<Complex<f64>> = (0..size).map(|_| Complex::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect();
             let mut fx = vec![Complex::default(); size];
             stft.forward(&x, &mut fx);
             let lhs: f64 = fx.iter().zip(&y).map(|(a, b)| a.re * b.re + a.im * b.im).sum();

@@ -66,8 +66,7 @@ impl StyleDistance {
     /// # Panics
     /// If the reference is shorter than one frame (`n_fft / 2 + 1` samples).
     pub fn new(reference: &[f32], sample_rate: u32, config: &StyleDistanceConfig) -> Self {
-        let filterbank =
-            MelFilterbank::new(sample_rate as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
+        let filterbank = MelFilterbank::new(sample_rate as f64, config.n_fft, config.n_mels, config.fmin_hz, config.fmax_hz);
         let mut distance = Self {
             stft: Stft::new(config.n_fft, config.hop),
             bank: (0..config.n_mels).map(|m| filterbank.row(m)).collect(),
@@ -108,9 +107,8 @@ impl StyleDistance {
                 2.0 * difference / bands as f64 / (frames as f64 * (analysis.mean_mel[m] + FLOOR))
             })
             .collect();
-        let bin_weight: Vec<f64> = (0..self.stft.num_bins())
-            .map(|k| self.bank.iter().zip(&band_weight).map(|(row, a)| row[k] * a).sum())
-            .collect();
+        let bin_weight: Vec<f64> =
+            (0..self.stft.num_bins()).map(|k| self.bank.iter().zip(&band_weight).map(|(row, a)| row[k] * a).sum()).collect();
         let d_sigma = 2.0 * (stats.dynamics - self.reference.dynamics);
         let frame_weight: Vec<f64> = analysis
             .frame_power
@@ -138,8 +136,7 @@ impl StyleDistance {
 
     fn distance(&self, stats: &StyleStats) -> f64 {
         let bands = self.reference.log_mel.len() as f64;
-        let spectrum: f64 =
-            stats.log_mel.iter().zip(&self.reference.log_mel).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / bands;
+        let spectrum: f64 = stats.log_mel.iter().zip(&self.reference.log_mel).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / bands;
         spectrum + (stats.dynamics - self.reference.dynamics).powi(2)
     }
 
