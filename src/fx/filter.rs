@@ -44,7 +44,7 @@ fn designs(shape: Shape, knobs: &[f64], sample_rate: f64) -> ([Design; SECTIONS]
     }
 }
 
-/// The filter knobs of one shape: frequency range and default differ.
+/// The knobs of one shape: their frequency ranges and defaults differ.
 macro_rules! filter_knobs {
     ($what:literal, $fmin:expr, $fmax:expr, $fdef:expr) => {
         &[
@@ -69,91 +69,82 @@ macro_rules! filter_knobs {
     };
 }
 
-/// The streaming filter and its tape (per channel), shared by both shapes.
+/// A high-pass (`HIGH_PASS`) or low-pass filter as a chain effect.
+pub struct FilterEffect<const HIGH_PASS: bool>;
+/// The high-pass filter (`hpf`).
+pub type HpfEffect = FilterEffect<true>;
+/// The low-pass filter (`lpf`).
+pub type LpfEffect = FilterEffect<false>;
+
+impl<const HIGH_PASS: bool> FilterEffect<HIGH_PASS> {
+    const SHAPE: Shape = if HIGH_PASS { Shape::HighPass } else { Shape::LowPass };
+}
+
+/// The streaming filter: both sections on every channel.
 pub type FilterStream<T> = Cascades<T, SECTIONS>;
-type FilterTape<T> = Vec<CascadeTape<T, SECTIONS>>;
 
-fn forward<T: Real>(shape: Shape, knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut FilterTape<T>) {
-    let (d, _) = designs(shape, knobs, sample_rate);
-    tape.resize_with(channels.len(), Default::default);
-    for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
-        cascade::forward(&d, x, stages);
-    }
-}
-
-fn adjoint<T: Real>(
-    shape: Shape,
-    knobs: &[f64],
-    sample_rate: f64,
-    input: &[&[T]],
-    tape: &FilterTape<T>,
-    grad: &mut [&mut [T]],
-    knob_grad: &mut [f64],
-) {
-    let (d, dq) = designs(shape, knobs, sample_rate);
-    let mut section_grad = [[0.0; 3]; SECTIONS];
-    for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
-        cascade::adjoint(&d, x, stages, g, &mut section_grad);
-    }
-    for (s, dq) in section_grad.iter().zip(dq) {
-        knob_grad[FREQ_HZ] += s[1];
-        knob_grad[Q] += s[2] * dq;
-    }
-}
-
-/// Implements [`Effect`] for a filter shape.
-macro_rules! filter_effect {
-    ($marker:ident, $shape:expr, $name:literal, $description:literal, $knobs:expr) => {
-        #[doc = concat!("The ", $description, " as a chain effect (`", $name, "`).")]
-        pub struct $marker;
-
-        impl Effect for $marker {
-            const NAME: &'static str = $name;
-            const DESCRIPTION: &'static str = concat!($description, ", 12 or 24 dB/oct, Butterworth or resonant");
-            const KNOBS: &'static [KnobSpec] = $knobs;
-            type Stream<T: Real> = FilterStream<T>;
-            type Tape<T: Real> = FilterTape<T>;
-
-            fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> FilterStream<T> {
-                Cascades::new(&designs($shape, knobs, sample_rate).0, channels)
-            }
-
-            fn set<T: Real>(stream: &mut FilterStream<T>, knobs: &[f64], sample_rate: f64) {
-                stream.set(&designs($shape, knobs, sample_rate).0);
-            }
-
-            fn reset<T: Real>(stream: &mut FilterStream<T>) {
-                stream.reset();
-            }
-
-            fn process<T: Real>(stream: &mut FilterStream<T>, channels: &mut [&mut [T]]) {
-                stream.process(channels);
-            }
-
-            fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut FilterTape<T>) {
-                forward($shape, knobs, sample_rate, channels, tape);
-            }
-
-            fn adjoint<T: Real>(
-                knobs: &[f64],
-                sample_rate: f64,
-                input: &[&[T]],
-                tape: &FilterTape<T>,
-                grad: &mut [&mut [T]],
-                knob_grad: &mut [f64],
-            ) {
-                adjoint($shape, knobs, sample_rate, input, tape, grad, knob_grad);
-            }
-
-            fn response_db(knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
-                Some(designs($shape, knobs, sample_rate).0.iter().map(|d| d.coeffs.magnitude_db(freq_hz, sample_rate)).sum())
-            }
-        }
+impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
+    const NAME: &'static str = if HIGH_PASS { "hpf" } else { "lpf" };
+    const DESCRIPTION: &'static str = if HIGH_PASS {
+        "high-pass filter, 12 or 24 dB/oct, Butterworth or resonant"
+    } else {
+        "low-pass filter, 12 or 24 dB/oct, Butterworth or resonant"
     };
-}
+    const KNOBS: &'static [KnobSpec] =
+        if HIGH_PASS { filter_knobs!("high-pass", 20.0, 2000.0, 80.0) } else { filter_knobs!("low-pass", 500.0, 20000.0, 12000.0) };
+    type Stream<T: Real> = FilterStream<T>;
+    /// Both sections' outputs, per channel.
+    type Tape<T: Real> = Vec<CascadeTape<T, SECTIONS>>;
 
-filter_effect!(HpfEffect, Shape::HighPass, "hpf", "high-pass filter", filter_knobs!("high-pass", 20.0, 2000.0, 80.0));
-filter_effect!(LpfEffect, Shape::LowPass, "lpf", "low-pass filter", filter_knobs!("low-pass", 500.0, 20000.0, 12000.0));
+    fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> FilterStream<T> {
+        Cascades::new(&designs(Self::SHAPE, knobs, sample_rate).0, channels)
+    }
+
+    fn set<T: Real>(stream: &mut FilterStream<T>, knobs: &[f64], sample_rate: f64) {
+        stream.set(&designs(Self::SHAPE, knobs, sample_rate).0);
+    }
+
+    fn reset<T: Real>(stream: &mut FilterStream<T>) {
+        stream.reset();
+    }
+
+    fn process<T: Real>(stream: &mut FilterStream<T>, channels: &mut [&mut [T]]) {
+        stream.process(channels);
+    }
+
+    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Self::Tape<T>) {
+        let (d, _) = designs(Self::SHAPE, knobs, sample_rate);
+        tape.resize_with(channels.len(), Default::default);
+        for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
+            cascade::forward(&d, x, stages);
+        }
+    }
+
+    /// The sections' design gradients, summed into the shared frequency and chained into `q`
+    /// through each section's `∂Q/∂q`.
+    fn adjoint<T: Real>(
+        knobs: &[f64],
+        sample_rate: f64,
+        input: &[&[T]],
+        tape: &Self::Tape<T>,
+        grad: &mut [&mut [T]],
+        knob_grad: &mut [f64],
+    ) {
+        let (d, dq) = designs(Self::SHAPE, knobs, sample_rate);
+        let mut section_grad = [[0.0; 3]; SECTIONS];
+        for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
+            cascade::adjoint(&d, x, stages, g, &mut section_grad);
+        }
+        for (s, dq) in section_grad.iter().zip(dq) {
+            knob_grad[FREQ_HZ] += s[1];
+            knob_grad[Q] += s[2] * dq;
+        }
+    }
+
+    fn response_db(knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
+        Some(designs(Self::SHAPE, knobs, sample_rate).0.iter().map(|d| d.coeffs.magnitude_db(freq_hz, sample_rate)).sum())
+    }
+}
 
 #[cfg(test)]
 mod tests {
