@@ -112,6 +112,9 @@ enum Command {
         /// List the effects instead of knobs.
         #[arg(long, conflicts_with = "chain")]
         effects: bool,
+        /// Print every effect's knobs as the Markdown table of the README.
+        #[arg(long, conflicts_with_all = ["chain", "effects", "json"])]
+        markdown: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -650,7 +653,8 @@ fn run(cli: Cli) -> afx::Result<()> {
             let styled = style.map(|s| format!(", {} style", s.name())).unwrap_or_default();
             println!("wrote {} ({channels} ch, {sample_rate} Hz, {seconds:.2} s{styled})", output.display());
         }
-        Command::Params { chain: _, effects: true, json } => {
+        Command::Params { markdown: true, .. } => print!("{}", afx::fx::params::knob_table_markdown()),
+        Command::Params { chain: _, effects: true, json, .. } => {
             if json {
                 let list: Vec<_> = EffectKind::ALL
                     .iter()
@@ -663,7 +667,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 }
             }
         }
-        Command::Params { chain, effects: false, json } => {
+        Command::Params { chain, effects: false, json, .. } => {
             let chain: ChainSpec = chain.map(|c| c.parse()).transpose()?.unwrap_or_default();
             let knobs = chain.knobs();
             if json {
