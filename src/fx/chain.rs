@@ -6,9 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::effect::{EffectKind, Stage, StageTape};
 use super::knob::Knob;
 use super::params::ChainKnobs;
+use super::{EffectKind, Stage, StageTape};
 use crate::{Error, Real, Result};
 
 /// Lowest sample rate the chain accepts.

@@ -1,9 +1,10 @@
 //! What every effect is: one declaration (name, knobs) with two faces, streaming (blocks of any
 //! size, state carried across blocks, no allocation) and taped (a whole render recorded for the
-//! exact adjoint); and the registry of afx's effects, the one place a new effect is listed.
+//! exact adjoint); and the `registry!` macro that `fx/mod.rs` lists every effect file in.
 
 use std::fmt::Debug;
 
+use super::EffectKind;
 use super::knob::KnobSpec;
 use crate::Real;
 
@@ -65,147 +66,6 @@ pub trait Effect {
     }
 }
 
-/// Builds [`EffectKind`] (the registry), [`Stage`] (a streaming instance of any effect) and
-/// [`StageTape`] (a tape of any effect) from one line per effect.
-macro_rules! registry {
-    ($($variant:ident => $effect:ty),* $(,)?) => {
-        /// Every effect afx has, in the order `afx params --effects` lists them.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum EffectKind {
-            $($variant),*
-        }
-
-        impl EffectKind {
-            /// All effects.
-            pub const ALL: &'static [EffectKind] = &[$(EffectKind::$variant),*];
-
-            /// The name used in `--chain`.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(EffectKind::$variant => <$effect as Effect>::NAME),*
-                }
-            }
-
-            /// One line for `afx params`.
-            pub fn description(self) -> &'static str {
-                match self {
-                    $(EffectKind::$variant => <$effect as Effect>::DESCRIPTION),*
-                }
-            }
-
-            /// The effect's knob declarations.
-            pub fn knobs(self) -> &'static [KnobSpec] {
-                match self {
-                    $(EffectKind::$variant => <$effect as Effect>::KNOBS),*
-                }
-            }
-
-            /// [`Effect::latency`] of this effect.
-            pub fn latency(self, sample_rate: f64) -> usize {
-                match self {
-                    $(EffectKind::$variant => <$effect>::latency(sample_rate)),*
-                }
-            }
-
-            /// [`Effect::response_db`] of this effect.
-            pub fn response_db(self, knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
-                match self {
-                    $(EffectKind::$variant => <$effect>::response_db(knobs, sample_rate, freq_hz)),*
-                }
-            }
-
-            /// [`Effect::static_curve_db`] of this effect.
-            pub fn static_curve_db(self, knobs: &[f64], level_db: f64) -> Option<f64> {
-                match self {
-                    $(EffectKind::$variant => <$effect>::static_curve_db(knobs, level_db)),*
-                }
-            }
-        }
-
-        /// A streaming instance of any effect.
-        #[derive(Clone, Debug)]
-        pub enum Stage<T: Real> {
-            $($variant(<$effect as Effect>::Stream<T>)),*
-        }
-
-        impl<T: Real> Stage<T> {
-            /// An instance of `kind` at rest.
-            pub fn new(kind: EffectKind, knobs: &[f64], sample_rate: f64, channels: usize) -> Self {
-                match kind {
-                    $(EffectKind::$variant => Stage::$variant(<$effect>::stream::<T>(knobs, sample_rate, channels))),*
-                }
-            }
-
-            /// Changes the knobs, keeping the state.
-            pub fn set(&mut self, knobs: &[f64], sample_rate: f64) {
-                match self {
-                    $(Stage::$variant(s) => <$effect>::set::<T>(s, knobs, sample_rate)),*
-                }
-            }
-
-            /// Returns the state to rest.
-            pub fn reset(&mut self) {
-                match self {
-                    $(Stage::$variant(s) => <$effect>::reset::<T>(s)),*
-                }
-            }
-
-            /// Processes one block in place.
-            pub fn process(&mut self, channels: &mut [&mut [T]]) {
-                match self {
-                    $(Stage::$variant(s) => <$effect>::process::<T>(s, channels)),*
-                }
-            }
-        }
-
-        /// The tape of any effect.
-        #[derive(Clone, Debug)]
-        pub enum StageTape<T: Real> {
-            $($variant(<$effect as Effect>::Tape<T>)),*
-        }
-
-        impl<T: Real> StageTape<T> {
-            /// An empty tape for `kind`.
-            pub fn empty(kind: EffectKind) -> Self {
-                match kind {
-                    $(EffectKind::$variant => StageTape::$variant(Default::default())),*
-                }
-            }
-
-            /// [`Effect::forward`] of `kind`, recording into this tape (replaced if it belongs
-            /// to another effect).
-            pub fn forward(&mut self, kind: EffectKind, knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]]) {
-                match (kind, &mut *self) {
-                    $((EffectKind::$variant, StageTape::$variant(t)) => <$effect>::forward(knobs, sample_rate, channels, t),)*
-                    #[allow(unreachable_patterns)]
-                    _ => {
-                        *self = StageTape::empty(kind);
-                        self.forward(kind, knobs, sample_rate, channels);
-                    }
-                }
-            }
-
-            /// [`Effect::adjoint`] of the effect this tape recorded.
-            pub fn adjoint(&self, knobs: &[f64], sample_rate: f64, input: &[&[T]], grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
-                match self {
-                    $(StageTape::$variant(t) => <$effect>::adjoint(knobs, sample_rate, input, t, grad, knob_grad)),*
-                }
-            }
-        }
-    };
-}
-
-registry! {
-    Eq => super::eq::EqEffect,
-    Comp => super::compressor::CompEffect,
-    Gain => super::gain::GainEffect,
-    Hpf => super::filter::HpfEffect,
-    Lpf => super::filter::LpfEffect,
-    Width => super::width::WidthEffect,
-    Limiter => super::limiter::LimiterEffect,
-    Gate => super::gate::GateEffect,
-}
-
 impl std::str::FromStr for EffectKind {
     type Err = crate::Error;
 
@@ -223,4 +83,140 @@ impl EffectKind {
     pub fn names() -> String {
         EffectKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// The registry: from one line per effect file (`mod filter { Hpf => HpfEffect, Lpf => LpfEffect }`)
+/// declares the module and builds [`EffectKind`](super::EffectKind) (every effect),
+/// [`Stage`](super::Stage) (a streaming instance of any effect) and
+/// [`StageTape`](super::StageTape) (a tape of any effect). Invoked once, in `fx/mod.rs`.
+macro_rules! registry {
+    ($(mod $module:ident { $($variant:ident => $marker:ident),+ $(,)? })*) => {
+        $(pub mod $module;)*
+        registry!(@build $($($variant => $module::$marker),+),*);
+    };
+    (@build $($variant:ident => $effect:ty),*) => {
+        /// Every effect afx has, in the order `afx params --effects` lists them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum EffectKind {
+            $($variant),*
+        }
+
+        impl EffectKind {
+            /// All effects.
+            pub const ALL: &'static [EffectKind] = &[$(EffectKind::$variant),*];
+
+            /// The name used in `--chain`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::NAME),*
+                }
+            }
+
+            /// One line for `afx params`.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::DESCRIPTION),*
+                }
+            }
+
+            /// The effect's knob declarations.
+            pub fn knobs(self) -> &'static [$crate::fx::knob::KnobSpec] {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::KNOBS),*
+                }
+            }
+
+            /// [`Effect::latency`](crate::fx::effect::Effect::latency) of this effect.
+            pub fn latency(self, sample_rate: f64) -> usize {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::latency(sample_rate)),*
+                }
+            }
+
+            /// [`Effect::response_db`](crate::fx::effect::Effect::response_db) of this effect.
+            pub fn response_db(self, knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::response_db(knobs, sample_rate, freq_hz)),*
+                }
+            }
+
+            /// [`Effect::static_curve_db`](crate::fx::effect::Effect::static_curve_db) of this effect.
+            pub fn static_curve_db(self, knobs: &[f64], level_db: f64) -> Option<f64> {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::static_curve_db(knobs, level_db)),*
+                }
+            }
+        }
+
+        /// A streaming instance of any effect.
+        #[derive(Clone, Debug)]
+        pub enum Stage<T: $crate::Real> {
+            $($variant(<$effect as $crate::fx::effect::Effect>::Stream<T>)),*
+        }
+
+        impl<T: $crate::Real> Stage<T> {
+            /// An instance of `kind` at rest.
+            pub fn new(kind: EffectKind, knobs: &[f64], sample_rate: f64, channels: usize) -> Self {
+                match kind {
+                    $(EffectKind::$variant => Stage::$variant(<$effect as $crate::fx::effect::Effect>::stream::<T>(knobs, sample_rate, channels))),*
+                }
+            }
+
+            /// Changes the knobs, keeping the state.
+            pub fn set(&mut self, knobs: &[f64], sample_rate: f64) {
+                match self {
+                    $(Stage::$variant(s) => <$effect as $crate::fx::effect::Effect>::set::<T>(s, knobs, sample_rate)),*
+                }
+            }
+
+            /// Returns the state to rest.
+            pub fn reset(&mut self) {
+                match self {
+                    $(Stage::$variant(s) => <$effect as $crate::fx::effect::Effect>::reset::<T>(s)),*
+                }
+            }
+
+            /// Processes one block in place.
+            pub fn process(&mut self, channels: &mut [&mut [T]]) {
+                match self {
+                    $(Stage::$variant(s) => <$effect as $crate::fx::effect::Effect>::process::<T>(s, channels)),*
+                }
+            }
+        }
+
+        /// The tape of any effect.
+        #[derive(Clone, Debug)]
+        pub enum StageTape<T: $crate::Real> {
+            $($variant(<$effect as $crate::fx::effect::Effect>::Tape<T>)),*
+        }
+
+        impl<T: $crate::Real> StageTape<T> {
+            /// An empty tape for `kind`.
+            pub fn empty(kind: EffectKind) -> Self {
+                match kind {
+                    $(EffectKind::$variant => StageTape::$variant(Default::default())),*
+                }
+            }
+
+            /// [`Effect::forward`](crate::fx::effect::Effect::forward) of `kind`, recording into this tape (replaced if it belongs
+            /// to another effect).
+            pub fn forward(&mut self, kind: EffectKind, knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]]) {
+                match (kind, &mut *self) {
+                    $((EffectKind::$variant, StageTape::$variant(t)) => <$effect as $crate::fx::effect::Effect>::forward(knobs, sample_rate, channels, t),)*
+                    #[allow(unreachable_patterns)]
+                    _ => {
+                        *self = StageTape::empty(kind);
+                        self.forward(kind, knobs, sample_rate, channels);
+                    }
+                }
+            }
+
+            /// [`Effect::adjoint`](crate::fx::effect::Effect::adjoint) of the effect this tape recorded.
+            pub fn adjoint(&self, knobs: &[f64], sample_rate: f64, input: &[&[T]], grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
+                match self {
+                    $(StageTape::$variant(t) => <$effect as $crate::fx::effect::Effect>::adjoint(knobs, sample_rate, input, t, grad, knob_grad)),*
+                }
+            }
+        }
+    };
 }

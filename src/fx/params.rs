@@ -185,7 +185,7 @@ pub fn knob_table_markdown() -> String {
         text.replace('-', "−")
     };
     let mut out = String::from("| knob | unit | range | default | skew | what it does |\n|---|---|---|---|---|---|\n");
-    for &kind in super::effect::EffectKind::ALL {
+    for &kind in super::EffectKind::ALL {
         for k in kind.knobs() {
             out += &format!(
                 "| `{}.{}` | {} | {} – {} | {} | {} | {} |\n",
@@ -326,8 +326,8 @@ impl Knobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fx::EffectKind;
     use crate::fx::Skew;
-    use crate::fx::effect::EffectKind;
 
     #[test]
     fn every_effects_knobs_are_unique_with_defaults_in_range() {
