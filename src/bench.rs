@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::fx::{Chain, Knobs};
+use crate::fx::{Chain, ChainKnobs, ChainSpec, ChainTape, EffectKind, Knobs};
 use crate::grad::{ChainFx, Channels, Estimator, Exact, Example, Render, Spsa, chain_loss_and_grad};
 use crate::model::{Features, LogMel, StyleNetConfig, Trainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
@@ -47,6 +47,18 @@ pub struct BenchReport {
     /// One step of `afx proxy train` with its defaults (4 clips of 16384 samples, 32-channel
     /// TCN): proxy forward and backward, loss, Adam, on [`BATCH_THREADS`] threads.
     pub proxy_train_step_seconds: f64,
+    /// Each effect alone at its default knobs.
+    pub effects: Vec<EffectSpeed>,
+}
+
+/// One effect's speed at its default knobs, stereo f32 at 48 kHz, one core.
+#[derive(Clone, Debug, Serialize)]
+pub struct EffectSpeed {
+    pub effect: &'static str,
+    /// Streaming, 2^19 frames in 4096-frame blocks: frames per second.
+    pub forward_mframes_per_s: f64,
+    /// Taped forward plus exact vector–Jacobian product of 2^17 frames: frames per second.
+    pub forward_and_vjp_mframes_per_s: f64,
 }
 
 /// Deterministic program-like material: two sines with a tremolo and a little noise.
@@ -110,6 +122,46 @@ pub fn chain_forward_msamples_per_s() -> f64 {
     });
     std::hint::black_box(&buf);
     len as f64 / seconds / 1e6
+}
+
+/// Every effect alone at its defaults (the gate's threshold raised so that it works on the
+/// program's quiet parts): streaming and taped-with-adjoint throughput, stereo, one thread.
+pub fn effect_speeds() -> Vec<EffectSpeed> {
+    let stereo = |len: usize| vec![program_signal(len, 48_000.0, 1), program_signal(len, 48_000.0, 2)];
+    EffectKind::ALL
+        .iter()
+        .map(|&kind| {
+            let mut knobs = ChainKnobs::defaults(ChainSpec::new(&[kind]).expect("one effect"));
+            if kind == EffectKind::Gate {
+                knobs.set("gate.threshold_db", -20.0).expect("valid bench knob");
+            }
+            let len = 1 << 19;
+            let input = stereo(len);
+            let mut chain = Chain::<f32>::new(&knobs, 48_000, 2).expect("valid chain");
+            let mut buf = input.clone();
+            let streaming = best_of(5, || {
+                buf.clone_from(&input);
+                chain.reset();
+                let (l, r) = buf.split_at_mut(1);
+                for (a, b) in l[0].chunks_mut(4096).zip(r[0].chunks_mut(4096)) {
+                    chain.process(&mut [a, b]);
+                }
+            });
+            let len_taped = 1 << 17;
+            let input = stereo(len_taped);
+            let views: Vec<&[f32]> = input.iter().map(Vec::as_slice).collect();
+            let mut tape = ChainTape::default();
+            let taped = best_of(3, || {
+                crate::fx::forward(&knobs, 48_000, &views, &mut tape);
+                std::hint::black_box(crate::fx::vjp(&knobs, 48_000, &views, &tape, &views));
+            });
+            EffectSpeed {
+                effect: kind.name(),
+                forward_mframes_per_s: len as f64 / streaming / 1e6,
+                forward_and_vjp_mframes_per_s: len_taped as f64 / taped / 1e6,
+            }
+        })
+        .collect()
 }
 
 /// The training batch: inputs, normalised knobs of a guess, targets rendered with other knobs.
@@ -253,6 +305,7 @@ pub fn run() -> BenchReport {
     let transfer_10s_stereo_seconds = transfer_seconds(0, 5);
     let transfer_10s_stereo_refine_50_seconds = transfer_seconds(50, 2);
     let proxy_train_step_seconds = proxy_train_step_seconds();
+    let effects = effect_speeds();
     BenchReport {
         chain_forward_msamples_per_s,
         grad_step_seconds: t.grad_step,
@@ -266,5 +319,6 @@ pub fn run() -> BenchReport {
         transfer_10s_stereo_seconds,
         transfer_10s_stereo_refine_50_seconds,
         proxy_train_step_seconds,
+        effects,
     }
 }
