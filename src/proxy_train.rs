@@ -400,7 +400,7 @@ mod tests {
             learning_rate: 3e-3,
             validate_every: 50,
             checkpoint_every: 50,
-            validation_clips: 4,
+            validation_clips: 16,
             ..ProxyTrainConfig::new(ProxyEffect::Eq)
         };
         let (run, out) = (dir.path().join("run"), dir.path().join("eq.afx"));
