@@ -252,7 +252,8 @@ pub fn render<T: Real>(knobs: &ChainKnobs, sample_rate: u32, channels: &mut [&mu
 /// tape across calls to avoid reallocating.
 #[derive(Clone, Debug, Default)]
 pub struct ChainTape<T: Real> {
-    /// The input of every effect, per channel, each padded with the chain's latency in silence.
+    /// The input of every effect, per channel, each padded with the chain's latency in silence
+    /// (the first effect's is the chain's input, kept only when it was padded).
     inputs: Vec<Vec<Vec<T>>>,
     tapes: Vec<StageTape<T>>,
     output: Vec<Vec<T>>,
@@ -277,8 +278,8 @@ pub struct ChainGrad<T> {
 impl<T> ChainGrad<T> {
     /// The knob gradient with respect to the normalised knobs (`∂L/∂n = ∂L/∂x · ∂x/∂n`).
     pub fn knobs_normalized(&self, knobs: &ChainKnobs) -> Vec<f64> {
-        let specs = knobs.chain().knobs();
-        self.knobs.iter().zip(&specs).zip(knobs.values()).map(|((g, k), &x)| g * k.physical_per_normalized(x)).collect()
+        let specs = knobs.chain().stages().iter().flat_map(|s| s.kind.knobs());
+        self.knobs.iter().zip(specs).zip(knobs.values()).map(|((g, k), &x)| g * k.physical_per_normalized(x)).collect()
     }
 }
 
@@ -299,11 +300,13 @@ pub fn forward<'a, T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]]
     tape.inputs.resize_with(stages.len(), Vec::new);
     tape.tapes.truncate(stages.len());
     for (i, s) in stages.iter().enumerate() {
-        let saved = &mut tape.inputs[i];
-        saved.resize_with(input.len(), Vec::new);
-        for (dst, src) in saved.iter_mut().zip(&tape.output) {
-            dst.clear();
-            dst.extend_from_slice(src);
+        if i > 0 || latency > 0 {
+            let saved = &mut tape.inputs[i];
+            saved.resize_with(input.len(), Vec::new);
+            for (dst, src) in saved.iter_mut().zip(&tape.output) {
+                dst.clear();
+                dst.extend_from_slice(src);
+            }
         }
         if tape.tapes.len() <= i {
             tape.tapes.push(StageTape::empty(s.kind));
@@ -333,7 +336,8 @@ pub fn vjp<T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]], tape: 
         .collect();
     let mut knob_grad = vec![0.0; knobs.chain().num_knobs()];
     for (i, s) in knobs.chain().stages().iter().enumerate().rev() {
-        let stage_input: Vec<&[T]> = tape.inputs[i].iter().map(Vec::as_slice).collect();
+        let stage_input: Vec<&[T]> =
+            if i == 0 && latency == 0 { input.to_vec() } else { tape.inputs[i].iter().map(Vec::as_slice).collect() };
         let mut views: Vec<&mut [T]> = grad.iter_mut().map(|c| c.as_mut_slice()).collect();
         tape.tapes[i].adjoint(&knobs.values()[s.knobs()], fs, &stage_input, &mut views, &mut knob_grad[s.knobs()]);
     }
