@@ -23,6 +23,7 @@ registry! {
     mod width { Width => WidthEffect }
     mod limiter { Limiter => LimiterEffect }
     mod gate { Gate => GateEffect }
+    mod saturate { Saturate => SaturateEffect }
 }
 
 pub use chain::{Chain, ChainGrad, ChainSpec, ChainTape, check_sample_rate, forward, render, vjp};
