@@ -19,6 +19,8 @@ pub enum Shape {
     LowPass,
     /// Second-order high-pass (gain unused).
     HighPass,
+    /// Second-order all-pass (gain unused).
+    AllPass,
 }
 
 /// Biquad coefficients normalised by `a0`:
@@ -71,7 +73,8 @@ pub struct Design {
 /// `b = [1 + αA, −2cos ω0, 1 − αA]`, `a = [1 + α/A, −2cos ω0, 1 − α/A]`, and the shelves use the
 /// cookbook's formulas with `2√A·α`; the low-pass is `b = [(1 − cos ω0)/2, 1 − cos ω0,
 /// (1 − cos ω0)/2]`, the high-pass `b = [(1 + cos ω0)/2, −(1 + cos ω0), (1 + cos ω0)/2]`, both with
-/// `a = [1 + α, −2cos ω0, 1 − α]`; all are divided by `a0`. A frequency above
+/// `a = [1 + α, −2cos ω0, 1 − α]`, and the all-pass `b = [1 − α, −2cos ω0, 1 + α]` with the same
+/// `a`; all are divided by `a0`. A frequency above
 /// [`MAX_FREQ_FRACTION`]·fs is clamped there, where its derivative is zero.
 pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64) -> Design {
     let g = Jet::<3>::variable(gain_db, 0);
@@ -118,6 +121,7 @@ pub fn design(shape: Shape, gain_db: f64, freq_hz: f64, q: f64, sample_rate: f64
             let b = (one + cos) * 0.5;
             [b, (one + cos) * -1.0, b, one + alpha, cos * -2.0, one - alpha]
         }
+        Shape::AllPass => [one - alpha, cos * -2.0, one + alpha, one + alpha, cos * -2.0, one - alpha],
     };
     let n = [b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0];
     let pick = |p: Option<usize>| {
@@ -331,6 +335,7 @@ mod tests {
             (Shape::HighShelf, 3.0, 5000.0, 1.0, 24_000.0),
             (Shape::LowPass, 0.0, 700.0, 0.4, 16_000.0),
             (Shape::HighPass, 0.0, 90.0, 3.0, 48_000.0),
+            (Shape::AllPass, 0.0, 2500.0, 0.7, 44_100.0),
         ];
         for (shape, g, f, q, fs) in cases {
             let d = design(shape, g, f, q, fs);

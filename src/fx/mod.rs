@@ -24,6 +24,7 @@ registry! {
     mod limiter { Limiter => LimiterEffect }
     mod gate { Gate => GateEffect }
     mod saturate { Saturate => SaturateEffect }
+    mod multiband { Multiband => MultibandEffect }
 }
 
 pub use chain::{Chain, ChainGrad, ChainSpec, ChainTape, check_sample_rate, forward, render, vjp};
