@@ -75,6 +75,21 @@ mod tests {
         knobs.chain_knobs()
     }
 
+    /// Asserts that the drawn response of `knobs` is the gain (in dB, within 0.02) the chain
+    /// gives a steady sine at each frequency, at 48 kHz.
+    fn assert_response_matches_filtered_tones(knobs: &ChainKnobs, freqs_hz: &[f64]) {
+        let rate = 48_000;
+        for &hz in freqs_hz {
+            let tone: Vec<f64> = (0..48_000).map(|n| (std::f64::consts::TAU * hz * f64::from(n) / 48_000.0).sin() * 0.1).collect();
+            let mut out = tone.clone();
+            fx::render(knobs, rate, &mut [&mut out]).unwrap();
+            let rms = |x: &[f64]| (x[24_000..].iter().map(|v| v * v).sum::<f64>() / 24_000.0).sqrt();
+            let measured = 20.0 * (rms(&out) / rms(&tone)).log10();
+            let drawn = response_db(knobs, f64::from(rate), &[hz])[0];
+            assert!((measured - drawn).abs() < 0.02, "{hz} Hz: measured {measured:.3} dB, drawn {drawn:.3} dB");
+        }
+    }
+
     /// The drawn EQ response is the gain the chain gives a steady sine (compressor at ratio 1,
     /// so only the EQ acts).
     #[test]
@@ -82,16 +97,7 @@ mod tests {
         let mut knobs = busy();
         knobs.set("comp.ratio", 1.0).unwrap();
         knobs.set("comp.makeup_db", 0.0).unwrap();
-        let rate = 48_000;
-        for hz in [60.0, 400.0, 1500.0, 5000.0, 12_000.0] {
-            let tone: Vec<f64> = (0..48_000).map(|n| (std::f64::consts::TAU * hz * f64::from(n) / 48_000.0).sin() * 0.1).collect();
-            let mut out = tone.clone();
-            fx::render(&knobs, rate, &mut [&mut out]).unwrap();
-            let rms = |x: &[f64]| (x[24_000..].iter().map(|v| v * v).sum::<f64>() / 24_000.0).sqrt();
-            let measured = 20.0 * (rms(&out) / rms(&tone)).log10();
-            let drawn = response_db(&knobs, f64::from(rate), &[hz])[0];
-            assert!((measured - drawn).abs() < 0.02, "{hz} Hz: measured {measured:.3} dB, drawn {drawn:.3} dB");
-        }
+        assert_response_matches_filtered_tones(&knobs, &[60.0, 400.0, 1500.0, 5000.0, 12_000.0]);
     }
 
     /// The drawn static curve is where the compressor settles on a signal of constant magnitude
@@ -118,19 +124,10 @@ mod tests {
     /// and the drawn static curve of gain, gate and limiter is where a square wave settles.
     #[test]
     fn the_new_effects_curves_match_what_they_do() {
-        let rate = 48_000;
         let mut filters = ChainKnobs::defaults("hpf,lpf,gain".parse().unwrap());
         let set = ["hpf.freq_hz=300", "hpf.slope_db=24", "lpf.freq_hz=5000", "lpf.q=2", "gain.gain_db=-6"];
         filters.apply_assignments(&set.map(String::from)).unwrap();
-        for hz in [100.0, 300.0, 1000.0, 5000.0, 12_000.0] {
-            let tone: Vec<f64> = (0..48_000).map(|n| (std::f64::consts::TAU * hz * f64::from(n) / 48_000.0).sin() * 0.1).collect();
-            let mut out = tone.clone();
-            fx::render(&filters, rate, &mut [&mut out]).unwrap();
-            let rms = |x: &[f64]| (x[24_000..].iter().map(|v| v * v).sum::<f64>() / 24_000.0).sqrt();
-            let measured = 20.0 * (rms(&out) / rms(&tone)).log10();
-            let drawn = response_db(&filters, f64::from(rate), &[hz])[0];
-            assert!((measured - drawn).abs() < 0.02, "{hz} Hz: measured {measured:.3} dB, drawn {drawn:.3} dB");
-        }
+        assert_response_matches_filtered_tones(&filters, &[100.0, 300.0, 1000.0, 5000.0, 12_000.0]);
         let mut dynamics = ChainKnobs::defaults("gain,gate,limiter".parse().unwrap());
         let set = ["gain.gain_db=6", "gate.threshold_db=-40", "gate.ratio=3", "gate.hold_ms=0", "limiter.ceiling_db=-10"];
         dynamics.apply_assignments(&set.map(String::from)).unwrap();
@@ -138,7 +135,7 @@ mod tests {
             let amplitude = 10f64.powf(level_db / 20.0);
             let square: Vec<f64> = (0..48_000).map(|n| if (n / 50) % 2 == 0 { amplitude } else { -amplitude }).collect();
             let mut out = square.clone();
-            fx::render(&dynamics, rate, &mut [&mut out]).unwrap();
+            fx::render(&dynamics, 48_000, &mut [&mut out]).unwrap();
             let settled = 20.0 * out[47_000].abs().log10();
             let drawn = static_curve_db(&dynamics, &[level_db])[0];
             // The detectors' 1e-8 offset and the limiter's 1e-9 headroom move levels by µdB.
