@@ -137,6 +137,8 @@ pub fn train_proxy(
         }
         (trainer, state)
     } else {
+        // Checked before anything is built from it (a proxy of 0 channels cannot be built).
+        config.validate()?;
         ensure_new_run(run_dir)?;
         let trainer_config =
             TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: 0.0 };
@@ -144,6 +146,7 @@ pub fn train_proxy(
         (ProxyTrainer::new(&config.proxy, &trainer_config), state)
     };
     let config = state.config.clone();
+    // A resumed run's saved settings (with its new step count) are checked here.
     config.validate()?;
     std::fs::create_dir_all(run_dir)?;
 

@@ -333,6 +333,11 @@ fn transfer_refines_and_proxy_training_refuses_bad_data() {
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
     assert!(!Path::new(&proxy).exists());
+    // A proxy of no channels is a settings error, not a panic.
+    let o = afx(&["proxy", "train", "--effect", "eq", "--channels", "0", "--data", data.to_str().unwrap(), "--out", &proxy]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 channels"), "{}", stderr(&o));
 
     // Estimators are named as model cards record them (finite_diff), or in kebab case; either
     // way the run gets past the option parsing to a one-line error about its settings or data.
