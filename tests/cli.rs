@@ -186,6 +186,16 @@ fn chains_are_chosen_on_the_command_line_and_recorded_in_knob_files() {
     assert_eq!(read_wav(Path::new(&first)), read_wav(Path::new(&second)));
     let o = afx(&["apply", "--input", &input, "--output", &path("third.wav"), "--params", &knobs, "--chain", "eq,comp"]);
     assert!(!o.status.success() && stderr(&o).contains("hpf,gain,limiter"), "{}", stderr(&o));
+    // Latency is compensated in files: saturate's dry path (63 samples behind) and a limiter
+    // that never acts (2 ms behind) give back the input sample for sample.
+    let dry = path("dry.wav");
+    let args = ["apply", "--input", &input, "--output", &dry, "--chain", "saturate,limiter", "--set", "saturate.mix_pct=0"];
+    let o = afx(&[&args[..], &["--set", "limiter.ceiling_db=0"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ((_, _, original), (_, _, rendered)) = (read_wav(Path::new(&input)), read_wav(Path::new(&dry)));
+    assert_eq!(original.len(), rendered.len());
+    let worst = original.iter().zip(&rendered).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "the dry render differs from the input by {worst}");
 }
 
 #[test]
