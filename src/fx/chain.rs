@@ -189,6 +189,9 @@ impl<T: Real> Chain<T> {
         if channels == 0 {
             return Err(Error::Invalid("the chain needs at least one channel".into()));
         }
+        if let Some(s) = knobs.chain().stages().iter().find(|s| channels > s.kind.max_channels()) {
+            return Err(Error::TooManyChannels { effect: s.label.clone(), channels, max: s.kind.max_channels() });
+        }
         knobs.validate()?;
         let fs = f64::from(sample_rate);
         let spec = knobs.chain().clone();
@@ -374,6 +377,10 @@ mod tests {
         assert!(e.contains("lpf.freq_hz") && e.contains("not in the chain"), "{e}");
         let e = ChainSpec::default().knob_index("comp.rat").unwrap_err().to_string();
         assert!(e.contains("unknown knob"), "{e}");
+        let wide = ChainKnobs::defaults("eq,multiband".parse().unwrap());
+        let e = Chain::<f32>::new(&wide, 48_000, 33).unwrap_err().to_string();
+        assert!(e.contains("multiband") && e.contains("33"), "{e}");
+        Chain::<f32>::new(&wide, 48_000, 32).unwrap();
     }
 
     /// `L = Σ w·y` for a rendering; its gradient with respect to the output is `w`.

@@ -18,6 +18,8 @@ pub trait Effect {
     const DESCRIPTION: &'static str;
     /// The knobs, each declared once.
     const KNOBS: &'static [KnobSpec];
+    /// The most channels a streaming instance handles.
+    const MAX_CHANNELS: usize = usize::MAX;
     /// Streaming state for one effect instance.
     type Stream<T: Real>: Clone + Debug + Send;
     /// What [`Effect::adjoint`] needs from [`Effect::forward`] (reused across calls).
@@ -116,6 +118,13 @@ macro_rules! registry {
             pub fn description(self) -> &'static str {
                 match self {
                     $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::DESCRIPTION),*
+                }
+            }
+
+            /// [`Effect::MAX_CHANNELS`](crate::fx::effect::Effect::MAX_CHANNELS) of this effect.
+            pub fn max_channels(self) -> usize {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::MAX_CHANNELS),*
                 }
             }
 

@@ -192,11 +192,12 @@ impl Effect for MultibandEffect {
     const NAME: &'static str = "multiband";
     const DESCRIPTION: &'static str = "three-band compressor on Linkwitz-Riley crossovers (bands sum flat)";
     const KNOBS: &'static [KnobSpec] = &KNOBS;
+    const MAX_CHANNELS: usize = MAX_CHANNELS;
     type Stream<T: Real> = Multiband<T>;
     /// The three bands' tapes (boxed: much larger than other effects' tapes).
     type Tape<T: Real> = Box<(BandTape<T, 3>, BandTape<T, 4>, BandTape<T, 4>)>;
 
-    /// Panics beyond [`MAX_CHANNELS`] channels.
+    /// Panics beyond [`MAX_CHANNELS`] channels (the chain refuses such a count first).
     fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> Multiband<T> {
         assert!(channels <= MAX_CHANNELS, "multiband handles at most {MAX_CHANNELS} channels");
         let c = crossovers(knobs, sample_rate);
