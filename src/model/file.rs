@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::ctcn::{Ctcn, CtcnConfig};
 use super::network::{StyleNet, StyleNetConfig};
 use super::proxy::{Proxy, ProxyConfig};
-use crate::fx::NUM_KNOBS;
+use crate::fx::{ChainSpec, NUM_KNOBS};
 use crate::{Error, Result};
 
 /// Version of the layout above; bumped whenever a reader of the old one would misread it.
@@ -321,8 +321,15 @@ fn truncated(len: usize, expected: usize) -> String {
 fn build(header: Header, store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
     let config: StyleNetConfig = header.config(Kind::Style)?;
     config.validate().map_err(|e| e.to_string())?;
-    if config.num_knobs != NUM_KNOBS {
-        return Err(format!("the model sets {} knobs, this afx's chain has {NUM_KNOBS}", config.num_knobs));
+    if config.num_knobs != config.chain.num_knobs() {
+        return Err(format!("the model sets {} knobs, its chain `{}` has {}", config.num_knobs, config.chain, config.chain.num_knobs()));
+    }
+    if config.chain != ChainSpec::default() {
+        return Err(format!(
+            "the model sets the chain `{}`; afx's style networks set the default chain `{}` so far ({NUM_KNOBS} knobs)",
+            config.chain,
+            ChainSpec::default()
+        ));
     }
     let mut net = config.init(device, 0);
     load_weights(&mut net, store)?;
@@ -493,6 +500,7 @@ mod tests {
             ("deeper", StyleNetConfig { conv: [small.conv.clone(), vec![extra_conv]].concat(), ..small.clone() }),
             ("shallower", StyleNetConfig { conv: small.conv[..1].to_vec(), ..small.clone() }),
             ("fewer knobs", StyleNetConfig { num_knobs: NUM_KNOBS - 1, ..small.clone() }),
+            ("another chain", StyleNetConfig { chain: "eq,gain,comp".parse().unwrap(), num_knobs: NUM_KNOBS + 1, ..small.clone() }),
         ];
         for (name, config) in configs {
             let header =

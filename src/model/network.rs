@@ -19,8 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureConfig, Features};
-use crate::fx::NUM_KNOBS;
 use crate::fx::level::OutputLevel;
+use crate::fx::{ChainSpec, NUM_KNOBS};
 use crate::{Error, Result};
 
 /// One convolution of the encoder.
@@ -47,6 +47,10 @@ pub struct StyleNetConfig {
     pub hidden_dim: usize,
     /// Knobs predicted, [`NUM_KNOBS`] for the EQ + compressor chain.
     pub num_knobs: usize,
+    /// The chain whose knobs the network sets (model files from before a chain was recorded:
+    /// the default chain `eq,comp`).
+    #[serde(default)]
+    pub chain: ChainSpec,
     /// How the chain's output level is set: by the make-up knob alone (absolute, the default
     /// of model files that do not say), or relative to the reference's level.
     #[serde(default)]
@@ -65,6 +69,7 @@ impl Default for StyleNetConfig {
             embedding_dim: 128,
             hidden_dim: 256,
             num_knobs: NUM_KNOBS,
+            chain: ChainSpec::default(),
             output_level: OutputLevel::Absolute,
         }
     }
