@@ -82,6 +82,8 @@ impl<const HIGH_PASS: bool> FilterEffect<HIGH_PASS> {
 
 /// The streaming filter: both sections on every channel.
 pub type FilterStream<T> = Cascades<T, SECTIONS>;
+/// Both sections' outputs, per channel.
+pub type FilterTape<T> = Vec<CascadeTape<T, SECTIONS>>;
 
 impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
     const NAME: &'static str = if HIGH_PASS { "hpf" } else { "lpf" };
@@ -93,8 +95,7 @@ impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
     const KNOBS: &'static [KnobSpec] =
         if HIGH_PASS { filter_knobs!("high-pass", 20.0, 2000.0, 80.0) } else { filter_knobs!("low-pass", 500.0, 20000.0, 12000.0) };
     type Stream<T: Real> = FilterStream<T>;
-    /// Both sections' outputs, per channel.
-    type Tape<T: Real> = Vec<CascadeTape<T, SECTIONS>>;
+    type Tape<T: Real> = FilterTape<T>;
 
     fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> FilterStream<T> {
         Cascades::new(&designs(Self::SHAPE, knobs, sample_rate).0, channels)
@@ -112,7 +113,7 @@ impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
         stream.process(channels);
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Self::Tape<T>) {
+    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut FilterTape<T>) {
         let (d, _) = designs(Self::SHAPE, knobs, sample_rate);
         tape.resize_with(channels.len(), Default::default);
         for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
@@ -126,7 +127,7 @@ impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
         knobs: &[f64],
         sample_rate: f64,
         input: &[&[T]],
-        tape: &Self::Tape<T>,
+        tape: &FilterTape<T>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {

@@ -185,6 +185,9 @@ fn adjoint_band<T: Real, const N: usize>(
     }
 }
 
+/// The three bands' tapes (boxed: much larger than other effects' tapes).
+pub type MultibandTape<T> = Box<(BandTape<T, 3>, BandTape<T, 4>, BandTape<T, 4>)>;
+
 /// The multiband compressor as a chain effect.
 pub struct MultibandEffect;
 
@@ -194,8 +197,7 @@ impl Effect for MultibandEffect {
     const KNOBS: &'static [KnobSpec] = &KNOBS;
     const MAX_CHANNELS: usize = MAX_CHANNELS;
     type Stream<T: Real> = Multiband<T>;
-    /// The three bands' tapes (boxed: much larger than other effects' tapes).
-    type Tape<T: Real> = Box<(BandTape<T, 3>, BandTape<T, 4>, BandTape<T, 4>)>;
+    type Tape<T: Real> = MultibandTape<T>;
 
     /// Panics beyond [`MAX_CHANNELS`] channels (the chain refuses such a count first).
     fn stream<T: Real>(knobs: &[f64], sample_rate: f64, channels: usize) -> Multiband<T> {
@@ -258,7 +260,7 @@ impl Effect for MultibandEffect {
         }
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Self::Tape<T>) {
+    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut MultibandTape<T>) {
         let c = crossovers(knobs, sample_rate);
         let input: Vec<Vec<T>> = channels.iter().map(|x| x.to_vec()).collect();
         channels.iter_mut().for_each(|x| x.fill(T::zero()));
@@ -271,7 +273,7 @@ impl Effect for MultibandEffect {
         knobs: &[f64],
         sample_rate: f64,
         input: &[&[T]],
-        tape: &Self::Tape<T>,
+        tape: &MultibandTape<T>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
