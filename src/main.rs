@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use afx::audio::WavFormat;
 use afx::data::{Draw, InputCorruption, Split, Style};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
+use afx::fx::knob::short_number;
 use afx::fx::level::OutputLevel;
 use afx::fx::{ChainKnobs, ChainSpec, EffectKind, KNOBS};
 use afx::model::file::AnyModel;
@@ -663,7 +664,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list).expect("effect list serialises"));
             } else {
                 for e in EffectKind::ALL {
-                    println!("{:<8} {:>2} knobs  {}", e.name(), e.knobs().len(), e.description());
+                    println!("{:<10} {:>2} knobs  {}", e.name(), e.knobs().len(), e.description());
                 }
             }
         }
@@ -682,16 +683,8 @@ fn run(cli: Cli) -> afx::Result<()> {
             } else {
                 println!("{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  description", "knob", "unit", "min", "max", "default", "skew");
                 for k in &knobs {
-                    println!(
-                        "{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  {}",
-                        k.name,
-                        k.unit,
-                        k.min,
-                        k.max,
-                        k.default,
-                        k.skew.name(),
-                        k.description
-                    );
+                    let [min, max, default] = [k.min, k.max, k.default].map(short_number);
+                    println!("{:<26} {:>6} {min:>9} {max:>9} {default:>9}  {:<7}  {}", k.name, k.unit, k.skew.name(), k.description);
                 }
             }
         }

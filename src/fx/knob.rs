@@ -133,6 +133,12 @@ impl KnobSpec {
     }
 }
 
+/// A value as tables show it: at most four decimals, trailing zeros dropped (`0.7071`, `12`).
+pub fn short_number(x: f64) -> String {
+    let text = format!("{x:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// A knob placed in a chain: its full dotted name (`eq.band1.gain_db`, `eq2.band1.gain_db`)
 /// and its declaration (whose fields it derefs to).
 #[derive(Clone, Debug, PartialEq)]

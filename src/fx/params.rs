@@ -179,11 +179,7 @@ impl<'de> serde::Deserialize<'de> for Entries {
 /// The knob table of every effect as Markdown (one row per knob, named `effect.knob`): what
 /// `afx params --markdown` prints and the README holds between `<!-- knobs -->` markers.
 pub fn knob_table_markdown() -> String {
-    let number = |x: f64| {
-        let text = format!("{x:.4}");
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        text.replace('-', "−")
-    };
+    let number = |x: f64| super::knob::short_number(x).replace('-', "−");
     let mut out = String::from("| knob | unit | range | default | skew | what it does |\n|---|---|---|---|---|---|\n");
     for &kind in super::EffectKind::ALL {
         for k in kind.knobs() {
