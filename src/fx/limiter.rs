@@ -13,7 +13,9 @@
 //!
 //! Every term of the average is a minimum over a window that holds `n − D`, so
 //! `g[n] ≤ r[n − D]` and `|y| ≤ c` (the gain is scaled by `1 − 1e-9` against rounding). The state
-//! starts at rest (`r = s = 1` before the first sample).
+//! starts at rest (`r = s = 1` before the first sample). When the ceiling is lowered while
+//! streaming, the frames already in the look-ahead had their gains planned for the old one: the
+//! gain is then held to `c / p` of the frame going out, so the bound holds at once.
 
 use super::compressor::{smoothing_coeff, smoothing_coeff_derivative};
 use super::effect::Effect;
@@ -94,6 +96,11 @@ pub struct Step {
     m: f64,
     s: f64,
     g: f64,
+    /// Whether the gain was held to `c / p` of the delayed frame (its peak and loudest channel
+    /// below): only after the ceiling was lowered while that frame was in the look-ahead.
+    clamped: bool,
+    delayed_peak: f64,
+    delayed_channel: u32,
 }
 
 impl<T: Real> Limiter<T> {
@@ -156,12 +163,23 @@ impl<T: Real> Limiter<T> {
         let old = self.average.push(self.released);
         self.average_sum += self.released - old;
         let g = self.average_sum / (self.window + 1) as f64;
-        let gain = T::of(g);
-        for (x, delay) in channels.iter_mut().zip(&mut self.delay) {
-            x[n] = delay.push(x[n]) * gain;
+        let (mut delayed_peak, mut delayed_channel) = (0.0f64, 0u32);
+        for (c, (x, delay)) in channels.iter_mut().zip(&mut self.delay).enumerate() {
+            x[n] = delay.push(x[n]);
+            let a = x[n].to64().abs();
+            if a > delayed_peak {
+                (delayed_peak, delayed_channel) = (a, c as u32);
+            }
+        }
+        // With knobs held, g ≤ r of the delayed frame already; a ceiling lowered while the frame
+        // was in the look-ahead is met by holding the gain to it.
+        let clamped = delayed_peak * g > self.ceiling;
+        let gain = T::of(if clamped { self.ceiling / delayed_peak } else { g });
+        for x in channels.iter_mut() {
+            x[n] = x[n] * gain;
         }
         self.index += 1;
-        Step { argmin, channel, limited, fell, peak, m, s: self.released, g }
+        Step { argmin, channel, limited, fell, peak, m, s: self.released, g, clamped, delayed_peak, delayed_channel }
     }
 }
 
@@ -215,14 +233,29 @@ impl Effect for LimiterEffect {
         let d = lookahead(sample_rate);
         let c = ceiling(knobs);
         let alpha = smoothing_coeff(knobs[RELEASE_MS], sample_rate);
-        // Output: y[n] = x[n − D]·g[n].
+        // Output: y[n] = x[n − D]·g[n], or x[n − D]·c/p_D[n] where the gain was held to the
+        // delayed frame's peak p_D.
         let mut g_bar = vec![0.0f64; len];
         let mut x_bar: Vec<Vec<f64>> = vec![vec![0.0; len]; input.len()];
+        let mut c_bar = 0.0;
+        let mut delayed_peak_bar = vec![0.0f64; len];
         for ((gc, xc), xb) in grad.iter().zip(input).zip(&mut x_bar) {
             for n in d..len {
-                g_bar[n] += gc[n].to64() * xc[n - d].to64();
-                xb[n - d] += gc[n].to64() * tape[n].g;
+                let (y_bar, x) = (gc[n].to64(), xc[n - d].to64());
+                let step = &tape[n];
+                if step.clamped {
+                    xb[n - d] += y_bar * c / step.delayed_peak;
+                    c_bar += y_bar * x / step.delayed_peak;
+                    delayed_peak_bar[n] -= y_bar * x * c / (step.delayed_peak * step.delayed_peak);
+                } else {
+                    g_bar[n] += y_bar * x;
+                    xb[n - d] += y_bar * step.g;
+                }
             }
+        }
+        for (n, &pb) in delayed_peak_bar.iter().enumerate().filter(|(_, pb)| **pb != 0.0) {
+            let ch = tape[n].delayed_channel as usize;
+            x_bar[ch][n - d] += pb * input[ch][n - d].to64().signum();
         }
         // Moving average: s̄[k] = Σ_{j=0..D} ḡ[k + j] / (D + 1).
         let mut s_bar = vec![0.0f64; len];
@@ -235,7 +268,7 @@ impl Effect for LimiterEffect {
             s_bar[k] = window_sum / (d + 1) as f64;
         }
         // Release, backwards in time; then the window minimum and the needed gain.
-        let (mut carry, mut alpha_bar, mut c_bar) = (0.0, 0.0, 0.0);
+        let (mut carry, mut alpha_bar) = (0.0, 0.0);
         let mut r_bar = vec![0.0f64; len];
         for n in (0..len).rev() {
             let total = s_bar[n] + carry;
@@ -312,6 +345,21 @@ mod tests {
             assert!(peak <= bound, "ceiling {ceiling_db} dB: peak {peak} > {bound}");
             assert!(peak > 0.9 * bound, "ceiling {ceiling_db} dB: the limiter should reach its ceiling, peak {peak}");
         }
+    }
+
+    /// A ceiling lowered while loud audio is in the look-ahead holds from the next sample on.
+    #[test]
+    fn a_lowered_ceiling_holds_at_once() {
+        let fs = 48_000.0;
+        let mut x: Vec<f64> = (0..20_000).map(|n| 0.9 * (n as f64 * 0.05).sin()).collect();
+        let mut s = LimiterEffect::stream::<f64>(&[0.0, 200.0], fs, 1);
+        let (first, rest) = x.split_at_mut(10_000);
+        LimiterEffect::process(&mut s, &mut [first]);
+        LimiterEffect::set::<f64>(&mut s, &[-12.0, 200.0], fs);
+        LimiterEffect::process(&mut s, &mut [rest]);
+        let bound = 10f64.powf(-12.0 / 20.0);
+        let peak = rest.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(peak <= bound, "peak {peak} over the new ceiling {bound}");
     }
 
     #[test]
