@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::knob::Knob;
+use super::knob::{Knob, KnobSpec};
 use super::params::ChainKnobs;
 use super::{EffectKind, Stage, StageTape};
 use crate::{Error, Real, Result};
@@ -79,6 +79,12 @@ impl ChainSpec {
     /// Number of knobs of the whole chain.
     pub fn num_knobs(&self) -> usize {
         self.stages.last().map_or(0, |s| s.offset + s.kind.knobs().len())
+    }
+
+    /// Every knob's declaration, in knob-vector order, without building names (what the
+    /// audio and training paths use; [`ChainSpec::knobs`] adds the full names).
+    pub fn specs(&self) -> impl Iterator<Item = &'static KnobSpec> + '_ {
+        self.stages.iter().flat_map(|s| s.kind.knobs())
     }
 
     /// Every knob of the chain with its full name, in knob-vector order.
@@ -281,8 +287,7 @@ pub struct ChainGrad<T> {
 impl<T> ChainGrad<T> {
     /// The knob gradient with respect to the normalised knobs (`∂L/∂n = ∂L/∂x · ∂x/∂n`).
     pub fn knobs_normalized(&self, knobs: &ChainKnobs) -> Vec<f64> {
-        let specs = knobs.chain().stages().iter().flat_map(|s| s.kind.knobs());
-        self.knobs.iter().zip(specs).zip(knobs.values()).map(|((g, k), &x)| g * k.physical_per_normalized(x)).collect()
+        self.knobs.iter().zip(knobs.chain().specs()).zip(knobs.values()).map(|((g, k), &x)| g * k.physical_per_normalized(x)).collect()
     }
 }
 

@@ -25,17 +25,16 @@ pub struct ChainKnobs {
 impl ChainKnobs {
     /// Every knob of `chain` at its default.
     pub fn defaults(chain: ChainSpec) -> Self {
-        let values = chain.knobs().iter().map(|k| k.default).collect();
+        let values = chain.specs().map(|k| k.default).collect();
         ChainKnobs { chain, values }
     }
 
     /// Builds knobs from normalised values (each clamped to `[0, 1]`).
     pub fn from_normalized(chain: ChainSpec, n: &[f64]) -> Result<Self> {
-        let knobs = chain.knobs();
-        if n.len() != knobs.len() {
-            return Err(Error::KnobCount { chain: chain.to_string(), expected: knobs.len(), got: n.len() });
+        if n.len() != chain.num_knobs() {
+            return Err(Error::KnobCount { chain: chain.to_string(), expected: chain.num_knobs(), got: n.len() });
         }
-        let values = knobs.iter().zip(n).map(|(k, &n)| k.denormalize(n)).collect();
+        let values = chain.specs().zip(n).map(|(k, &n)| k.denormalize(n)).collect();
         Ok(ChainKnobs { chain, values })
     }
 
@@ -56,7 +55,7 @@ impl ChainKnobs {
 
     /// The normalised values of these knobs.
     pub fn to_normalized(&self) -> Vec<f64> {
-        self.chain.knobs().iter().zip(&self.values).map(|(k, &x)| k.normalize(x)).collect()
+        self.chain.specs().zip(&self.values).map(|(k, &x)| k.normalize(x)).collect()
     }
 
     /// Reads a knob by its full name.
@@ -67,7 +66,7 @@ impl ChainKnobs {
     /// Sets a knob by its full name after checking its range.
     pub fn set(&mut self, name: &str, value: f64) -> Result<()> {
         let i = self.chain.knob_index(name)?;
-        self.chain.knobs()[i].validate(value)?;
+        self.chain.specs().nth(i).expect("an index of this chain").validate_as(name, value)?;
         self.values[i] = value;
         Ok(())
     }
@@ -75,7 +74,7 @@ impl ChainKnobs {
     /// Checks every knob against its range; allocates nothing unless a knob is bad (the
     /// streaming chain calls it when knobs change).
     pub fn validate(&self) -> Result<()> {
-        let all_good = self.chain.stages().iter().all(|s| s.kind.knobs().iter().zip(&self.values[s.knobs()]).all(|(k, &v)| k.accepts(v)));
+        let all_good = self.chain.specs().zip(&self.values).all(|(k, &v)| k.accepts(v));
         if all_good { Ok(()) } else { self.chain.knobs().iter().zip(&self.values).try_for_each(|(k, &v)| k.validate(v)) }
     }
 
