@@ -112,6 +112,19 @@ pub struct CompressorSettings {
     pub makeup_db: f64,
 }
 
+/// The linked detector's reading of frame `n`: the largest `|x|` over the channels, and the
+/// channel it is on (the first of equals; 0 for silence). For the per-sample dynamics effects.
+pub(crate) fn loudest<T: Real>(channels: &[impl AsRef<[T]>], n: usize) -> (f64, u32) {
+    let (mut peak, mut channel) = (0.0f64, 0u32);
+    for (c, x) in channels.iter().enumerate() {
+        let a = x.as_ref()[n].to64().abs();
+        if a > peak {
+            (peak, channel) = (a, c as u32);
+        }
+    }
+    (peak, channel)
+}
+
 /// One-pole coefficient for a time constant: `exp(−ln 9 / (fs · time_ms / 1000))`.
 pub fn smoothing_coeff(time_ms: f64, sample_rate: f64) -> f64 {
     (-(9.0f64).ln() * 1000.0 / (sample_rate * time_ms)).exp()
@@ -388,9 +401,8 @@ pub fn adjoint<T: Real>(
         g_curve[1] -= g_x_l * d[2];
         g_curve[2] -= g_x_l * d[3];
         if x_g > FLOOR_DB {
-            let (c_max, level) =
-                input.iter().enumerate().fold((0, T::zero()), |(ci, m), (c, x)| if x[n].abs() > m { (c, x[n].abs()) } else { (ci, m) });
-            let level = level.to64();
+            let (level, c_max) = loudest(input, n);
+            let c_max = c_max as usize;
             let g_level = g_x_l * (1.0 - d[0]) * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
             let x = input[c_max][n];
             grad[c_max][n] = grad[c_max][n] + T::of(g_level * x.to64().signum());

@@ -12,7 +12,7 @@
 //!
 //! The hold is counted in whole samples, so it is a stepped knob (1 ms steps) with no gradient.
 
-use super::compressor::{FLOOR_DB, LEVEL_EPS, smoothing_coeff, smoothing_coeff_derivative};
+use super::compressor::{FLOOR_DB, LEVEL_EPS, loudest, smoothing_coeff, smoothing_coeff_derivative};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew, StepSize};
 use crate::Real;
@@ -78,13 +78,7 @@ impl Gate {
     #[inline]
     fn step<T: Real>(&mut self, channels: &mut [&mut [T]], n: usize) -> Step {
         let k = self.k;
-        let (mut peak, mut channel) = (0.0f64, 0u32);
-        for (c, x) in channels.iter().enumerate() {
-            let a = x[n].to64().abs();
-            if a > peak {
-                (peak, channel) = (a, c as u32);
-            }
-        }
+        let (peak, channel) = loudest(channels, n);
         let x_g = (20.0 * (peak + LEVEL_EPS).log10()).max(FLOOR_DB);
         let x_l = if x_g < k.threshold_db { (k.threshold_db - x_g) * (k.ratio - 1.0) } else { 0.0 };
         let branch = if x_l <= self.y_l {

@@ -17,7 +17,7 @@
 //! streaming, the frames already in the look-ahead had their gains planned for the old one: the
 //! gain is then held to `c / p` of the frame going out, so the bound holds at once.
 
-use super::compressor::{smoothing_coeff, smoothing_coeff_derivative};
+use super::compressor::{loudest, smoothing_coeff, smoothing_coeff_derivative};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
 use crate::Real;
@@ -133,13 +133,7 @@ impl<T: Real> Limiter<T> {
     /// One sample: pushes frame `n` of `channels` and writes frame `n − D` limited in its place.
     #[inline]
     fn step(&mut self, channels: &mut [&mut [T]], n: usize) -> Step {
-        let (mut peak, mut channel) = (0.0f64, 0u32);
-        for (c, x) in channels.iter().enumerate() {
-            let a = x[n].to64().abs();
-            if a > peak {
-                (peak, channel) = (a, c as u32);
-            }
-        }
+        let (peak, channel) = loudest(channels, n);
         let limited = peak > self.ceiling;
         let r = if limited { self.ceiling / peak } else { 1.0 };
         // Window minimum over the last D + 1 samples (the rest state counts as r = 1).
@@ -163,14 +157,10 @@ impl<T: Real> Limiter<T> {
         let old = self.average.push(self.released);
         self.average_sum += self.released - old;
         let g = self.average_sum / (self.window + 1) as f64;
-        let (mut delayed_peak, mut delayed_channel) = (0.0f64, 0u32);
-        for (c, (x, delay)) in channels.iter_mut().zip(&mut self.delay).enumerate() {
+        for (x, delay) in channels.iter_mut().zip(&mut self.delay) {
             x[n] = delay.push(x[n]);
-            let a = x[n].to64().abs();
-            if a > delayed_peak {
-                (delayed_peak, delayed_channel) = (a, c as u32);
-            }
         }
+        let (delayed_peak, delayed_channel) = loudest(channels, n);
         // With knobs held, g ≤ r of the delayed frame already; a ceiling lowered while the frame
         // was in the look-ahead is met by holding the gain to it.
         let clamped = delayed_peak * g > self.ceiling;
