@@ -125,6 +125,14 @@ impl ChainSpec {
     pub fn contains(&self, kind: EffectKind) -> bool {
         self.stages.iter().any(|s| s.kind == kind)
     }
+
+    /// The chain's output gain: the position of the last effect's
+    /// [output-gain knob](crate::fx::effect::Effect::OUTPUT_GAIN) (the compressor's make-up,
+    /// a gain), with its declaration; `None` for a chain without one. A level-relative model
+    /// sets its output at the reference's level plus this knob.
+    pub fn output_gain(&self) -> Option<(usize, &'static KnobSpec)> {
+        self.stages.iter().rev().find_map(|s| s.kind.output_gain().map(|k| (s.offset + k, &s.kind.knobs()[k])))
+    }
 }
 
 impl Default for ChainSpec {
@@ -610,5 +618,93 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Renders `input` scaled by `gain_db` through `knobs` (f64, 48 kHz, from rest).
+    fn render_scaled(knobs: &ChainKnobs, input: &[Vec<f64>], gain_db: f64) -> Vec<Vec<f64>> {
+        let gain = 10f64.powf(gain_db / 20.0);
+        let mut out: Vec<Vec<f64>> = input.iter().map(|c| c.iter().map(|x| gain * x).collect()).collect();
+        let mut views: Vec<&mut [f64]> = out.iter_mut().map(|c| c.as_mut_slice()).collect();
+        render(knobs, 48_000, &mut views).unwrap();
+        out
+    }
+
+    fn max_abs_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+        a.iter().flatten().zip(b.iter().flatten()).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    /// What each effect declares of its level knobs holds: with the input G dB louder and those
+    /// knobs G dB higher, the output is the same G dB louder (checked against the effect run
+    /// on the unscaled input, at random settings); a saturator, which declares none, differs.
+    #[test]
+    fn level_knobs_make_each_effect_independent_of_its_input_level() {
+        let input = program(3, 2, 24_000, 48_000.0);
+        for &kind in EffectKind::ALL {
+            let chain = ChainSpec::new(&[kind]).unwrap();
+            for seed in 0..4 {
+                let mut original = random_chain_knobs(&chain, 100 + seed);
+                let level_knobs = kind.level_knobs().unwrap_or(&[]);
+                let gain_db = -9.0;
+                let mut shifted = original.clone();
+                for &k in level_knobs {
+                    // Keep the shifted knob inside its range.
+                    original.values_mut()[k] = original.values()[k].max(kind.knobs()[k].min - gain_db);
+                    shifted.values_mut()[k] = original.values()[k] + gain_db;
+                }
+                let expected: Vec<Vec<f64>> = render_scaled(&original, &input, 0.0)
+                    .iter()
+                    .map(|c| c.iter().map(|x| x * 10f64.powf(gain_db / 20.0)).collect())
+                    .collect();
+                let got = render_scaled(&shifted, &input, gain_db);
+                let peak = expected.iter().flatten().fold(1e-3, |m: f64, x| m.max(x.abs()));
+                let error = max_abs_difference(&got, &expected) / peak;
+                if kind.level_knobs().is_some() {
+                    assert!(error < 1e-6, "{}: relative error {error:e}", kind.name());
+                } else {
+                    assert!(error > 1e-3, "{} changes with level but its output scaled exactly", kind.name());
+                }
+            }
+        }
+    }
+
+    /// Folding a gain before and a gain after the chain into its knobs renders the same as
+    /// scaling around the chain, for chains with their output gain first, in the middle and
+    /// last, and says it is not exact when a saturator would hear another level or the chain
+    /// has no output gain.
+    #[test]
+    fn folded_levels_render_what_scaling_around_the_chain_renders() {
+        let input = program(4, 2, 24_000, 48_000.0);
+        for (text, exact) in [
+            ("eq,comp", true),
+            ("hpf,eq,comp,limiter", true),
+            ("gate,gain,width,multiband,limiter", true),
+            ("comp,lpf,gate", true),
+            ("saturate,comp", false),
+            ("comp,saturate", false),
+            ("eq,limiter", false),
+        ] {
+            let chain: ChainSpec = text.parse().unwrap();
+            // Mid-range values, so the shifts below stay inside every range.
+            let middle: Vec<f64> = random_chain_knobs(&chain, 7).to_normalized().iter().map(|n| 0.25 + 0.5 * n).collect();
+            let knobs = ChainKnobs::from_normalized(chain.clone(), &middle).unwrap();
+            let (input_gain_db, output_gain_db) = (6.0, -3.5);
+            let expected: Vec<Vec<f64>> = render_scaled(&knobs, &input, input_gain_db)
+                .iter()
+                .map(|c| c.iter().map(|x| x * 10f64.powf(output_gain_db / 20.0)).collect())
+                .collect();
+            let (folded, is_exact) = knobs.fold_levels(input_gain_db, output_gain_db);
+            assert_eq!(is_exact, exact, "{text}");
+            folded.validate().unwrap();
+            let error = max_abs_difference(&render_scaled(&folded, &input, 0.0), &expected);
+            if exact {
+                assert!(error < 1e-7, "{text}: error {error:e}");
+            } else {
+                assert!(error > 1e-4, "{text}: said inexact but error {error:e}");
+            }
+        }
+        // Out of range: clamped, and said so.
+        let (clamped, exact) = ChainKnobs::defaults(ChainSpec::default()).fold_levels(-90.0, 0.0);
+        assert!(!exact);
+        clamped.validate().unwrap();
     }
 }

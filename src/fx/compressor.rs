@@ -49,6 +49,8 @@ impl Effect for CompEffect {
     const NAME: &'static str = "comp";
     const DESCRIPTION: &'static str = "log-domain feed-forward compressor with soft knee and linked detector";
     const KNOBS: &'static [KnobSpec] = COMP_KNOBS;
+    const LEVEL_KNOBS: Option<&'static [usize]> = Some(&[comp_index::THRESHOLD_DB]);
+    const OUTPUT_GAIN: Option<usize> = Some(comp_index::MAKEUP_DB);
     type Stream<T: Real> = Compressor<T>;
     type Tape<T: Real> = CompressorTape<T>;
 

@@ -20,6 +20,16 @@ pub trait Effect {
     const KNOBS: &'static [KnobSpec];
     /// The most channels a streaming instance handles.
     const MAX_CHANNELS: usize = usize::MAX;
+    /// How the effect meets a change of its input's level: the knobs (positions in
+    /// [`Effect::KNOBS`], in dB) referred to the signal's level, such as thresholds and a
+    /// ceiling. With the input `G` dB louder and these knobs `G` dB higher, the output is the
+    /// same, `G` dB louder (`[]` for a linear effect). `None` for an effect that no knob setting
+    /// makes level-independent (a saturator). What lets a level change around a chain fold into
+    /// its knobs ([`crate::fx::ChainKnobs::fold_levels`]).
+    const LEVEL_KNOBS: Option<&'static [usize]> = Some(&[]);
+    /// A knob (position in [`Effect::KNOBS`]) that adds its value in dB to the output after
+    /// everything level-dependent inside the effect: an output gain (a compressor's make-up).
+    const OUTPUT_GAIN: Option<usize> = None;
     /// Streaming state for one effect instance.
     type Stream<T: Real>: Clone + Debug + Send;
     /// What [`Effect::adjoint`] needs from [`Effect::forward`] (reused across calls).
@@ -125,6 +135,20 @@ macro_rules! registry {
             pub fn max_channels(self) -> usize {
                 match self {
                     $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::MAX_CHANNELS),*
+                }
+            }
+
+            /// [`Effect::LEVEL_KNOBS`](crate::fx::effect::Effect::LEVEL_KNOBS) of this effect.
+            pub fn level_knobs(self) -> Option<&'static [usize]> {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::LEVEL_KNOBS),*
+                }
+            }
+
+            /// [`Effect::OUTPUT_GAIN`](crate::fx::effect::Effect::OUTPUT_GAIN) of this effect.
+            pub fn output_gain(self) -> Option<usize> {
+                match self {
+                    $(EffectKind::$variant => <$effect as $crate::fx::effect::Effect>::OUTPUT_GAIN),*
                 }
             }
 

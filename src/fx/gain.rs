@@ -23,6 +23,7 @@ impl Effect for GainEffect {
     const NAME: &'static str = "gain";
     const DESCRIPTION: &'static str = "gain in dB";
     const KNOBS: &'static [KnobSpec] = &[KnobSpec::new("gain_db", "dB", (-24.0, 24.0), 0.0, Skew::Linear, "gain")];
+    const OUTPUT_GAIN: Option<usize> = Some(0);
     type Stream<T: Real> = Gain;
     type Tape<T: Real> = ();
 

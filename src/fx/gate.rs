@@ -114,6 +114,7 @@ impl Effect for GateEffect {
         KnobSpec::new("hold_ms", "ms", (0.0, 500.0), 10.0, Skew::Stepped(StepSize(1)), "time the gate stays open before releasing"),
         KnobSpec::new("release_ms", "ms", (5.0, 2000.0), 100.0, Skew::Log, "gate release (closing) time (to 90 %)"),
     ];
+    const LEVEL_KNOBS: Option<&'static [usize]> = Some(&[0]);
     type Stream<T: Real> = Gate;
     type Tape<T: Real> = Vec<Step>;
 

@@ -183,6 +183,7 @@ impl Effect for LimiterEffect {
         KnobSpec::new("ceiling_db", "dB", (-24.0, 0.0), -1.0, Skew::Linear, "limiter ceiling (sample peak)"),
         KnobSpec::new("release_ms", "ms", (1.0, 1000.0), 60.0, Skew::Log, "limiter release time (to 90 %)"),
     ];
+    const LEVEL_KNOBS: Option<&'static [usize]> = Some(&[0]);
     type Stream<T: Real> = Limiter<T>;
     /// One record per sample.
     type Tape<T: Real> = Vec<Step>;

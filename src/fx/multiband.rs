@@ -196,6 +196,8 @@ impl Effect for MultibandEffect {
     const DESCRIPTION: &'static str = "three-band compressor on Linkwitz-Riley crossovers (bands sum flat)";
     const KNOBS: &'static [KnobSpec] = &KNOBS;
     const MAX_CHANNELS: usize = MAX_CHANNELS;
+    // Each band's threshold (its first knob).
+    const LEVEL_KNOBS: Option<&'static [usize]> = Some(&[2, 2 + BAND_KNOBS, 2 + 2 * BAND_KNOBS]);
     type Stream<T: Real> = Multiband<T>;
     type Tape<T: Real> = MultibandTape<T>;
 

@@ -58,6 +58,60 @@ impl ChainKnobs {
         self.chain.specs().zip(&self.values).map(|(k, &x)| k.normalize(x)).collect()
     }
 
+    /// The value of the chain's [output gain](ChainSpec::output_gain) in dB (0 without one).
+    pub fn output_gain_db(&self) -> f64 {
+        self.chain.output_gain().map_or(0.0, |(i, _)| self.values[i])
+    }
+
+    /// The knobs that render the input as it is the way these knobs render it `input_gain_db`
+    /// louder, followed by a gain of `output_gain_db`, with whether they do so exactly.
+    ///
+    /// Each effect declares the knobs referred to its signal's level
+    /// ([`Effect::LEVEL_KNOBS`](super::effect::Effect::LEVEL_KNOBS)): up to and including the
+    /// last effect with an output gain, those knobs move down by the input gain (each effect
+    /// then sees the unscaled signal as it saw the scaled one), that output gain takes both
+    /// gains, and the level knobs of the effects after it move up by the output gain (they then
+    /// see the signal as loud as the final output is). Not exact when a knob leaves its range
+    /// (it is clamped), when an effect without level knobs (a saturator) would hear another
+    /// level, or when the chain has no output gain to take the two gains.
+    pub fn fold_levels(&self, input_gain_db: f64, output_gain_db: f64) -> (ChainKnobs, bool) {
+        let mut folded = self.clone();
+        let stages = self.chain.stages();
+        let gain_stage = stages.iter().rposition(|s| s.kind.output_gain().is_some());
+        let mut exact = true;
+        for (i, stage) in stages.iter().enumerate() {
+            let shift = if gain_stage.is_some_and(|g| i > g) { output_gain_db } else { -input_gain_db };
+            match stage.kind.level_knobs() {
+                Some(knobs) => knobs.iter().for_each(|k| folded.values[stage.offset + k] += shift),
+                None => exact &= shift == 0.0,
+            }
+        }
+        match self.chain.output_gain() {
+            Some((i, _)) => folded.values[i] += input_gain_db + output_gain_db,
+            None => exact &= input_gain_db + output_gain_db == 0.0,
+        }
+        for (value, spec) in folded.values.iter_mut().zip(self.chain.specs()) {
+            let clamped = value.clamp(spec.min, spec.max);
+            exact &= clamped == *value;
+            *value = clamped;
+        }
+        (folded, exact)
+    }
+
+    /// These values carried into another chain: each knob of `chain` that these knobs also
+    /// have (by full name: `eq.band1.gain_db` of `eq,comp` in `hpf,eq,comp`) takes its value
+    /// here, the others their defaults.
+    pub fn carried_into(&self, chain: &ChainSpec) -> ChainKnobs {
+        let mut out = ChainKnobs::defaults(chain.clone());
+        let mine = self.chain.knobs();
+        for (knob, value) in chain.knobs().iter().zip(&mut out.values) {
+            if let Some(i) = mine.iter().position(|k| k.name == knob.name) {
+                *value = self.values[i];
+            }
+        }
+        out
+    }
+
     /// Reads a knob by its full name.
     pub fn get(&self, name: &str) -> Result<f64> {
         Ok(self.values[self.chain.knob_index(name)?])

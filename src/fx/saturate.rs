@@ -204,6 +204,8 @@ impl Effect for SaturateEffect {
         KnobSpec::new("tone_hz", "Hz", (1000.0, 20000.0), 20000.0, Skew::Log, "one-pole lowpass on the saturated signal"),
         KnobSpec::new("mix_pct", "%", (0.0, 100.0), 100.0, Skew::Linear, "share of the saturated signal"),
     ];
+    // The shaper works on absolute sample values: a louder input saturates more.
+    const LEVEL_KNOBS: Option<&'static [usize]> = None;
     type Stream<T: Real> = Saturator;
     type Tape<T: Real> = Vec<ChannelTape>;
 
