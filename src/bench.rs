@@ -273,7 +273,15 @@ fn transfer_seconds(refine_steps: usize, reps: usize) -> f64 {
         let input = crate::example::groove(10.0, 44_100, 2, 1);
         let reference = crate::example::groove(10.0, 44_100, 2, 2);
         best_of(reps, || {
-            std::hint::black_box(crate::transfer::transfer(&net, &input, &reference, refine_steps).expect("transfer"));
+            std::hint::black_box(
+                crate::transfer::transfer(
+                    &net,
+                    &input,
+                    &reference,
+                    &crate::transfer::TransferOptions { refine_steps, ..Default::default() },
+                )
+                .expect("transfer"),
+            );
         })
     })
 }

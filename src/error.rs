@@ -23,6 +23,8 @@ pub enum Error {
     BadChain { chain: String, reason: String },
     #[error("expected knobs of the chain `{expected}`, got the chain `{got}`")]
     ChainMismatch { expected: String, got: String },
+    #[error("the chain `{chain}` must begin with the model's chain `{model_chain}` (effects may follow it)")]
+    ChainNotAfterModel { chain: String, model_chain: String },
     #[error("effect `{effect}` handles at most {max} channels, the audio has {channels}")]
     TooManyChannels { effect: String, channels: usize, max: usize },
     #[error("the chain `{chain}` has {expected} knobs, got {got} values")]

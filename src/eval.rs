@@ -38,8 +38,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{self, Corpus, InputCorruption, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
-use crate::fx::Knobs;
 use crate::fx::level::OutputLevel;
+use crate::fx::{ChainSpec, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
 use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
@@ -75,6 +75,9 @@ pub struct EvalConfig {
     pub seed: u64,
     /// Adam steps of the oracle fit per pair (0: no oracle row).
     pub oracle_steps: usize,
+    /// The chain the oracle fits (its start: the style's knobs that this chain also has, the
+    /// others at their defaults).
+    pub oracle_chain: ChainSpec,
     /// Steps of inference-time refinement for an extra row per model (0: no such rows).
     pub refine_steps: usize,
     /// EQ and compressor proxy files, for an extra row rendered through them per candidate that
@@ -98,6 +101,7 @@ impl Default for EvalConfig {
             corruption: InputCorruption::EqAndCompressor,
             seed: 42,
             oracle_steps: 100,
+            oracle_chain: ChainSpec::default(),
             refine_steps: 0,
             proxies: None,
             same_content: false,
@@ -187,7 +191,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         StyleSet::Random => Vec::new(),
         StyleSet::Named => Style::ALL.iter().map(|s| s.name()).collect(),
     };
-    let fx = ChainFx::default_chain(RATE_HZ);
+    // The chain the target styles are made with (the style knobs' row renders it).
+    let style_fx = ChainFx::default_chain(RATE_HZ);
     let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
     let extra = |c: &Candidate| {
         let knobs = c.tcn.is_none();
@@ -219,6 +224,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     rows.push(measure_row("RB-DSP", &pairs, &styles, rule_based)?);
     progress.inc(1);
     for candidate in candidates {
+        let fx = ChainFx::new(candidate.net.config().chain.clone(), RATE_HZ);
         let mut front = LogMel::new(&candidate.net.config().features);
         let mut predict = |reference_of: fn(&Pair) -> &[f32]| -> Result<Vec<(Vec<f32>, f64)>> {
             pairs
@@ -239,7 +245,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         // The model's output for each pair: its TCN's for a cTCN, else the chain's.
         let outputs = |knobs: &[(Vec<f32>, f64)], reference_of: fn(&Pair) -> &[f32]| match candidate.tcn {
             Some(tcn) => timed_tcn(tcn, &pairs, knobs),
-            None => Ok(at_level(level, &pairs, knobs, reference_of, timed_renders(&fx, &pairs, knobs))),
+            None => Ok(at_level(level, &fx, &pairs, knobs, reference_of, timed_renders(&fx, &pairs, knobs))),
         };
         rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs(&predicted, |p| &p.reference)?)?));
         progress.inc(1);
@@ -252,7 +258,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             continue;
         }
         if let Some(proxies) = proxies.as_ref().filter(|_| candidate.through_proxies) {
-            let outputs = at_level(level, &pairs, &predicted, |p| &p.reference, timed_renders(proxies, &pairs, &predicted));
+            let outputs = at_level(level, &fx, &pairs, &predicted, |p| &p.reference, timed_renders(proxies, &pairs, &predicted));
             rows.push(trained(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?));
             progress.inc(1);
         }
@@ -266,16 +272,17 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                     (knobs, seconds + start.elapsed().as_secs_f64())
                 })
                 .collect();
-            let outputs = at_level(level, &pairs, &refined, |p| &p.reference, timed_renders(&fx, &pairs, &refined));
+            let outputs = at_level(level, &fx, &pairs, &refined, |p| &p.reference, timed_renders(&fx, &pairs, &refined));
             let name = format!("{} + refine {}", candidate.name, config.refine_steps);
             rows.push(trained(measure_row(&name, &pairs, &styles, outputs)?));
             progress.inc(1);
         }
     }
     let style_knobs = pairs.iter().map(|p| (normalized(&p.style), 0.0)).collect::<Vec<_>>();
-    rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&fx, &pairs, &style_knobs))?);
+    rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&style_fx, &pairs, &style_knobs))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
+        let fx = ChainFx::new(config.oracle_chain.clone(), RATE_HZ);
         let fitted: Vec<(Vec<f32>, f64)> = pairs
             .par_iter()
             .map(|p| {
@@ -284,7 +291,9 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
                 (knobs, start.elapsed().as_secs_f64())
             })
             .collect();
-        rows.push(measure_row("Oracle (fitted knobs)", &pairs, &styles, timed_renders(&fx, &pairs, &fitted))?);
+        let name =
+            if fx.chain == style_fx.chain { "Oracle (fitted knobs)".to_string() } else { format!("Oracle (fitted knobs of {})", fx.chain) };
+        rows.push(measure_row(&name, &pairs, &styles, timed_renders(&fx, &pairs, &fitted))?);
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -330,6 +339,7 @@ fn timed_renders(fx: &impl Render, pairs: &[Pair], knobs: &[(Vec<f32>, f64)]) ->
 /// them against `reference_of` each pair, the time that takes added.
 fn at_level(
     level: OutputLevel,
+    fx: &ChainFx,
     pairs: &[Pair],
     knobs: &[(Vec<f32>, f64)],
     reference_of: fn(&Pair) -> &[f32],
@@ -337,7 +347,7 @@ fn at_level(
 ) -> Vec<(Vec<f32>, f64)> {
     for ((output, seconds), (pair, (k, _))) in outputs.iter_mut().zip(pairs.iter().zip(knobs)) {
         let start = Instant::now();
-        finish_mono(level, output, RATE_HZ, reference_of(pair), k);
+        finish_mono(level, fx, output, reference_of(pair), k);
         *seconds += start.elapsed().as_secs_f64();
     }
     outputs
@@ -403,7 +413,7 @@ fn normalized(knobs: &Knobs) -> Vec<f32> {
 }
 
 /// The knobs fitted to the pair's own target: [`refine::descend`] on the training loss from the
-/// style knobs.
+/// style knobs (those `fx`'s chain has; the others at their defaults).
 fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
     let target = pair.target.as_slice();
@@ -412,7 +422,8 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
         (value, vec![grad])
     };
-    refine::descend(fx, std::slice::from_ref(&pair.input), &normalized(&pair.style), steps, None, output_loss).0
+    let start: Vec<f32> = pair.style.chain_knobs().carried_into(&fx.chain).to_normalized().iter().map(|&v| v as f32).collect();
+    refine::descend(fx, std::slice::from_ref(&pair.input), &start, steps, None, output_loss).0
 }
 
 impl Report {

@@ -12,12 +12,13 @@ use afx::data::{Draw, InputCorruption, Split, Style};
 use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
 use afx::fx::knob::short_number;
 use afx::fx::level::OutputLevel;
-use afx::fx::{ChainKnobs, ChainSpec, EffectKind, KNOBS};
+use afx::fx::{ChainKnobs, ChainSpec, EffectKind};
 use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, ProxyEffect, StyleNetConfig};
 use afx::probe::ProbeConfig;
 use afx::proxy_train::ProxyTrainConfig;
 use afx::train::{EstimatorKind, TrainConfig};
+use afx::transfer::TransferOptions;
 
 #[derive(Parser)]
 #[command(name = "afx", version, about = "Neural networks that turn the knobs of real audio effects")]
@@ -86,6 +87,14 @@ enum Command {
         /// minute of input).
         #[arg(long, default_value_t = 0)]
         refine: usize,
+        /// The whole chain: the model's, then effects that process the output at its final
+        /// level, e.g. `eq,comp,limiter` for the bundled model (at their defaults unless --set).
+        #[arg(long)]
+        chain: Option<String>,
+        /// Set a knob after the model chose them, e.g. `--set limiter.ceiling_db=-1`
+        /// (repeatable; overrides the model's value for its own knobs).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Write a generated example recording (a short stereo groove) to try the other commands on.
     Example {
@@ -189,6 +198,10 @@ enum Command {
         /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
         #[arg(long, default_value_t = 100)]
         oracle_steps: usize,
+        /// The chain of the oracle's fit and of `--model untrained` (default `eq,comp`, the
+        /// chain the target styles are made with); a trained model renders its own chain.
+        #[arg(long)]
+        chain: Option<String>,
         /// Also evaluate the first model with this many steps of inference-time refinement (as
         /// `afx transfer --refine`); 0 leaves that row out.
         #[arg(long, default_value_t = 0)]
@@ -346,12 +359,12 @@ impl ProxyTrainArgs {
 
 /// The models named on the command line: `bundled` is the one inside afx, `untrained` a
 /// freshly initialised network (a control), anything else a model file.
-fn load_models(models: &[String]) -> afx::Result<Vec<AnyModel>> {
+fn load_models(models: &[String], chain: &ChainSpec) -> afx::Result<Vec<AnyModel>> {
     models
         .iter()
         .map(|m| match m.as_str() {
             "bundled" => afx::transfer::bundled_model().map(AnyModel::Style),
-            "untrained" => Ok(AnyModel::Style(afx::model::untrained())),
+            "untrained" => Ok(AnyModel::Style(afx::model::untrained(chain))),
             path => afx::model::file::load_any(&PathBuf::from(path)),
         })
         .collect()
@@ -412,6 +425,11 @@ struct TrainArgs {
     /// shape replaces `--net`.
     #[arg(long, conflicts_with = "net")]
     init: Option<PathBuf>,
+    /// The chain the network sets, e.g. `hpf,eq,comp,limiter` (`afx params --effects` lists the
+    /// effects); default: that of --net / --init, else `eq,comp`. The target styles are made
+    /// with `eq,comp` whatever the network's chain.
+    #[arg(long)]
+    chain: Option<String>,
     /// How the output level is set: `absolute` (the make-up knob is a plain gain) or
     /// `reference` (the output is scaled to the reference's K-weighted level plus the make-up
     /// knob). Default: that of --net / --init, else absolute.
@@ -555,6 +573,13 @@ impl TrainArgs {
             Level::Reference => OutputLevel::Reference,
         });
         let net = StyleNetConfig { output_level, ..net };
+        let net = match self.chain.as_deref().map(str::parse::<ChainSpec>).transpose()? {
+            Some(chain) if self.init.is_some() && chain != net.chain => {
+                return Err(afx::Error::ChainMismatch { expected: net.chain.to_string(), got: chain.to_string() });
+            }
+            Some(chain) => net.with_chain(chain),
+            None => net,
+        };
         Ok(TrainConfig {
             net,
             init: self.init.clone(),
@@ -703,17 +728,18 @@ fn run(cli: Cli) -> afx::Result<()> {
                 println!("centroid difference     {:>+10.1} Hz (estimate - target)", m.centroid_bias_hz);
             }
         }
-        Command::Transfer { input, reference, output, params_out, model, format, json, plot, refine } => {
+        Command::Transfer { input, reference, output, params_out, model, format, json, plot, refine, chain, set } => {
+            let options = TransferOptions { chain: chain.map(|c| c.parse()).transpose()?, set, refine_steps: refine };
             let model = match model {
                 Some(path) => afx::model::file::load(&path)?,
                 None => afx::transfer::bundled_model()?,
             };
             let (done, loudness) =
-                afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into(), refine)?;
+                afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into(), &options)?;
             if json {
                 println!("{}", done.file_knobs.to_json());
             } else {
-                for (k, v) in KNOBS.iter().zip(done.file_knobs.0) {
+                for (k, v) in done.file_knobs.chain().knobs().iter().zip(done.file_knobs.values()) {
                     println!("{:<24} {:>10.2} {}", k.name, v, k.unit);
                 }
                 let lufs = |l: Option<f64>| l.map_or_else(|| "below −70 LUFS".to_string(), |l| format!("{l:.1} LUFS"));
@@ -723,12 +749,12 @@ fn run(cli: Cli) -> afx::Result<()> {
                 eprintln!("{warning}");
             }
             if let Some(path) = plot {
-                afx::curves::write_png(&path, &done.file_knobs.chain_knobs(), done.output.sample_rate)?;
+                afx::curves::write_png(&path, &done.file_knobs, done.output.sample_rate)?;
             }
             if !done.file_knobs_exact {
                 eprintln!(
-                    "note: the input's and reference's levels put the threshold or make-up gain out of range; \
-                     these knobs differ from what was rendered in level only"
+                    "note: the input's and reference's levels do not fold into these knobs (a level knob out of range, \
+                     or no output gain in the chain); they differ from what was rendered in level"
                 );
             }
         }
@@ -749,7 +775,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             }
         }
         Command::Probe { models, data, train_clips, test_clips, seed, json } => {
-            let loaded = load_models(&models)?;
+            let loaded = load_models(&models, &ChainSpec::default())?;
             let config =
                 ProbeConfig { data, train_clips_per_style: train_clips, test_clips_per_style: test_clips, seed, ..ProbeConfig::default() };
             let rows = afx::probe::probe(&config, &candidates(&models, &loaded))?;
@@ -799,6 +825,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             corruption,
             pairs,
             oracle_steps,
+            chain,
             refine,
             eq_proxy,
             comp_proxy,
@@ -809,9 +836,11 @@ fn run(cli: Cli) -> afx::Result<()> {
             table,
             json,
         } => {
-            let loaded = load_models(&models)?;
+            let chain: ChainSpec = chain.map(|c| c.parse()).transpose()?.unwrap_or_default();
+            let loaded = load_models(&models, &chain)?;
             let candidates = candidates(&models, &loaded);
             let config = EvalConfig {
+                oracle_chain: chain,
                 data,
                 styles: match styles {
                     Styles::Random => StyleSet::Random,

@@ -200,6 +200,15 @@ impl TrainConfig {
                 self.estimator.name()
             )));
         }
+        let other_chain = self.net.chain != crate::fx::ChainSpec::default();
+        if other_chain && (self.estimator.uses_proxies() || self.estimator == EstimatorKind::Ctcn) {
+            return Err(Error::Invalid(format!(
+                "estimator {} works with the chain `{}` only so far; the network sets `{}`",
+                self.estimator.name(),
+                crate::fx::ChainSpec::default(),
+                self.net.chain
+            )));
+        }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
             return Err(Error::Invalid("--init starts a style network; a cTCN run starts fresh".into()));
         }
@@ -380,7 +389,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
 
     let generator = Arc::new(load_pairs(&config)?);
     let validation = ValidationSet::new(&generator, &config)?;
-    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
+    let fx = ChainFx::new(config.net.chain.clone(), generator.corpus().sample_rate());
     let proxies = match (&config.eq_proxy, &config.comp_proxy) {
         (Some(eq), Some(comp)) => Some(ProxyChain::load(eq, comp, fx.sample_rate)?),
         _ => None,
@@ -558,7 +567,7 @@ fn train_step(
 /// `level` says against the pair's reference.
 fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> Vec<f32> {
     let mut out = fx.render_mono(&pair.input, knobs);
-    finish_mono(level, &mut out, fx.sample_rate, &pair.reference, knobs);
+    finish_mono(level, fx, &mut out, &pair.reference, knobs);
     out
 }
 
@@ -566,10 +575,9 @@ fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> V
 /// reference, and the loss's level term; none if neither applies.
 fn batch_levels(config: &TrainConfig, sample_rate: u32, pairs: &[Pair]) -> Option<Levels> {
     let relative = config.net.output_level == OutputLevel::Reference;
-    (relative || config.level_weight > 0.0).then(|| Levels {
-        sample_rate,
-        reference_db: relative.then(|| pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect()),
-        loss_weight: config.level_weight,
+    (relative || config.level_weight > 0.0).then(|| {
+        let reference_db = relative.then(|| pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect());
+        Levels::new(&config.net.chain, sample_rate, reference_db, config.level_weight)
     })
 }
 
@@ -1002,5 +1010,31 @@ mod tests {
         let probe = front.compute(&groove(1.0, 24_000, 1, 9).channels[0]).unwrap();
         let probe = std::slice::from_ref(&probe);
         assert_eq!(whole.predict(probe, probe), split.predict(probe, probe));
+    }
+
+    /// A network of another chain, level-relative, trains through that chain (a finite
+    /// validation loss) and its model file records the chain, which `afx transfer` renders.
+    #[test]
+    fn a_network_of_any_chain_trains_and_transfers() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("audio");
+        write_corpus(&data);
+        let chain: crate::fx::ChainSpec = "hpf,eq,comp,limiter".parse().unwrap();
+        let net = StyleNetConfig { output_level: OutputLevel::Reference, ..tiny_config(&data).net }.with_chain(chain.clone());
+        let config = TrainConfig { net, steps: 2, validate_every: 1, ..tiny_config(&data) };
+        let (run, out) = (dir.path().join("run"), dir.path().join("chain.afx"));
+        let summary = train(&config, &run, &out, false, None).unwrap();
+        assert!(summary.last_validation.is_some_and(|v| v.loss.is_finite()));
+        let model = model::file::load(&out).unwrap();
+        assert_eq!(model.net.config().chain, chain);
+        let (input, reference) = (groove(2.0, 44_100, 2, 1), groove(2.0, 48_000, 2, 2));
+        let done = crate::transfer::transfer(&model.net, &input, &reference, &Default::default()).unwrap();
+        assert_eq!(done.knobs.chain(), &chain);
+        assert!(done.output.channels.iter().flatten().all(|x| x.is_finite()));
+
+        for estimator in [EstimatorKind::Ctcn, EstimatorKind::Proxy] {
+            let error = TrainConfig { estimator, ..config.clone() }.validate().unwrap_err().to_string();
+            assert!(error.contains("only so far") || error.contains("proxy"), "{error}");
+        }
     }
 }

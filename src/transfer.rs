@@ -8,11 +8,16 @@
 //! ([`OutputLevel::Reference`]), to the reference's K-weighted level plus the make-up knob →
 //! WAV (+ knobs as JSON).
 //!
-//! The two level changes fold into the knobs: a gain `G` dB before the chain is the same as
-//! lowering the threshold by `G` and raising the make-up gain by `G` (the EQ is linear and the
-//! compressor's gain depends only on the level above threshold), and a gain after it adds to
-//! the make-up gain. So the knobs reported for a file ([`Transferred::file_knobs`]) render the
-//! untouched input into the same output with `afx apply`, as long as they stay in range.
+//! The chain may go on after the model's (`--chain eq,comp,limiter` for a model of `eq,comp`):
+//! the effects after it, at their defaults unless set, process the output at its final level,
+//! a mastering stage the network does not touch.
+//!
+//! The two level changes fold into the knobs ([`ChainKnobs::fold_levels`]): a gain `G` dB
+//! before the chain is the same as lowering every level-referred knob (thresholds, a ceiling)
+//! by `G` and raising the chain's output gain (the compressor's make-up) by `G`, and a gain
+//! after it adds to that output gain. So the knobs reported for a file
+//! ([`Transferred::file_knobs`]) render the untouched input into the same output with
+//! `afx apply`, as long as they stay in range and the chain can take the gains.
 
 use std::path::Path;
 
@@ -20,8 +25,8 @@ use crate::apply::read_checked;
 use crate::atomic::write_bytes_atomic;
 use crate::audio::{self, Audio, WavFormat};
 use crate::data::{self, PEAK_DBFS, normalize_peak};
-use crate::fx::Knobs;
 use crate::fx::level::{OutputLevel, level_db};
+use crate::fx::{ChainKnobs, ChainSpec};
 use crate::grad::ChainFx;
 use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
 use crate::{Error, Result, refine};
@@ -46,19 +51,21 @@ pub fn bundled_model() -> Result<LoadedModel> {
 #[derive(Debug)]
 pub struct Transferred {
     pub output: Audio,
-    /// The network's knobs, for the input at the analysis level (peak −12 dBFS).
-    pub knobs: Knobs,
+    /// The knobs rendered, for the input at the analysis level (peak −12 dBFS): the network's
+    /// (refined, if asked), in the rendering chain.
+    pub knobs: ChainKnobs,
     /// The knobs for the file as it is, levels folded in (see the module doc), clamped to the
     /// knobs' ranges.
-    pub file_knobs: Knobs,
+    pub file_knobs: ChainKnobs,
     /// Whether `file_knobs` reproduce `output` from the input (nothing had to be clamped).
     pub file_knobs_exact: bool,
 }
 
-/// Predicts the knobs that give `input` the production style of `reference`.
-pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<Knobs> {
+/// Predicts the knobs (of the network's chain) that give `input` the production style of
+/// `reference`.
+pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<ChainKnobs> {
     let (input, reference) = (analysis_copy(input), analysis_copy(reference));
-    Ok(to_knobs(&predict_normalized(net, &input?, &reference?)?))
+    to_knobs(&net.config().chain, &predict_normalized(net, &input?, &reference?)?)
 }
 
 /// The network's normalised knobs for two analysis copies.
@@ -71,14 +78,39 @@ fn predict_normalized(net: &StyleNet, input: &[f32], reference: &[f32]) -> Resul
     Ok(net.predict(&[input_features], &[reference_features]).remove(0))
 }
 
-fn to_knobs(normalized: &[f32]) -> Knobs {
-    Knobs::from_normalized(&normalized.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
+fn to_knobs(chain: &ChainSpec, normalized: &[f32]) -> Result<ChainKnobs> {
+    ChainKnobs::from_normalized(chain.clone(), &normalized.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
 }
 
-/// Style transfer in memory: the knobs (the network's, then `refine_steps` of
-/// [`refine::refine`] on the analysis copies), and the whole input rendered with them at its
-/// own rate and channel count, at the reference's level.
-pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: usize) -> Result<Transferred> {
+/// How a transfer runs beyond the model.
+#[derive(Clone, Debug, Default)]
+pub struct TransferOptions {
+    /// The whole chain: the model's, then effects that process its output at the output's
+    /// level (default: the model's alone).
+    pub chain: Option<ChainSpec>,
+    /// `NAME=VALUE` assignments applied to the chosen knobs (of the whole chain) before
+    /// rendering.
+    pub set: Vec<String>,
+    /// Steps of [`refine::refine`] on the analysis copies (0: none).
+    pub refine_steps: usize,
+}
+
+/// The effects that `chain` adds after the model's chain, at their defaults; an error if
+/// `chain` does not begin with the model's.
+fn mastering(model_chain: &ChainSpec, chain: Option<&ChainSpec>) -> Result<Option<ChainKnobs>> {
+    let Some(chain) = chain.filter(|c| *c != model_chain) else { return Ok(None) };
+    let kinds = |c: &ChainSpec| c.stages().iter().map(|s| s.kind).collect::<Vec<_>>();
+    let (model, whole) = (kinds(model_chain), kinds(chain));
+    if !whole.starts_with(&model) {
+        return Err(Error::ChainNotAfterModel { chain: chain.to_string(), model_chain: model_chain.to_string() });
+    }
+    Ok(Some(ChainKnobs::defaults(ChainSpec::new(&whole[model.len()..])?)))
+}
+
+/// Style transfer in memory: the knobs (the network's in the rendering chain, then
+/// `refine_steps` of [`refine::refine`] on the analysis copies), and the whole input rendered
+/// with them at its own rate and channel count, at the reference's level.
+pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &TransferOptions) -> Result<Transferred> {
     for (what, audio) in [("input", input), ("reference", reference)] {
         audio.validate(what)?;
         audio.check_not_silent(what)?;
@@ -92,19 +124,30 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
         }
     }
     let (input_copy, reference_copy) = (analysis_copy(input)?, analysis_copy(reference)?);
+    let mastering = mastering(&net.config().chain, options.chain.as_ref())?;
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
-    if refine_steps > 0 {
-        let fx = ChainFx::default_chain(ANALYSIS_RATE_HZ);
-        normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, refine_steps, level);
+    if options.refine_steps > 0 {
+        let fx = ChainFx::new(net.config().chain.clone(), ANALYSIS_RATE_HZ);
+        normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }
-    let knobs = to_knobs(&normalized);
+    let mut knobs = to_knobs(&net.config().chain, &normalized)?;
+    let model_stages = knobs.chain().stages().len();
+    let mut mastering = mastering;
+    if !options.set.is_empty() {
+        let mut whole = match &mastering {
+            Some(m) => knobs.concat(m),
+            None => knobs.clone(),
+        };
+        whole.apply_assignments(&options.set)?;
+        (knobs, mastering) = whole.split_at(model_stages);
+    }
     let input_gain = peak_gain(input);
     let mut output = input.clone();
     scale(&mut output, input_gain);
     // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
-    crate::fx::render(&knobs.chain_knobs(), output.sample_rate, &mut views)?;
+    crate::fx::render(&knobs, output.sample_rate, &mut views)?;
     // The level: back to the reference's peak scale (the network learned the make-up gain on
     // peak-normalised clips), or for a level-relative model onto the reference's own level.
     let output_gain_db = match level {
@@ -118,10 +161,17 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, refine_steps: 
                 let channels: Vec<&[f32]> = reference.channels.iter().map(Vec::as_slice).collect();
                 level_db(&channels, reference.sample_rate)
             };
-            20.0 * level.finish(&mut views, input.sample_rate, reference_db, &knobs).log10()
+            20.0 * level.finish(&mut views, input.sample_rate, reference_db, knobs.output_gain_db()).log10()
         }
     };
-    let (file_knobs, file_knobs_exact) = fold_levels(&knobs, db(input_gain), output_gain_db);
+    let (mut file_knobs, file_knobs_exact) = knobs.fold_levels(db(input_gain), output_gain_db);
+    if let Some(mastering) = mastering {
+        // After the level: the effects added after the model's chain hear the output as it is.
+        let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
+        crate::fx::render(&mastering, output.sample_rate, &mut views)?;
+        knobs = knobs.concat(&mastering);
+        file_knobs = file_knobs.concat(&mastering);
+    }
     Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })
 }
 
@@ -151,29 +201,12 @@ impl Loudness {
     }
 }
 
-/// The knobs that act on the unscaled input as `knobs` act on the input scaled by
-/// `input_gain_db`, followed by `output_gain_db`; clamped to range, with whether nothing was.
-pub fn fold_levels(knobs: &Knobs, input_gain_db: f64, output_gain_db: f64) -> (Knobs, bool) {
-    use crate::fx::KNOBS;
-    use crate::fx::params::default_chain::{MAKEUP_DB, THRESHOLD_DB};
-    let mut folded = *knobs;
-    folded.0[THRESHOLD_DB] -= input_gain_db;
-    folded.0[MAKEUP_DB] += input_gain_db + output_gain_db;
-    let mut exact = true;
-    for i in [THRESHOLD_DB, MAKEUP_DB] {
-        let clamped = folded.0[i].clamp(KNOBS[i].min, KNOBS[i].max);
-        exact &= clamped == folded.0[i];
-        folded.0[i] = clamped;
-    }
-    (folded, exact)
-}
-
 fn db(gain: f32) -> f64 {
     20.0 * f64::from(gain).log10()
 }
 
 /// `afx transfer` on files: reads both, transfers, writes `output` (never over an input) and,
-/// if asked, the knobs as the flat JSON `afx apply --params` reads; with the loudness of the
+/// if asked, the knob file `afx apply --params` reads; with the loudness of the
 /// output and the reference.
 pub fn transfer_files(
     net: &StyleNet,
@@ -182,7 +215,7 @@ pub fn transfer_files(
     output: &Path,
     params_out: Option<&Path>,
     format: WavFormat,
-    refine_steps: usize,
+    options: &TransferOptions,
 ) -> Result<(Transferred, Loudness)> {
     audio::ensure_output_distinct(output, &[input, reference])?;
     if let Some(params) = params_out {
@@ -194,7 +227,7 @@ pub fn transfer_files(
         Error::BadAudio { reason, .. } => Error::BadAudio { what: path.display().to_string(), reason },
         other => other,
     };
-    let done = transfer(net, &input_audio, &reference_audio, refine_steps).map_err(|e| match &e {
+    let done = transfer(net, &input_audio, &reference_audio, options).map_err(|e| match &e {
         Error::BadAudio { what, .. } if what == "input" => name(input, e),
         Error::BadAudio { what, .. } if what == "reference" => name(reference, e),
         _ => e,
@@ -236,6 +269,10 @@ mod tests {
     use crate::apply::render;
     use crate::example::groove;
 
+    fn plain() -> TransferOptions {
+        TransferOptions::default()
+    }
+
     fn max_difference(a: &Audio, b: &Audio) -> f32 {
         a.channels.iter().flatten().zip(b.channels.iter().flatten()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
     }
@@ -253,7 +290,7 @@ mod tests {
                 let mut input = groove(3.0, rate, channels, 1);
                 // A quieter recording: −10 dB from the groove's −3 dBFS peak.
                 input.channels.iter_mut().flatten().for_each(|x| *x *= 10f32.powf(-10.0 / 20.0));
-                let done = transfer(&net, &input, &reference, 0).unwrap();
+                let done = transfer(&net, &input, &reference, &plain()).unwrap();
                 assert_eq!(done.output.sample_rate, rate);
                 assert_eq!(done.output.num_channels(), channels);
                 assert_eq!(done.output.frames(), input.frames());
@@ -261,7 +298,7 @@ mod tests {
 
                 assert!(done.file_knobs_exact);
                 let mut replay = input.clone();
-                render(&mut replay, &done.file_knobs.chain_knobs()).unwrap();
+                render(&mut replay, &done.file_knobs).unwrap();
                 let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
                 assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "rate {rate}, {channels} ch");
             }
@@ -293,13 +330,13 @@ mod tests {
             for gain_db in [0.0f32, -20.0] {
                 let mut input = groove(3.0, rate, channels, 1);
                 input.channels.iter_mut().flatten().for_each(|x| *x *= 10f32.powf(gain_db / 20.0));
-                let done = transfer(&net, &input, &reference, 0).unwrap();
+                let done = transfer(&net, &input, &reference, &plain()).unwrap();
                 let expected = level(&reference) + done.knobs.get("comp.makeup_db").unwrap();
                 assert!((level(&done.output) - expected).abs() < 0.01, "{rate} Hz, {gain_db} dB: {} vs {expected}", level(&done.output));
                 assert!(done.file_knobs_exact || gain_db < 0.0, "{rate} Hz: the file knobs were clamped");
                 if done.file_knobs_exact {
                     let mut replay = input.clone();
-                    render(&mut replay, &done.file_knobs.chain_knobs()).unwrap();
+                    render(&mut replay, &done.file_knobs).unwrap();
                     let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
                     assert!(max_difference(&replay, &done.output) < 1e-4 * peak, "{rate} Hz, {gain_db} dB");
                 }
@@ -314,12 +351,15 @@ mod tests {
         use crate::spectral::{StyleDistance, StyleDistanceConfig};
         let net = bundled_model().unwrap().net;
         let (input, reference) = (groove(3.0, 44_100, 2, 1), groove(3.0, 48_000, 1, 9));
-        let (plain, refined) = (transfer(&net, &input, &reference, 0).unwrap(), transfer(&net, &input, &reference, 15).unwrap());
+        let (plain, refined) = (
+            transfer(&net, &input, &reference, &plain()).unwrap(),
+            transfer(&net, &input, &reference, &TransferOptions { refine_steps: 15, ..plain() }).unwrap(),
+        );
         assert_ne!(plain.knobs, refined.knobs);
         let (input_copy, reference_copy) = (analysis_copy(&input).unwrap(), analysis_copy(&reference).unwrap());
         let fx = ChainFx::default_chain(ANALYSIS_RATE_HZ);
         let mut distance = StyleDistance::new(&reference_copy, ANALYSIS_RATE_HZ, &StyleDistanceConfig::at(ANALYSIS_RATE_HZ));
-        let mut distance_with = |knobs: &Knobs| {
+        let mut distance_with = |knobs: &ChainKnobs| {
             let normalized: Vec<f32> = knobs.to_normalized().iter().map(|&v| v as f32).collect();
             distance.value(&fx.render_mono(&input_copy, &normalized))
         };
@@ -327,25 +367,36 @@ mod tests {
         assert!(after < before, "style distance {before} -> {after}");
     }
 
+    /// Effects after the model's chain: the model's knobs are unchanged, the added limiter
+    /// holds the output's peaks to its ceiling at the output's own level (set here to −3 dBFS),
+    /// the file knobs reproduce the output, and a chain that does not begin with the model's is
+    /// refused.
     #[test]
-    fn folding_levels_matches_scaling_around_the_chain() {
-        let input = groove(1.0, 44_100, 2, 3);
-        let mut knobs = Knobs::default();
-        knobs.set("comp.threshold_db", -30.0).unwrap();
-        knobs.set("comp.ratio", 6.0).unwrap();
-        let (input_gain_db, output_gain_db) = (7.5, -4.0);
-        let mut scaled = input.clone();
-        scale(&mut scaled, 10f32.powf(input_gain_db as f32 / 20.0));
-        render(&mut scaled, &knobs.chain_knobs()).unwrap();
-        scale(&mut scaled, 10f32.powf(output_gain_db as f32 / 20.0));
-        let (folded, exact) = fold_levels(&knobs, input_gain_db, output_gain_db);
-        assert!(exact);
-        let mut direct = input.clone();
-        render(&mut direct, &folded.chain_knobs()).unwrap();
-        assert!(max_difference(&direct, &scaled) < 1e-5, "{}", max_difference(&direct, &scaled));
-        let (clamped, exact) = fold_levels(&knobs, -60.0, 0.0);
-        assert!(!exact);
-        clamped.validate().unwrap();
+    fn effects_after_the_models_chain_process_the_output_at_its_level() {
+        let net = bundled_model().unwrap().net;
+        let (input, reference) = (groove(3.0, 44_100, 2, 1), groove(2.0, 48_000, 2, 7));
+        let own = transfer(&net, &input, &reference, &plain()).unwrap();
+        let chain: ChainSpec = "eq,comp,limiter".parse().unwrap();
+        let options = TransferOptions { chain: Some(chain.clone()), set: vec!["limiter.ceiling_db=-3".into()], ..plain() };
+        let limited = transfer(&net, &input, &reference, &options).unwrap();
+        assert_eq!(limited.knobs.chain(), &chain);
+        for knob in own.knobs.chain().knobs() {
+            assert_eq!(limited.knobs.get(&knob.name).unwrap(), own.knobs.get(&knob.name).unwrap(), "{}", knob.name);
+        }
+        assert!(limited.file_knobs_exact);
+        let mut replay = input.clone();
+        render(&mut replay, &limited.file_knobs).unwrap();
+        let peak = limited.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+        assert!(max_difference(&replay, &limited.output) < 1e-4 * peak);
+        let own_peak = own.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+        let ceiling = 10f32.powf(-3.0 / 20.0);
+        assert!(own_peak > ceiling, "the test needs an output that peaks above −3 dBFS ({own_peak})");
+        assert!(peak <= ceiling * (1.0 + 1e-5), "peak {peak} over the ceiling {ceiling}");
+        for wrong in ["eq,limiter", "limiter,eq,comp"] {
+            let options = TransferOptions { chain: Some(wrong.parse().unwrap()), ..plain() };
+            let error = transfer(&net, &input, &reference, &options).unwrap_err().to_string();
+            assert!(error.contains("must begin with the model's chain `eq,comp`"), "{error}");
+        }
     }
 
     #[test]
@@ -353,7 +404,7 @@ mod tests {
         let net = bundled_model().unwrap().net;
         let good = groove(1.0, 44_100, 2, 1);
         let check = |input: Audio, needle: &str| {
-            let error = transfer(&net, &input, &good, 0).unwrap_err().to_string();
+            let error = transfer(&net, &input, &good, &plain()).unwrap_err().to_string();
             assert!(error.contains(needle), "{error:?} lacks {needle:?}");
         };
         let mut nan = good.clone();
@@ -364,7 +415,7 @@ mod tests {
         let mut three = good.clone();
         three.channels.push(three.channels[0].clone());
         check(three, "3 channels");
-        let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }, 0).unwrap_err();
+        let error = transfer(&net, &good, &Audio { sample_rate: 44_100, channels: vec![vec![0.0; 10]] }, &plain()).unwrap_err();
         assert!(error.to_string().starts_with("reference"), "{error}");
     }
 

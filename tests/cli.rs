@@ -289,6 +289,43 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
     let o = afx(&["transfer", "--input", &input, "--reference", &path("junk.wav"), "--output", &path("y.wav")]);
     assert!(!o.status.success() && stderr(&o).contains("junk.wav"), "{}", stderr(&o));
     assert!(!Path::new(&path("x.wav")).exists() && !Path::new(&path("y.wav")).exists());
+
+    // A limiter after the model's chain: its knob file names the whole chain and replays it.
+    let (limited, limited_knobs) = (path("limited.wav"), path("limited.json"));
+    let o = afx(&[
+        "transfer",
+        "--input",
+        &input,
+        "--reference",
+        &reference,
+        "--output",
+        &limited,
+        "--params-out",
+        &limited_knobs,
+        "--chain",
+        "eq,comp,limiter",
+        "--set",
+        "limiter.ceiling_db=-2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("limiter.ceiling_db"));
+    let o = afx(&["apply", "--input", &input, "--params", &limited_knobs, "--output", &replay]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, limited) = read_wav(Path::new(&limited));
+    let (_, _, replayed) = read_wav(Path::new(&replay));
+    let peak = limited.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+    assert!(peak <= 10f32.powf(-0.1) * (1.0 + 1e-5), "peak {peak} over −2 dBFS");
+    assert!(limited.iter().zip(&replayed).all(|(a, b)| (a - b).abs() < 1e-4 * peak));
+    for (chain, set, needle) in [
+        ("limiter,eq,comp", "limiter.ceiling_db=-2", "must begin with the model's chain"),
+        ("eq,comp,limitr", "comp.ratio=2", "unknown effect `limitr`"),
+        ("eq,comp", "limiter.ceiling_db=-2", "not in the chain"),
+    ] {
+        let o =
+            afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &path("z.wav"), "--chain", chain, "--set", set]);
+        assert!(!o.status.success() && stderr(&o).contains(needle) && stderr(&o).lines().count() == 1, "{chain}: {}", stderr(&o));
+    }
+    assert!(!Path::new(&path("z.wav")).exists());
 }
 
 /// `afx transfer` reports the output's and the reference's loudness: a mono 1 kHz sine of peak
@@ -356,5 +393,16 @@ fn transfer_refines_and_proxy_training_refuses_bad_data() {
         let message = stderr(&o);
         assert!(!o.status.success() && message.lines().count() == 1, "{message}");
         assert!(!message.contains("invalid value"), "{estimator}: {message}");
+    }
+    // Bad chains for training and evaluation are one-line errors.
+    let d = data.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["train", "--chain", "eq,,comp", "--data", d, "--out", &path("m.afx")], "an effect name is empty"),
+        (vec!["train", "--chain", "eq,fuzz", "--data", d, "--out", &path("m.afx")], "unknown effect `fuzz`"),
+        (vec!["eval", "--model", "untrained", "--chain", "fuzz", "--data", d], "unknown effect `fuzz`"),
+    ] {
+        let o = afx(&args);
+        let message = stderr(&o);
+        assert!(!o.status.success() && message.lines().count() == 1 && message.contains(needle), "{args:?}: {message}");
     }
 }

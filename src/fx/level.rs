@@ -20,9 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Knobs;
 use super::biquad::Coeffs;
-use super::params::default_chain::MAKEUP_DB;
 
 /// How a rendering sets the output level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,13 +35,14 @@ pub enum OutputLevel {
 }
 
 impl OutputLevel {
-    /// After the chain rendered `output` with `knobs`: for [`OutputLevel::Reference`], scales
-    /// it to the reference's level ([`level_db`], asked of `reference_db` only then) plus the
-    /// make-up knob and returns the gain applied; 1 for [`OutputLevel::Absolute`].
-    pub fn finish(self, output: &mut [&mut [f32]], sample_rate: u32, reference_db: impl FnOnce() -> f64, knobs: &Knobs) -> f64 {
+    /// After the chain rendered `output`: for [`OutputLevel::Reference`], scales it to the
+    /// reference's level ([`level_db`], asked of `reference_db` only then) plus the chain's
+    /// output gain in dB ([`crate::fx::ChainKnobs::output_gain_db`]) and returns the gain
+    /// applied; 1 for [`OutputLevel::Absolute`].
+    pub fn finish(self, output: &mut [&mut [f32]], sample_rate: u32, reference_db: impl FnOnce() -> f64, output_gain_db: f64) -> f64 {
         match self {
             OutputLevel::Absolute => 1.0,
-            OutputLevel::Reference => LevelMatch::apply(output, sample_rate, reference_db() + knobs.0[MAKEUP_DB]).gain,
+            OutputLevel::Reference => LevelMatch::apply(output, sample_rate, reference_db() + output_gain_db).gain,
         }
     }
 }

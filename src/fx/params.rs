@@ -98,6 +98,29 @@ impl ChainKnobs {
         (folded, exact)
     }
 
+    /// The knobs of this chain followed by those of `after`, as one chain (labels renumbered
+    /// where an effect now appears twice: `eq` + `eq` is `eq1,eq2`).
+    pub fn concat(&self, after: &ChainKnobs) -> ChainKnobs {
+        let kinds: Vec<_> = self.chain.stages().iter().chain(after.chain.stages()).map(|s| s.kind).collect();
+        let chain = ChainSpec::new(&kinds).expect("two chains make a non-empty chain");
+        ChainKnobs { chain, values: [&self.values[..], &after.values[..]].concat() }
+    }
+
+    /// The first `stages` effects' knobs and the rest's, as two chains (the second `None` when
+    /// nothing is left).
+    pub fn split_at(&self, stages: usize) -> (ChainKnobs, Option<ChainKnobs>) {
+        let kinds: Vec<_> = self.chain.stages().iter().map(|s| s.kind).collect();
+        let part = |kinds: &[super::EffectKind], values: &[f64]| ChainKnobs {
+            chain: ChainSpec::new(kinds).expect("non-empty"),
+            values: values.to_vec(),
+        };
+        if stages >= kinds.len() {
+            return (self.clone(), None);
+        }
+        let at = self.chain.stages()[stages].offset;
+        (part(&kinds[..stages], &self.values[..at]), Some(part(&kinds[stages..], &self.values[at..])))
+    }
+
     /// These values carried into another chain: each knob of `chain` that these knobs also
     /// have (by full name: `eq.band1.gain_db` of `eq,comp` in `hpf,eq,comp`) takes its value
     /// here, the others their defaults.
@@ -377,6 +400,31 @@ mod tests {
     use super::*;
     use crate::fx::EffectKind;
     use crate::fx::Skew;
+
+    /// Knobs move between chains by name and split and join by position: values survive a
+    /// split and a concatenation, a repeated effect is renumbered, and knobs a chain lacks
+    /// take their defaults.
+    #[test]
+    fn knobs_carry_split_and_join_between_chains() {
+        let mut knobs = ChainKnobs::defaults(ChainSpec::default());
+        knobs.apply_assignments(&["eq.band2.gain_db=5".into(), "comp.ratio=4".into()]).unwrap();
+        let carried = knobs.carried_into(&"hpf,eq,comp".parse().unwrap());
+        assert_eq!(carried.get("eq.band2.gain_db").unwrap(), 5.0);
+        assert_eq!(carried.get("comp.ratio").unwrap(), 4.0);
+        assert_eq!(carried.get("hpf.freq_hz").unwrap(), ChainKnobs::defaults("hpf".parse().unwrap()).values()[0]);
+        assert_eq!(knobs.carried_into(&"eq".parse().unwrap()).get("eq.band2.gain_db").unwrap(), 5.0);
+
+        let (front, back) = carried.split_at(1);
+        let back = back.unwrap();
+        assert_eq!((front.chain().to_string(), back.chain().to_string()), ("hpf".into(), "eq,comp".into()));
+        assert_eq!(back, knobs);
+        assert_eq!(front.concat(&back), carried);
+        assert_eq!(carried.split_at(3), (carried.clone(), None));
+        let twice = back.concat(&knobs);
+        assert_eq!(twice.chain().to_string(), "eq,comp,eq,comp");
+        assert_eq!(twice.get("eq1.band2.gain_db").unwrap(), 5.0);
+        assert_eq!(twice.get("comp2.ratio").unwrap(), 4.0);
+    }
 
     #[test]
     fn every_effects_knobs_are_unique_with_defaults_in_range() {

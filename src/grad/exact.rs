@@ -33,11 +33,11 @@ pub fn chain_knob_gradient(
     let inputs: Vec<&[f32]> = input.iter().map(|c| c.as_slice()).collect();
     let mut tape = ChainTape::default();
     let mut output = vec![fx::forward(&physical, fx.sample_rate, &inputs, &mut tape).to_vec()];
-    let levels = Levels { sample_rate: fx.sample_rate, reference_db: reference_db.map(|db| vec![db]), loss_weight: 0.0 };
+    let levels = Levels::new(&fx.chain, fx.sample_rate, reference_db.map(|db| vec![db]), 0.0);
     let stages = levels.apply(std::slice::from_ref(&example), &mut output);
     let (value, grad_output) = output_loss(&output[0]);
     let mut grad_output = vec![grad_output];
-    let makeup = stages.map(|s| Levels::backward(&s, std::slice::from_ref(&example), &output, &mut grad_output));
+    let makeup = stages.map(|s| (levels.output_gain, levels.backward(&s, std::slice::from_ref(&example), &output, &mut grad_output)));
     let gv: Vec<&[f32]> = grad_output[0].iter().map(|c| c.as_slice()).collect();
     let grad = fx::vjp(&physical, fx.sample_rate, &inputs, &tape, &gv);
     let mut grads = vec![grad.knobs_normalized(&physical).iter().map(|&v| v as f32).collect()];
@@ -126,7 +126,7 @@ mod tests {
         let (targets, _, _) = batch(9, 2, 6000, fs);
         let reference_db: Vec<f64> = targets.iter().map(|t| level_db(&[t[0].as_slice()], fs) + 3.0).collect();
         // Both the stage and the loss's level term.
-        let levels = Levels { sample_rate: fs, reference_db: Some(reference_db.clone()), loss_weight: 0.05 };
+        let levels = Levels::new(&fx.chain, fs, Some(reference_db.clone()), 0.05);
         let mut loss = smooth_loss();
         let ex = examples(&inputs, &knobs);
         let (value, outputs, grads) = chain_loss_and_grad(&fx, &ex, &targets, Some(&levels), &mut loss);

@@ -16,8 +16,7 @@ pub use proxy::{ProxyFull, eq_only};
 pub use spsa::Spsa;
 
 use crate::fx::level::{LevelMatch, OutputLevel, level_db, level_db_and_gradient};
-use crate::fx::params::default_chain::MAKEUP_DB;
-use crate::fx::{self, ChainKnobs, ChainSpec, ChainTape, KNOBS, Knobs};
+use crate::fx::{self, ChainKnobs, ChainSpec, ChainTape, KnobSpec};
 use crate::spectral::MrStftBatch;
 
 /// Planar audio: one `Vec` per channel.
@@ -112,25 +111,23 @@ impl Differentiable for ChainFx {
     }
 }
 
-/// A mono output rendered with normalised `knobs`, brought to the level that `level` gives it
-/// against the mono `reference` (both at `sample_rate`, in place); the gain applied.
-pub fn finish_mono(level: OutputLevel, output: &mut [f32], sample_rate: u32, reference: &[f32], knobs: &[f32]) -> f64 {
-    level.finish(
-        &mut [output],
-        sample_rate,
-        || level_db(&[reference], sample_rate),
-        &Knobs::from_normalized(&knobs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()),
-    )
+/// A mono output rendered by `fx` with normalised `knobs`, brought to the level that `level`
+/// gives it against the mono `reference` (both at `fx.sample_rate`, in place); the gain applied.
+pub fn finish_mono(level: OutputLevel, fx: &ChainFx, output: &mut [f32], reference: &[f32], knobs: &[f32]) -> f64 {
+    let sample_rate = fx.sample_rate;
+    level.finish(&mut [output], sample_rate, || level_db(&[reference], sample_rate), fx.knobs(knobs).output_gain_db())
 }
 
 /// Level handling of a batch: for a level-relative model
 /// ([`crate::fx::level::OutputLevel::Reference`]) each output is scaled to its reference's level
-/// plus its make-up knob (the chain's knob layout) before the loss; and the loss may get a level
-/// term.
+/// plus the chain's output gain ([`ChainSpec::output_gain`]) before the loss; and the loss may
+/// get a level term.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Levels {
     /// The rate of the outputs.
     pub sample_rate: u32,
+    /// The chain's output-gain knob (its position and declaration), if it has one.
+    pub output_gain: Option<(usize, &'static KnobSpec)>,
     /// [`crate::fx::level::level_db`] of each example's reference, for a level-relative model.
     pub reference_db: Option<Vec<f64>>,
     /// Weight `w` of the loss term `w · mean_b |L(output_b) − L(target_b)|` (K-weighted levels
@@ -139,6 +136,19 @@ pub struct Levels {
 }
 
 impl Levels {
+    /// The level handling of outputs of `chain` at `sample_rate`.
+    pub fn new(chain: &ChainSpec, sample_rate: u32, reference_db: Option<Vec<f64>>, loss_weight: f64) -> Self {
+        Levels { sample_rate, output_gain: chain.output_gain(), reference_db, loss_weight }
+    }
+
+    /// The output gain in dB of normalised `knobs`, and its derivative per normalised unit.
+    fn output_gain_db(&self, knobs: &[f32]) -> (f64, f64) {
+        self.output_gain.map_or((0.0, 0.0), |(i, spec)| {
+            let n = f64::from(knobs[i]).clamp(0.0, 1.0);
+            (spec.denormalize(n), spec.physical_per_normalized(n))
+        })
+    }
+
     /// Scales every output to its level (in place, in parallel) if there are reference levels;
     /// the stages, for [`Levels::backward`].
     fn apply(&self, batch: &[Example], outputs: &mut [Channels]) -> Option<Vec<LevelMatch>> {
@@ -151,7 +161,7 @@ impl Levels {
                 .zip(batch)
                 .zip(reference_db)
                 .map(|((output, e), &reference_db)| {
-                    let makeup = KNOBS[MAKEUP_DB].denormalize(f64::from(e.knobs[MAKEUP_DB]).clamp(0.0, 1.0));
+                    let makeup = self.output_gain_db(e.knobs).0;
                     let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
                     LevelMatch::apply(&mut views, self.sample_rate, reference_db + makeup)
                 })
@@ -187,7 +197,7 @@ impl Levels {
     /// From the loss's gradient with respect to the scaled outputs, the gradient with respect
     /// to the chain's outputs (in place) and, per example, the make-up knob's share through the
     /// target level, in normalised units.
-    fn backward(stages: &[LevelMatch], batch: &[Example], outputs: &[Channels], grad_output: &mut [Channels]) -> Vec<f32> {
+    fn backward(&self, stages: &[LevelMatch], batch: &[Example], outputs: &[Channels], grad_output: &mut [Channels]) -> Vec<f32> {
         use rayon::prelude::*;
         grad_output
             .par_iter_mut()
@@ -199,7 +209,7 @@ impl Levels {
                 let gv: Vec<&[f32]> = g.iter().map(|c| c.as_slice()).collect();
                 let (pre, d_target) = stage.vjp(&yv, &gv);
                 *g = pre;
-                (d_target * KNOBS[MAKEUP_DB].physical_per_normalized(f64::from(e.knobs[MAKEUP_DB]))) as f32
+                (d_target * self.output_gain_db(e.knobs).1) as f32
             })
             .collect()
     }
@@ -214,14 +224,17 @@ fn score(
     targets: &[Channels],
     levels: Option<&Levels>,
     loss: &mut MrStftBatch<f32>,
-) -> (f64, Vec<Channels>, Option<Vec<f32>>) {
+) -> (f64, Vec<Channels>, Option<OutputGainShare>) {
     let stages = levels.and_then(|l| l.apply(batch, outputs));
     let views: Vec<&[Vec<f32>]> = outputs.iter().map(|o| o.as_slice()).collect();
     let (mut value, mut grad_output) = output_loss_and_grad(&views, targets, loss);
     if let Some(levels) = levels {
         value += levels.add_loss_term(outputs, targets, &mut grad_output);
     }
-    let makeup = stages.map(|stages| Levels::backward(&stages, batch, outputs, &mut grad_output));
+    let makeup = match (levels, stages) {
+        (Some(levels), Some(stages)) => Some((levels.output_gain, levels.backward(&stages, batch, outputs, &mut grad_output))),
+        _ => None,
+    };
     (value, grad_output, makeup)
 }
 
@@ -256,10 +269,16 @@ pub fn loss_and_knob_gradients<F: Render, E: Estimator<F>>(
     (value, outputs, knob_grads)
 }
 
-/// Adds the make-up knob's share through the level stage, if any.
-fn add_makeup(knob_grads: &mut [Vec<f32>], makeup: Option<Vec<f32>>) {
-    for (g, m) in knob_grads.iter_mut().zip(makeup.into_iter().flatten()) {
-        g[MAKEUP_DB] += m;
+/// The output gain's share of the knob gradients through the level stage: the knob and one
+/// value per example.
+type OutputGainShare = (Option<(usize, &'static KnobSpec)>, Vec<f32>);
+
+/// Adds the output gain's share through the level stage, if any.
+fn add_makeup(knob_grads: &mut [Vec<f32>], makeup: Option<OutputGainShare>) {
+    if let Some((Some((i, _)), shares)) = makeup {
+        for (g, m) in knob_grads.iter_mut().zip(shares) {
+            g[i] += m;
+        }
     }
 }
 

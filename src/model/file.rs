@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use super::ctcn::{Ctcn, CtcnConfig};
 use super::network::{StyleNet, StyleNetConfig};
 use super::proxy::{Proxy, ProxyConfig};
-use crate::fx::{ChainSpec, NUM_KNOBS};
 use crate::{Error, Result};
 
 /// Version of the layout above; bumped whenever a reader of the old one would misread it.
@@ -320,17 +319,8 @@ fn truncated(len: usize, expected: usize) -> String {
 /// must match it tensor for tensor.
 fn build(header: Header, store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
     let config: StyleNetConfig = header.config(Kind::Style)?;
+    // Validation includes one network output per knob of the model's chain.
     config.validate().map_err(|e| e.to_string())?;
-    if config.num_knobs != config.chain.num_knobs() {
-        return Err(format!("the model sets {} knobs, its chain `{}` has {}", config.num_knobs, config.chain, config.chain.num_knobs()));
-    }
-    if config.chain != ChainSpec::default() {
-        return Err(format!(
-            "the model sets the chain `{}`; afx's style networks set the default chain `{}` so far ({NUM_KNOBS} knobs)",
-            config.chain,
-            ChainSpec::default()
-        ));
-    }
     let mut net = config.init(device, 0);
     load_weights(&mut net, store)?;
     Ok(LoadedModel { net, card: header.card })
@@ -354,6 +344,7 @@ pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fx::NUM_KNOBS;
     use crate::model::network::tests::noise_features;
     use crate::model::network::{ConvSpec, StyleNetConfig};
 
@@ -398,6 +389,22 @@ mod tests {
             let loaded = from_static(leak_at(&bytes, offset)).unwrap();
             assert_eq!(loaded.net.predict(&input, &reference), want, "offset {offset}");
         }
+    }
+
+    /// A network of another chain keeps its chain and its predictions through a file.
+    #[test]
+    fn a_model_of_any_chain_round_trips() {
+        let config = small_config().with_chain("hpf,eq,comp,limiter".parse().unwrap());
+        let net = config.init(&Device::flex(), 5);
+        let (input, reference) = (noise_features(&config.features, 2, 20_000, 3), noise_features(&config.features, 2, 20_000, 4));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.afx");
+        save(&path, &net, &card()).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.net.config().chain.to_string(), "hpf,eq,comp,limiter");
+        let predicted = loaded.net.predict(&input, &reference);
+        assert_eq!(predicted[0].len(), config.chain.num_knobs());
+        assert_eq!(predicted, net.predict(&input, &reference));
     }
 
     #[test]

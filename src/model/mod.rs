@@ -22,9 +22,10 @@ pub use proxy::{Proxy, ProxyChain, ProxyConfig, ProxyEffect};
 pub use proxy_trainer::ProxyTrainer;
 pub use trainer::{Trainer, TrainerConfig};
 
-/// A freshly initialised default network (seed 0), the control row of `afx probe` and
-/// `afx eval` (`--model untrained`): what the architecture gives before any training.
-pub fn untrained() -> LoadedModel {
-    let net = StyleNetConfig::default().init(&burn::prelude::Device::flex(), 0);
+/// A freshly initialised default network (seed 0) setting `chain`, the control row of
+/// `afx probe` and `afx eval` (`--model untrained`): what the architecture gives before any
+/// training.
+pub fn untrained(chain: &crate::fx::ChainSpec) -> LoadedModel {
+    let net = StyleNetConfig::default().with_chain(chain.clone()).init(&burn::prelude::Device::flex(), 0);
     LoadedModel { net, card: serde_json::json!({ "untrained": true }) }
 }

@@ -82,6 +82,11 @@ const MAX_CONV_LAYERS: usize = 16;
 const MAX_KERNEL: usize = 63;
 
 impl StyleNetConfig {
+    /// This config setting the knobs of `chain` (one output per knob).
+    pub fn with_chain(self, chain: ChainSpec) -> Self {
+        StyleNetConfig { num_knobs: chain.num_knobs(), chain, ..self }
+    }
+
     /// Checks that the config describes a buildable network: valid features, 1 to 16
     /// convolutions, widths in 1..=4096, an odd kernel of at most 63 frames and strides in
     /// 1..=kernel.
@@ -92,6 +97,9 @@ impl StyleNetConfig {
             self.conv.iter().map(|c| c.channels).chain([self.embedding_dim, self.hidden_dim, self.num_knobs]).collect();
         if !(1..=MAX_CONV_LAYERS).contains(&self.conv.len()) {
             return fail(format!("{} convolutions, expected 1..={MAX_CONV_LAYERS}", self.conv.len()));
+        }
+        if self.num_knobs != self.chain.num_knobs() {
+            return fail(format!("{} outputs for the chain `{}` of {} knobs", self.num_knobs, self.chain, self.chain.num_knobs()));
         }
         if !widths.iter().all(|w| (1..=MAX_WIDTH).contains(w)) {
             return fail(format!("a width is outside 1..={MAX_WIDTH}: {widths:?}"));
