@@ -288,14 +288,14 @@ fn transfer_seconds(refine_steps: usize, reps: usize) -> f64 {
 
 /// A proxy training step with `afx proxy train`'s defaults, on [`BATCH_THREADS`] threads.
 fn proxy_train_step_seconds() -> f64 {
-    use crate::model::{ProxyEffect, ProxyTrainer};
+    use crate::model::ProxyTrainer;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
     pool.install(|| {
-        let config = crate::proxy_train::ProxyTrainConfig::new(ProxyEffect::Eq);
+        let config = crate::proxy_train::ProxyTrainConfig::new("eq".parse().expect("an effect name"));
         let mut trainer = ProxyTrainer::new(&config.proxy, &TrainerConfig::default());
         let inputs: Vec<Vec<f32>> =
             (0..config.batch_size).map(|b| program_signal(config.clip_frames, BATCH_RATE as f64, b as u32)).collect();
-        let knobs = vec![vec![0.5f32; ProxyEffect::Eq.knobs().len()]; config.batch_size];
+        let knobs = vec![vec![0.5f32; config.proxy.chain.num_knobs()]; config.batch_size];
         // The proxy is asked to imitate the identity: the loss and its gradient cost the same.
         let targets: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());

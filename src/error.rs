@@ -45,6 +45,8 @@ pub enum Error {
     OutputIsInput { path: PathBuf },
     #[error("model file {what}: {reason}")]
     ModelFile { what: String, reason: String },
+    #[error("the proxies imitate the chain `{proxies}`, the network sets the chain `{network}`")]
+    ProxyChainMismatch { proxies: String, network: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

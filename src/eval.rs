@@ -80,9 +80,10 @@ pub struct EvalConfig {
     pub oracle_chain: ChainSpec,
     /// Steps of inference-time refinement for an extra row per model (0: no such rows).
     pub refine_steps: usize,
-    /// EQ and compressor proxy files, for an extra row rendered through them per candidate that
-    /// asks for one ([`Candidate::through_proxies`]).
-    pub proxies: Option<(PathBuf, PathBuf)>,
+    /// Proxy files in chain order (none: no such rows), for an extra row rendered through
+    /// them per candidate that asks for one ([`Candidate::through_proxies`]); their chains,
+    /// concatenated, must be the candidate's.
+    pub proxies: Vec<PathBuf>,
     /// Also a row per model whose reference is the target itself (see the module doc).
     pub same_content: bool,
     /// The files the pairs come from: the test split, or, to measure how much better a model
@@ -103,7 +104,7 @@ impl Default for EvalConfig {
             oracle_steps: 100,
             oracle_chain: ChainSpec::default(),
             refine_steps: 0,
-            proxies: None,
+            proxies: Vec::new(),
             same_content: false,
             split: Split::Test,
         }
@@ -193,7 +194,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     };
     // The chain the target styles are made with (the style knobs' row renders it).
     let style_fx = ChainFx::default_chain(RATE_HZ);
-    let proxies = config.proxies.as_ref().map(|(eq, comp)| ProxyChain::load(eq, comp, RATE_HZ)).transpose()?;
+    let proxies = (!config.proxies.is_empty()).then(|| ProxyChain::load(&config.proxies, RATE_HZ)).transpose()?;
     let extra = |c: &Candidate| {
         let knobs = c.tcn.is_none();
         usize::from(knobs && c.refine && config.refine_steps > 0) + usize::from(knobs && c.through_proxies && proxies.is_some())
@@ -258,6 +259,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             continue;
         }
         if let Some(proxies) = proxies.as_ref().filter(|_| candidate.through_proxies) {
+            proxies.check_imitates(&candidate.net.config().chain)?;
             let outputs = at_level(level, &fx, &pairs, &predicted, |p| &p.reference, timed_renders(proxies, &pairs, &predicted));
             rows.push(trained(measure_row(&format!("{} (proxies)", candidate.name), &pairs, &styles, outputs)?));
             progress.inc(1);
@@ -512,14 +514,14 @@ mod tests {
                 channels: 2,
                 kernel_size: 3,
                 dilations: vec![1],
-                ..crate::model::ProxyConfig::new(crate::model::ProxyEffect::Chain)
+                ..crate::model::ProxyConfig::new(model.net.config().chain.clone())
             },
         }
         .init(&burn::prelude::Device::flex(), 4);
         let bundled = Candidate { training: Some(TrainingCost { steps: 300, seconds: 60.0 }), ..Candidate::new("bundled", &model.net) };
         let candidates = [bundled, Candidate { tcn: Some(&ctcn.tcn), ..Candidate::new("ctcn", &ctcn.net) }];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
-        let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
+        let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path(), &["eq", "comp"]);
         let config = EvalConfig {
             data: vec![dir.path().to_path_buf()],
             styles: StyleSet::Named,
@@ -527,7 +529,7 @@ mod tests {
             // Loudness needs at least one 400 ms block.
             half_frames: 12_000,
             oracle_steps: 20,
-            proxies: Some(proxies),
+            proxies,
             same_content: true,
             ..EvalConfig::default()
         };
@@ -561,6 +563,25 @@ mod tests {
         // 300 steps in 60 s: 1.0 min, 0.2 s per step.
         assert!(table.contains("| 300 | 1.0 | 0.200 |"), "{table}");
         assert!(table.contains("| broadcast | telephone | neutral | bright | warm |"), "{table}");
+    }
+
+    /// The NP row refuses proxies whose chains, together, are not the model's chain.
+    #[test]
+    fn the_proxy_row_needs_proxies_of_the_models_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 20, 1.0, 24_000, 900);
+        let model = crate::transfer::bundled_model().unwrap();
+        let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path(), &["eq", "limiter"]);
+        let config = EvalConfig {
+            data: vec![dir.path().to_path_buf()],
+            pairs: 2,
+            half_frames: 12_000,
+            oracle_steps: 0,
+            proxies,
+            ..EvalConfig::default()
+        };
+        let error = evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap_err().to_string();
+        assert_eq!(error, "the proxies imitate the chain `eq,limiter`, the network sets the chain `eq,comp`");
     }
 
     /// A silent output is counted and measured, not an error: its loudness is taken as the

@@ -14,7 +14,7 @@ use afx::fx::knob::short_number;
 use afx::fx::level::OutputLevel;
 use afx::fx::{ChainKnobs, ChainSpec, EffectKind};
 use afx::model::file::AnyModel;
-use afx::model::{ProxyConfig, ProxyEffect, StyleNetConfig};
+use afx::model::{ProxyConfig, StyleNetConfig};
 use afx::probe::ProbeConfig;
 use afx::proxy_train::ProxyTrainConfig;
 use afx::train::{EstimatorKind, TrainConfig};
@@ -171,8 +171,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Neural proxies: networks that imitate the EQ or the compressor (for the NP, NP-HH and
-    /// NP-FH gradient methods).
+    /// Neural proxies: networks that imitate a chain of effects, such as the EQ or the
+    /// compressor (for the NP, NP-HH and NP-FH gradient methods).
     Proxy {
         #[command(subcommand)]
         command: ProxyCommand,
@@ -206,13 +206,13 @@ enum Command {
         /// `afx transfer --refine`); 0 leaves that row out.
         #[arg(long, default_value_t = 0)]
         refine: usize,
-        /// With --comp-proxy: also render the knobs of each model trained through proxies
-        /// (`--estimator proxy`) through these neural proxies: its NP row (its own row, with
-        /// the real chain, is NP-HH).
-        #[arg(long, requires = "comp_proxy")]
-        eq_proxy: Option<PathBuf>,
-        #[arg(long, requires = "eq_proxy")]
-        comp_proxy: Option<PathBuf>,
+        /// Also render the knobs of each model trained through proxies (`--estimator proxy`)
+        /// through these neural proxies, in chain order (repeatable; their chains together
+        /// must be the model's): its NP row (its own row, with the real chain, is NP-HH).
+        #[arg(long = "proxy", value_name = "FILE")]
+        proxies: Vec<PathBuf>,
+        #[command(flatten)]
+        old_proxies: OldProxyArgs,
         /// Also a row per model whose reference is the target itself (a reference with the
         /// input's content): the controller's error without the content gap between the halves.
         #[arg(long)]
@@ -244,10 +244,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProxyCommand {
-    /// Fit a proxy to the real EQ or compressor on folders of audio (random knobs over the
-    /// whole range, MR-STFT + L1 against the real effect's output).
+    /// Fit a proxy to a real chain on folders of audio (random knobs over the whole range,
+    /// MR-STFT + L1 against the real chain's output).
     Train(ProxyTrainArgs),
-    /// Measure how closely a proxy imitates its effect on the test split (files never used in
+    /// Measure how closely a proxy imitates its chain on the test split (files never used in
     /// training), beside the identity.
     Eval {
         #[arg(long)]
@@ -299,8 +299,12 @@ impl RunArgs {
 /// `afx proxy train`'s options; unset ones take `ProxyTrainConfig::new`'s values.
 #[derive(clap::Args)]
 struct ProxyTrainArgs {
-    /// The effect to imitate (with --resume, the run's own is kept).
-    #[arg(long, value_enum, required_unless_present = "resume")]
+    /// The chain to imitate, e.g. `eq`, `comp` or `hpf,gain` (`afx params --effects` lists the
+    /// effects; with --resume, the run's own is kept).
+    #[arg(long, required_unless_present_any = ["resume", "effect"])]
+    chain: Option<String>,
+    /// Deprecated spelling of --chain: `eq`, `comp`, or `chain` for `eq,comp`.
+    #[arg(long, value_enum, conflicts_with = "chain")]
     effect: Option<Effect>,
     #[command(flatten)]
     run: RunArgs,
@@ -336,15 +340,43 @@ enum Effect {
     Chain,
 }
 
+impl Effect {
+    /// The chain the old `--effect` names.
+    fn chain(self) -> &'static str {
+        match self {
+            Effect::Eq => "eq",
+            Effect::Comp => "comp",
+            Effect::Chain => "eq,comp",
+        }
+    }
+}
+
+/// `--eq-proxy E --comp-proxy C`, the old spelling of `--proxy E --proxy C`.
+#[derive(clap::Args)]
+struct OldProxyArgs {
+    /// Old spelling of --proxy E --proxy C (with --comp-proxy C).
+    #[arg(long, requires = "comp_proxy", conflicts_with = "proxies")]
+    eq_proxy: Option<PathBuf>,
+    /// Old spelling, with --eq-proxy.
+    #[arg(long, requires = "eq_proxy", conflicts_with = "proxies")]
+    comp_proxy: Option<PathBuf>,
+}
+
+/// The proxy files of `--proxy`, or of the old `--eq-proxy`, `--comp-proxy`.
+fn proxy_files(proxies: &[PathBuf], old: &OldProxyArgs) -> Vec<PathBuf> {
+    old.eq_proxy.iter().chain(&old.comp_proxy).chain(proxies).cloned().collect()
+}
+
 impl ProxyTrainArgs {
-    fn config(&self) -> ProxyTrainConfig {
-        let effect = match self.effect {
-            Some(Effect::Comp) => ProxyEffect::Comp,
-            Some(Effect::Chain) => ProxyEffect::Chain,
-            Some(Effect::Eq) | None => ProxyEffect::Eq,
+    fn config(&self) -> afx::Result<ProxyTrainConfig> {
+        let chain = match (&self.chain, self.effect) {
+            (Some(chain), _) => chain.as_str(),
+            (None, Some(effect)) => effect.chain(),
+            // Resumed: the run's own settings are used.
+            (None, None) => "eq",
         };
-        let d = ProxyTrainConfig::new(effect);
-        ProxyTrainConfig {
+        let d = ProxyTrainConfig::new(chain.parse()?);
+        Ok(ProxyTrainConfig {
             data: self.run.data.clone(),
             proxy: ProxyConfig { channels: self.channels.unwrap_or(d.proxy.channels), ..d.proxy.clone() },
             steps: self.budget.steps.unwrap_or(d.steps),
@@ -353,7 +385,7 @@ impl ProxyTrainArgs {
             learning_rate: self.budget.learning_rate.unwrap_or(d.learning_rate),
             seed: self.budget.seed.unwrap_or(d.seed),
             ..d
-        }
+        })
     }
 }
 
@@ -466,12 +498,12 @@ struct TrainArgs {
     /// hidden units is dropped in a training step; default 0 (none).
     #[arg(long)]
     dropout: Option<f64>,
-    /// The EQ proxy (`afx proxy train --effect eq`), for the proxy estimators.
-    #[arg(long)]
-    eq_proxy: Option<PathBuf>,
-    /// The compressor proxy (`afx proxy train --effect comp`), for the proxy estimators.
-    #[arg(long)]
-    comp_proxy: Option<PathBuf>,
+    /// A proxy file (`afx proxy train --chain C`), for the proxy estimators; repeatable, in
+    /// chain order, their chains together the network's (e.g. `--proxy eq.afx --proxy comp.afx`).
+    #[arg(long = "proxy", value_name = "FILE")]
+    proxies: Vec<PathBuf>,
+    #[command(flatten)]
+    old_proxies: OldProxyArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -583,8 +615,7 @@ impl TrainArgs {
         Ok(TrainConfig {
             net,
             init: self.init.clone(),
-            eq_proxy: self.eq_proxy.clone(),
-            comp_proxy: self.comp_proxy.clone(),
+            proxies: proxy_files(&self.proxies, &self.old_proxies),
             data: self.run.data.clone(),
             estimator: match self.estimator {
                 Estimator::Exact => EstimatorKind::Exact,
@@ -787,7 +818,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
             let (run, run_dir) = (&args.run, args.run.run_dir());
-            let summary = afx::proxy_train::train_proxy(&args.config(), &run_dir, &run.out, run.resume, args.budget.steps)?;
+            let summary = afx::proxy_train::train_proxy(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
                 summary.steps,
@@ -827,8 +858,8 @@ fn run(cli: Cli) -> afx::Result<()> {
             oracle_steps,
             chain,
             refine,
-            eq_proxy,
-            comp_proxy,
+            proxies,
+            old_proxies,
             same_content,
             reference_frames,
             split,
@@ -849,7 +880,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 pairs,
                 oracle_steps,
                 refine_steps: refine,
-                proxies: eq_proxy.zip(comp_proxy),
+                proxies: proxy_files(&proxies, &old_proxies),
                 same_content,
                 reference_frames: reference_frames.map(|r| r as usize),
                 corruption: corruption.into(),

@@ -1,9 +1,10 @@
-//! `afx proxy train`: fit a neural proxy to the EQ or the compressor on real audio.
+//! `afx proxy train`: fit a neural proxy to a chain of effects (the EQ, the compressor, any
+//! chain) on real audio.
 //!
 //! audio folders → clips (train split, peak −12 dBFS, then a random −0…−12 dB, so the proxy
-//! hears −12…−24 dBFS peaks as in DeepAFx-ST) → knobs of the effect drawn uniformly in [0, 1]
-//! (the compressor's make-up held at 0 dB: the proxy applies it exactly) → target: the real
-//! chain with only that effect active → the proxy's output → MR-STFT + L1 against the target
+//! hears −12…−24 dBFS peaks as in DeepAFx-ST) → the chain's knobs drawn uniformly in [0, 1]
+//! (an output gain the proxy applies exactly, such as the compressor's make-up, held at 0 dB)
+//! → target: the real chain alone → the proxy's output → MR-STFT + L1 against the target
 //! → Adam. Fixed validation clips from the validation split every `validate_every` steps, with
 //! the loss of the unprocessed clip beside it; checkpoints, resume, `log.csv`, `curves.png`;
 //! the proxy with the best validation loss goes to `out`.
@@ -17,12 +18,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
-use crate::fx::KNOBS;
-use crate::fx::params::default_chain;
-use crate::grad::{ChainFx, eq_only};
+use crate::fx::ChainSpec;
+use crate::grad::ChainFx;
 use crate::metrics::{self, Metrics};
 use crate::model::file::{load_proxy, save_proxy};
-use crate::model::{ProxyConfig, ProxyEffect, ProxyTrainer, TrainerConfig};
+use crate::model::{ProxyConfig, ProxyTrainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::train::{LogRow, Validation, check_run_settings, ensure_new_run, record, step_decay, write_log};
 use crate::{Error, Result};
@@ -47,12 +47,12 @@ pub struct ProxyTrainConfig {
 }
 
 impl ProxyTrainConfig {
-    /// Defaults for a proxy of `effect`: 4000 steps of 4 clips of 16 384 frames (0.68 s), Adam
+    /// Defaults for a proxy of `chain`: 4000 steps of 4 clips of 16 384 frames (0.68 s), Adam
     /// 3e-4 with per-tensor clipping at 10, validation on 16 clips every 250 steps.
-    pub fn new(effect: ProxyEffect) -> Self {
+    pub fn new(chain: ChainSpec) -> Self {
         Self {
             data: Vec::new(),
-            proxy: ProxyConfig::new(effect),
+            proxy: ProxyConfig::new(chain),
             steps: 4000,
             batch_size: 4,
             clip_frames: 16_384,
@@ -151,7 +151,7 @@ pub fn train_proxy(
     std::fs::create_dir_all(run_dir)?;
 
     let generator = clip_source(&config)?;
-    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
+    let fx = ChainFx::new(config.proxy.chain.clone(), generator.corpus().sample_rate());
     let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
     let validation = (0..config.validation_clips as u64)
         .into_par_iter()
@@ -160,7 +160,7 @@ pub fn train_proxy(
     let (validation_inputs, validation_knobs) = columns(&validation);
     let input_loss = mean_loss(&mut loss, &validation_inputs, &validation);
 
-    let title = format!("afx proxy train ({})", config.proxy.effect.name());
+    let title = format!("afx proxy train ({})", config.proxy.chain);
     let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
     let (session_start, elapsed_before) = (Instant::now(), state.elapsed_s);
     let mut window = Vec::new();
@@ -211,12 +211,12 @@ pub fn train_proxy(
     })
 }
 
-/// How closely a proxy imitates its effect on held-out audio: the metrics of the proxy's output
-/// and of the unprocessed clip (the identity), each against the real effect's output, as means
+/// How closely a proxy imitates its chain on held-out audio: the metrics of the proxy's output
+/// and of the unprocessed clip (the identity), each against the real chain's output, as means
 /// over clips of the test split with random knobs.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProxyMatch {
-    pub effect: ProxyEffect,
+    pub chain: ChainSpec,
     pub clips: usize,
     /// The training loss (MR-STFT + L1) of the proxy's output and of the identity.
     pub proxy_loss: f64,
@@ -225,9 +225,9 @@ pub struct ProxyMatch {
     pub identity: Metrics,
 }
 
-/// Measures the proxy file `path` against the real effect on `clips` clips of `clip_frames`
+/// Measures the proxy file `path` against the real chain on `clips` clips of `clip_frames`
 /// frames from the test split of `data` (files never used in training or validation), skipping
-/// clips that the real effect leaves below the loudness gate.
+/// clips that the real chain leaves below the loudness gate.
 pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: usize, seed: u64) -> Result<ProxyMatch> {
     if clips == 0 {
         return Err(Error::Invalid("--clips must be at least 1".into()));
@@ -237,7 +237,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         data: data.to_vec(),
         proxy: proxy.config().clone(),
         clip_frames,
-        ..ProxyTrainConfig::new(proxy.config().effect)
+        ..ProxyTrainConfig::new(proxy.config().chain.clone())
     };
     let corpus = Corpus::from_roots(data, &[Split::Test], "measuring a proxy")?;
     if corpus.sample_rate() != proxy.config().sample_rate {
@@ -248,8 +248,8 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         )));
     }
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
-    let fx = ChainFx::default_chain(generator.corpus().sample_rate());
-    // Knobs that push the real effect's output under the loudness gate (−70 LUFS: a low
+    let fx = ChainFx::new(proxy.config().chain.clone(), generator.corpus().sample_rate());
+    // Knobs that push the real chain's output under the loudness gate (−70 LUFS: a low
     // threshold at a high ratio) leave the loudness metric undefined; such clips are skipped.
     let audible = |e: &ProxyExample| metrics::loudness_lufs(&e.target, fx.sample_rate, "target").is_ok_and(f64::is_finite);
     let examples: Vec<ProxyExample> = (0..4 * clips as u64)
@@ -261,7 +261,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         .take(clips)
         .collect();
     if examples.len() < clips {
-        return Err(Error::Invalid(format!("only {} of {} drawn clips are audible after the effect", examples.len(), 4 * clips)));
+        return Err(Error::Invalid(format!("only {} of {} drawn clips are audible after the chain", examples.len(), 4 * clips)));
     }
     let outputs: Vec<Vec<f32>> = examples.iter().map(|e| proxy.process(&e.input, &e.knobs)).collect();
     let inputs: Vec<Vec<f32>> = examples.iter().map(|e| e.input.clone()).collect();
@@ -276,7 +276,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         Ok(crate::eval::mean(each.iter()))
     };
     Ok(ProxyMatch {
-        effect: proxy.config().effect,
+        chain: proxy.config().chain.clone(),
         clips,
         proxy_loss: mean_loss(&mut loss, &outputs, &examples),
         identity_loss: mean_loss(&mut loss, &inputs, &examples),
@@ -289,11 +289,10 @@ impl ProxyMatch {
     /// The two rows as a markdown table.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "{} proxy against the real effect, {} test clips\n\n\
+            "`{}` proxy against the real chain, {} test clips\n\n\
              | | loss | MR-STFT | mel dist. | centroid err. (Hz) | RMS err. (dB) | loudness err. (LU) |\n\
              |---|---:|---:|---:|---:|---:|---:|\n",
-            self.effect.name(),
-            self.clips
+            self.chain, self.clips
         );
         for (name, loss, m) in [("identity (unprocessed)", self.identity_loss, &self.identity), ("proxy", self.proxy_loss, &self.proxy)] {
             out.push_str(&format!(
@@ -305,7 +304,7 @@ impl ProxyMatch {
     }
 }
 
-/// One training example: a clip, the effect's normalised knobs, the real effect's output.
+/// One training example: a clip, the chain's normalised knobs, the real chain's output.
 struct ProxyExample {
     input: Vec<f32>,
     knobs: Vec<f32>,
@@ -330,28 +329,13 @@ fn example(
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ index);
     let gain = 10f32.powf(-rng.random_range(0.0..12.0f32) / 20.0);
     input.iter_mut().for_each(|x| *x *= gain);
-    let effect = config.proxy.effect;
-    let mut chain: Vec<f32> = KNOBS.iter().map(|k| k.normalize(k.default) as f32).collect();
-    for i in effect.knobs() {
-        chain[i] = rng.random_range(0.0..1.0);
+    let mut knobs: Vec<f32> = (0..config.proxy.chain.num_knobs()).map(|_| rng.random_range(0.0..1.0)).collect();
+    // An exact gain is applied by the proxy and heard at 0 dB (see `Proxy::forward`).
+    if let Some((k, spec)) = config.proxy.exact_gain() {
+        knobs[k] = spec.normalize(0.0) as f32;
     }
-    let chain = match effect {
-        ProxyEffect::Eq => eq_only(&chain),
-        ProxyEffect::Comp => {
-            // EQ flat (every gain 0 dB), make-up 0 dB.
-            for (i, spec) in KNOBS.iter().enumerate().filter(|(_, k)| k.name.ends_with("gain_db") || k.name == "comp.makeup_db") {
-                chain[i] = spec.normalize(0.0) as f32;
-            }
-            chain
-        }
-        ProxyEffect::Chain => {
-            // The make-up is applied exactly and heard at 0 dB (see `Proxy::forward`).
-            chain[default_chain::MAKEUP_DB] = KNOBS[default_chain::MAKEUP_DB].normalize(0.0) as f32;
-            chain
-        }
-    };
-    let target = fx.render_mono(&input, &chain);
-    Ok(ProxyExample { input, knobs: chain[effect.knobs()].to_vec(), target })
+    let target = fx.render_mono(&input, &knobs);
+    Ok(ProxyExample { input, knobs, target })
 }
 
 /// The examples' targets, as the loss takes them.
@@ -397,14 +381,14 @@ mod tests {
         write_grooves(dir.path(), 24, 1.5, 24_000, 500);
         let config = ProxyTrainConfig {
             data: vec![dir.path().to_path_buf()],
-            proxy: ProxyConfig { channels: 8, kernel_size: 5, dilations: vec![1, 4], ..ProxyConfig::new(ProxyEffect::Eq) },
+            proxy: ProxyConfig { channels: 8, kernel_size: 5, dilations: vec![1, 4], ..ProxyConfig::new("eq".parse().unwrap()) },
             steps: 200,
             clip_frames: 4096,
             learning_rate: 3e-3,
             validate_every: 50,
             checkpoint_every: 50,
             validation_clips: 16,
-            ..ProxyTrainConfig::new(ProxyEffect::Eq)
+            ..ProxyTrainConfig::new("eq".parse().unwrap())
         };
         let (run, out) = (dir.path().join("run"), dir.path().join("eq.afx"));
         let summary = train_proxy(&config, &run, &out, false, None).unwrap();
@@ -430,5 +414,48 @@ mod tests {
         assert!((same.proxy_loss - same.identity_loss).abs() <= 1e-6 * same.identity_loss, "{same:?}");
         assert!((same.proxy.mrstft - same.identity.mrstft).abs() <= 1e-6 * same.identity.mrstft, "{same:?}");
         assert_eq!(same.identity_loss, measured.identity_loss, "the same clips and knobs");
+    }
+
+    /// A proxy of a chain other than the EQ or the compressor (`hpf,gain`): its examples are
+    /// that chain alone with the gain, which the proxy applies exactly, at 0 dB (so each target
+    /// is the high-pass alone); a few steps take it closer to the chain than the unprocessed
+    /// clip is, and its file names the chain.
+    #[test]
+    fn a_proxy_of_any_chain_trains() {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 24, 1.5, 24_000, 500);
+        let chain: ChainSpec = "hpf,gain".parse().unwrap();
+        let config = ProxyTrainConfig {
+            data: vec![dir.path().to_path_buf()],
+            proxy: ProxyConfig { channels: 8, kernel_size: 5, dilations: vec![1, 4], ..ProxyConfig::new(chain.clone()) },
+            steps: 40,
+            clip_frames: 4096,
+            learning_rate: 3e-3,
+            log_every: 10,
+            validate_every: 10,
+            checkpoint_every: 40,
+            validation_clips: 8,
+            ..ProxyTrainConfig::new(chain.clone())
+        };
+        let generator = clip_source(&config).unwrap();
+        let fx = ChainFx::new(chain.clone(), 24_000);
+        let high_pass = ChainFx::new("hpf".parse().unwrap(), 24_000);
+        let gain = chain.knob_index("gain.gain_db").unwrap();
+        assert_eq!(gain, chain.num_knobs() - 1);
+        for index in 0..4 {
+            let e = example(&generator, &config, Split::Train, index, 1, &fx).unwrap();
+            // 0 dB in the gain's range of −24…24 dB.
+            assert_eq!(e.knobs[gain], 0.5);
+            assert!(e.knobs[..gain].iter().all(|k| (0.0..1.0).contains(k)));
+            let expected = high_pass.render_mono(&e.input, &e.knobs[..gain]);
+            assert!(e.target.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-6), "example {index}");
+            assert_ne!(e.target, e.input, "the high-pass changes the clip");
+        }
+        let (run, out) = (dir.path().join("run"), dir.path().join("hpf_gain.afx"));
+        let summary = train_proxy(&config, &run, &out, false, None).unwrap();
+        let input_loss = summary.last_validation.unwrap().input_loss;
+        let (_, best) = summary.best.unwrap();
+        assert!(best < input_loss, "proxy {best} vs unprocessed {input_loss}");
+        assert_eq!(load_proxy(&out).unwrap().proxy.config().chain, chain);
     }
 }

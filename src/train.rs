@@ -36,7 +36,7 @@ pub enum EstimatorKind {
     /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
     FiniteDiff,
     /// NP: the loss of the proxies' output, differentiated through the proxies
-    /// ([`TrainConfig::eq_proxy`], [`TrainConfig::comp_proxy`]).
+    /// ([`TrainConfig::proxies`]).
     Proxy,
     /// NP-HH: trained as NP; the name records that the model is meant to run with the real
     /// chain (as every afx model does at inference).
@@ -125,12 +125,11 @@ pub struct TrainConfig {
     /// `net`.
     #[serde(default)]
     pub init: Option<PathBuf>,
-    /// The proxy files of the EQ and the compressor (`afx proxy train`), for the proxy
-    /// estimators.
+    /// Proxy files (`afx proxy train`) in chain order, for the proxy estimators; their chains,
+    /// concatenated, must be the network's (runs saved before held `eq_proxy`, `comp_proxy`:
+    /// `upgrade_proxy_files`).
     #[serde(default)]
-    pub eq_proxy: Option<PathBuf>,
-    #[serde(default)]
-    pub comp_proxy: Option<PathBuf>,
+    pub proxies: Vec<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -159,8 +158,7 @@ impl Default for TrainConfig {
             mix: 0.0,
             dropout: 0.0,
             init: None,
-            eq_proxy: None,
-            comp_proxy: None,
+            proxies: Vec::new(),
         }
     }
 }
@@ -194,19 +192,10 @@ impl TrainConfig {
             ],
             self.learning_rate,
         )?;
-        if self.estimator.uses_proxies() != (self.eq_proxy.is_some() && self.comp_proxy.is_some()) {
+        if self.estimator.uses_proxies() == self.proxies.is_empty() {
             return Err(Error::Invalid(format!(
-                "--eq-proxy and --comp-proxy go with the proxy estimators (and those need both); estimator {}",
+                "--proxy goes with the proxy estimators (and those need at least one); estimator {}",
                 self.estimator.name()
-            )));
-        }
-        let other_chain = self.net.chain != crate::fx::ChainSpec::default();
-        if other_chain && (self.estimator.uses_proxies() || self.estimator == EstimatorKind::Ctcn) {
-            return Err(Error::Invalid(format!(
-                "estimator {} works with the chain `{}` only so far; the network sets `{}`",
-                self.estimator.name(),
-                crate::fx::ChainSpec::default(),
-                self.net.chain
             )));
         }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
@@ -346,7 +335,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
             let resumed = Trainer::resume(run_dir)?;
             (Learner::Knobs(resumed.trainer), resumed.state)
         };
-        let mut state: RunState = serde_json::from_value(saved).map_err(|e| Error::ModelFile {
+        let mut state: RunState = serde_json::from_value(upgrade_proxy_files(saved)).map_err(|e| Error::ModelFile {
             what: checkpoint.display().to_string(),
             reason: format!("not an afx training checkpoint: {e}"),
         })?;
@@ -390,10 +379,10 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
     let generator = Arc::new(load_pairs(&config)?);
     let validation = ValidationSet::new(&generator, &config)?;
     let fx = ChainFx::new(config.net.chain.clone(), generator.corpus().sample_rate());
-    let proxies = match (&config.eq_proxy, &config.comp_proxy) {
-        (Some(eq), Some(comp)) => Some(ProxyChain::load(eq, comp, fx.sample_rate)?),
-        _ => None,
-    };
+    let proxies = (!config.proxies.is_empty()).then(|| ProxyChain::load(&config.proxies, fx.sample_rate)).transpose()?;
+    if let Some(proxies) = &proxies {
+        proxies.check_imitates(&config.net.chain)?;
+    }
     let effects = Effects { chain: fx.clone(), proxies };
     let mut loss = config.loss();
 
@@ -451,6 +440,19 @@ pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, ste
         last_validation: state.history.iter().rev().find_map(|r| r.validation),
         out: out.to_path_buf(),
     })
+}
+
+/// A checkpoint's saved state with the proxy files of a run saved before
+/// [`TrainConfig::proxies`] (its `eq_proxy` and `comp_proxy`) moved there, in that order.
+fn upgrade_proxy_files(mut saved: serde_json::Value) -> serde_json::Value {
+    if let Some(config) = saved.get_mut("config").and_then(serde_json::Value::as_object_mut) {
+        let old: Vec<serde_json::Value> =
+            ["eq_proxy", "comp_proxy"].iter().filter_map(|k| config.remove(*k)).filter(|p| !p.is_null()).collect();
+        if !old.is_empty() && !config.contains_key("proxies") {
+            config.insert("proxies".into(), old.into());
+        }
+    }
+    saved
 }
 
 /// What a run trains: a knob-setting network (every estimator) or a cTCN.
@@ -927,22 +929,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("audio");
         write_corpus(&data);
-        let (eq_proxy, comp_proxy) = crate::model::proxy::test_support::write_tiny_proxies(dir.path());
-        for estimator in [EstimatorKind::Proxy, EstimatorKind::ProxyFull] {
-            let config = TrainConfig {
-                estimator,
-                steps: 1,
-                validate_every: 1,
-                eq_proxy: Some(eq_proxy.clone()),
-                comp_proxy: Some(comp_proxy.clone()),
-                ..tiny_config(&data)
-            };
-            let run = dir.path().join(estimator.name());
+        let write = |chains: &[&str]| crate::model::proxy::test_support::write_tiny_proxies(dir.path(), chains);
+        let (two, one) = (write(&["eq", "comp"]), write(&["eq,comp"]));
+        for (estimator, proxies) in [(EstimatorKind::Proxy, &two), (EstimatorKind::ProxyFull, &two), (EstimatorKind::ProxyFull, &one)] {
+            let config = TrainConfig { estimator, steps: 1, validate_every: 1, proxies: proxies.clone(), ..tiny_config(&data) };
+            let run = dir.path().join(format!("{}-{}", estimator.name(), proxies.len()));
             let summary = train(&config, &run, &run.join("model.afx"), false, None).unwrap();
             assert!(summary.last_validation.is_some_and(|v| v.loss.is_finite()));
-            let without = TrainConfig { comp_proxy: None, ..config };
+            let without = TrainConfig { proxies: Vec::new(), ..config };
             assert!(without.validate().is_err());
         }
+        let eq_only = TrainConfig { estimator: EstimatorKind::Proxy, steps: 1, proxies: write(&["eq"]), ..tiny_config(&data) };
+        let run = dir.path().join("eq-only");
+        let error = train(&eq_only, &run, &run.join("model.afx"), false, None).unwrap_err().to_string();
+        assert_eq!(error, "the proxies imitate the chain `eq`, the network sets the chain `eq,comp`");
+
+        // A checkpoint of a run from before `proxies` names its two files as it did then.
+        let mut old = serde_json::to_value(tiny_config(&data)).unwrap();
+        let config = old.as_object_mut().unwrap();
+        config.remove("proxies");
+        config.insert("eq_proxy".into(), serde_json::to_value(&two[0]).unwrap());
+        config.insert("comp_proxy".into(), serde_json::to_value(&two[1]).unwrap());
+        let upgraded = upgrade_proxy_files(serde_json::json!({ "config": old, "step": 3 }));
+        assert_eq!(serde_json::from_value::<TrainConfig>(upgraded["config"].clone()).unwrap().proxies, two);
+        assert_eq!(upgraded["step"], 3);
     }
 
     /// A cTCN run writes a cTCN model file (not a style model), resumes from its checkpoint,
@@ -1031,10 +1041,5 @@ mod tests {
         let done = crate::transfer::transfer(&model.net, &input, &reference, &Default::default()).unwrap();
         assert_eq!(done.knobs.chain(), &chain);
         assert!(done.output.channels.iter().flatten().all(|x| x.is_finite()));
-
-        for estimator in [EstimatorKind::Ctcn, EstimatorKind::Proxy] {
-            let error = TrainConfig { estimator, ..config.clone() }.validate().unwrap_err().to_string();
-            assert!(error.contains("only so far") || error.contains("proxy"), "{error}");
-        }
     }
 }

@@ -385,6 +385,21 @@ fn transfer_refines_and_proxy_training_refuses_bad_data() {
     assert!(!o.status.success());
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("0 channels"), "{}", stderr(&o));
+    // A proxy of any chain: `--chain` is parsed as everywhere (a bad one is a one-line error)
+    // and reaches the settings; the old `--effect` is its alias, not to be given beside it.
+    let d = data.to_str().unwrap();
+    let o = afx(&["proxy", "train", "--chain", "hpf,gain", "--channels", "0", "--data", d, "--out", &proxy]);
+    assert!(stderr(&o).contains("0 channels") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
+    let o = afx(&["proxy", "train", "--chain", "hpf,reverb", "--data", d, "--out", &proxy]);
+    assert!(stderr(&o).contains("unknown effect `reverb`") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
+    let o = afx(&["proxy", "train", "--chain", "eq", "--effect", "eq", "--data", d, "--out", &proxy]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    // Proxies for `afx train` come by `--proxy`, or by the old pair `--eq-proxy`, `--comp-proxy`.
+    let train = |extra: &[&str]| afx(&[&["train", "--estimator", "proxy", "--data", d, "--out", &path("m.afx")], extra].concat());
+    let o = train(&["--eq-proxy", "e.afx", "--comp-proxy", "c.afx", "--proxy", "x.afx"]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    let o = train(&["--eq-proxy", "e.afx"]);
+    assert!(!o.status.success() && stderr(&o).contains("--comp-proxy"), "{}", stderr(&o));
 
     // Estimators are named as model cards record them (finite_diff), or in kebab case; either
     // way the run gets past the option parsing to a one-line error about its settings or data.

@@ -71,6 +71,13 @@ impl ChainSpec {
         Ok(ChainSpec { stages })
     }
 
+    /// The chain of `parts` one after another (at least one); its knob vector is theirs
+    /// concatenated, its labels renumbered for the whole (`eq` and `eq` make `eq1,eq2`).
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a ChainSpec>) -> Result<Self> {
+        let kinds: Vec<EffectKind> = parts.into_iter().flat_map(|p| p.stages.iter().map(|s| s.kind)).collect();
+        ChainSpec::new(&kinds)
+    }
+
     /// The effects in order.
     pub fn stages(&self) -> &[StageSpec] {
         &self.stages
@@ -508,6 +515,21 @@ mod tests {
         let e = Chain::<f32>::new(&wide, 48_000, 33).unwrap_err().to_string();
         assert!(e.contains("multiband") && e.contains("33"), "{e}");
         Chain::<f32>::new(&wide, 48_000, 32).unwrap();
+    }
+
+    /// Concatenated chains renumber their labels and keep each part's knobs in order.
+    #[test]
+    fn chains_concatenate() {
+        let parts: Vec<ChainSpec> = ["hpf,eq", "comp", "eq"].iter().map(|p| p.parse().unwrap()).collect();
+        let whole = ChainSpec::concat(&parts).unwrap();
+        assert_eq!(whole, "hpf,eq,comp,eq".parse().unwrap());
+        assert_eq!(whole.num_knobs(), parts.iter().map(ChainSpec::num_knobs).sum::<usize>());
+        let names: Vec<String> = whole.knobs().into_iter().map(|k| k.name).collect();
+        assert_eq!(names[parts[0].num_knobs()], "comp.threshold_db");
+        assert!(names.last().unwrap().starts_with("eq2."), "{names:?}");
+        let specs: Vec<&KnobSpec> = parts.iter().flat_map(ChainSpec::specs).collect();
+        assert!(whole.specs().eq(specs), "the parts' knobs, in order");
+        assert!(ChainSpec::concat(&[]).is_err());
     }
 
     /// `L = Σ w·y` for a rendering; its gradient with respect to the output is `w`.

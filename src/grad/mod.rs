@@ -12,7 +12,7 @@ mod spsa;
 
 pub use exact::{Exact, chain_knob_gradient, chain_loss_and_grad};
 pub use finite_diff::FiniteDiff;
-pub use proxy::{ProxyFull, eq_only};
+pub use proxy::ProxyFull;
 pub use spsa::Spsa;
 
 use crate::fx::level::{LevelMatch, OutputLevel, level_db, level_db_and_gradient};

@@ -1,8 +1,9 @@
 //! The cTCN baseline of DeepAFx-ST: the style network's encoder and controller condition a
 //! TCN that *replaces* the effect chain, and all three are trained together, end to end, on the
-//! output audio (the published `tcn1`). It has no interpretable knobs: the controller's 24
-//! outputs are only a conditioning vector, except the compressor's make-up slot, which the TCN
-//! applies as an exact gain as the published "channel" proxy does ([`ProxyEffect::Chain`]).
+//! output audio (the published `tcn1`). It has no interpretable knobs: the controller's outputs
+//! (one per knob of the network's chain) are only a conditioning vector, except the slot of an
+//! output gain in the chain's last effect (the compressor's make-up), which the TCN applies as
+//! an exact gain as the published "channel" proxy does ([`ProxyConfig::exact_gain`]).
 //!
 //! Training: the network's output audio leaves burn, the caller computes the MR-STFT + L1 loss
 //! and its gradient with respect to the audio in plain Rust, and the gradient comes back through
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::features::Features;
 use super::file::{ctcn_from_bytes_on, ctcn_to_bytes};
 use super::network::{StyleNet, StyleNetConfig, matrix, rows};
-use super::proxy::{Proxy, ProxyConfig, ProxyEffect};
+use super::proxy::{Proxy, ProxyConfig};
 use super::trainer::{TrainerConfig, adam, read_checkpoint, surrogate_gradients, write_checkpoint};
 use crate::{Error, Result};
 
@@ -26,7 +27,8 @@ use crate::{Error, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CtcnConfig {
     pub net: StyleNetConfig,
-    /// The TCN; its effect must be [`ProxyEffect::Chain`] (a 24-value conditioning).
+    /// The TCN, a proxy of the network's chain (conditioned on its knobs; files from before
+    /// chains were data name it `"effect": "chain"`, the default chain).
     pub tcn: ProxyConfig,
 }
 
@@ -34,12 +36,16 @@ impl CtcnConfig {
     /// The default style network and the default proxy shape (with the identity skip, so that
     /// a fresh cTCN starts at the identity; the published one has no skip).
     pub fn new(net: StyleNetConfig) -> Self {
-        Self { net, tcn: ProxyConfig::new(ProxyEffect::Chain) }
+        let tcn = ProxyConfig::new(net.chain.clone());
+        Self { net, tcn }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.tcn.effect != ProxyEffect::Chain {
-            return Err(Error::Invalid(format!("a cTCN's TCN takes the whole chain's knobs, not the {}'s", self.tcn.effect.name())));
+        if self.tcn.chain != self.net.chain {
+            return Err(Error::Invalid(format!(
+                "a cTCN's TCN takes the knobs of its network's chain `{}`, not those of `{}`",
+                self.net.chain, self.tcn.chain
+            )));
         }
         self.net.validate()?;
         self.tcn.validate()
@@ -148,7 +154,7 @@ mod tests {
 
     fn tiny() -> CtcnConfig {
         let net = StyleNetConfig::default();
-        CtcnConfig { tcn: ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Chain) }, net }
+        CtcnConfig { tcn: ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(net.chain.clone()) }, net }
     }
 
     /// Training lowers a squared error to a fixed target on a fixed batch, which fails if the
@@ -188,11 +194,15 @@ mod tests {
         assert_eq!(trainer.predict(&input, &reference, &audio), resumed.predict(&input, &reference, &audio));
     }
 
+    /// The TCN imitates the network's chain: a fresh config's TCN takes one value per knob of
+    /// it; a TCN of another chain is refused.
     #[test]
-    fn only_a_chain_tcn_validates() {
+    fn only_a_tcn_of_the_networks_chain_validates() {
         let mut config = tiny();
         assert!(config.validate().is_ok());
-        config.tcn.effect = ProxyEffect::Eq;
-        assert!(config.validate().unwrap_err().to_string().contains("whole chain"));
+        assert_eq!(CtcnConfig::new(config.net.clone()).tcn.chain, config.net.chain);
+        assert_eq!(config.tcn.chain.num_knobs(), config.net.num_knobs);
+        config.tcn.chain = "eq".parse().unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("network's chain `eq,comp`, not those of `eq`"));
     }
 }

@@ -344,7 +344,7 @@ pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fx::NUM_KNOBS;
+    use crate::fx::{ChainSpec, NUM_KNOBS};
     use crate::model::network::tests::noise_features;
     use crate::model::network::{ConvSpec, StyleNetConfig};
 
@@ -409,8 +409,8 @@ mod tests {
 
     #[test]
     fn proxies_round_trip_and_kinds_are_not_confused() {
-        use crate::model::proxy::{ProxyConfig, ProxyEffect};
-        let config = ProxyConfig { channels: 4, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Comp) };
+        use crate::model::proxy::ProxyConfig;
+        let config = ProxyConfig { channels: 4, dilations: vec![1, 2], ..ProxyConfig::new("comp".parse().unwrap()) };
         let proxy = config.init(&Device::flex(), 5);
         let dir = tempfile::tempdir().unwrap();
         let (proxy_path, style_path) = (dir.path().join("comp.afx"), dir.path().join("style.afx"));
@@ -431,15 +431,26 @@ mod tests {
         assert!(style_error.contains("holds a neural proxy, not a style model"), "{style_error}");
         let proxy_error = load_proxy(&style_path).unwrap_err().to_string();
         assert!(proxy_error.contains("holds a style model, not a neural proxy"), "{proxy_error}");
+
+        // A file from before proxies imitated chains names its effect; it reads as that chain.
+        let bytes = std::fs::read(&proxy_path).unwrap();
+        let (header, weights) = split(&bytes);
+        let mut header: serde_json::Value = serde_json::from_slice(header).unwrap();
+        let old_config = header["config"].as_object_mut().unwrap();
+        assert_eq!(old_config.remove("chain").unwrap(), "comp");
+        old_config.insert("effect".into(), "comp".into());
+        let old = proxy_from_bytes_on(&assemble(&serde_json::to_vec(&header).unwrap(), weights), "old", &Device::flex()).unwrap();
+        assert_eq!(old.proxy.config(), &config);
+        assert_eq!(run(&old.proxy), run(&proxy));
     }
 
     #[test]
     fn ctcn_round_trips_and_is_told_apart() {
         use crate::model::network::tests::noise_features;
-        use crate::model::proxy::{ProxyConfig, ProxyEffect};
+        use crate::model::proxy::ProxyConfig;
         let config = CtcnConfig {
             net: small_config(),
-            tcn: ProxyConfig { channels: 3, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Chain) },
+            tcn: ProxyConfig { channels: 3, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ChainSpec::default()) },
         };
         let model = config.init(&Device::flex(), 9);
         let dir = tempfile::tempdir().unwrap();

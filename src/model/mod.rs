@@ -18,7 +18,7 @@ pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
 pub use network::{ConvSpec, StyleNet, StyleNetConfig};
 pub use probe::LinearProbe;
-pub use proxy::{Proxy, ProxyChain, ProxyConfig, ProxyEffect};
+pub use proxy::{Proxy, ProxyChain, ProxyConfig};
 pub use proxy_trainer::ProxyTrainer;
 pub use trainer::{Trainer, TrainerConfig};
 

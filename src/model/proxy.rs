@@ -1,6 +1,7 @@
-//! Neural proxies: a network that imitates one effect of the chain (the EQ or the compressor)
-//! from its normalised knobs, so that gradients can flow through it where the real effect
-//! offers none (DeepAFx-ST's NP, NP-HH and NP-FH; Steinmetz, Bryan & Reiss 2022, §3.3).
+//! Neural proxies: a network that imitates a chain of effects (one effect, such as the EQ or
+//! the compressor, or several in a row) from its normalised knobs, so that gradients can flow
+//! through it where the real effects offer none (DeepAFx-ST's NP, NP-HH and NP-FH; Steinmetz,
+//! Bryan & Reiss 2022, §3.3). A [`ProxyChain`] runs proxies one after another.
 //!
 //! A causal conditional TCN: blocks of a dilated causal convolution, FiLM conditioning on the
 //! knobs (`x·(1 + γ(p)) + β(p)`, with `γ, β` a linear map of the knobs), PReLU, and a 1×1
@@ -8,82 +9,71 @@
 //! kernel 13, dilations 1, 8, 64, 512 (a 292 ms receptive field at 24 kHz) and 64 channels;
 //! ours keeps the shape and defaults to 32 channels for CPU training. Unlike the published
 //! block, no batch normalisation precedes FiLM, so training and inference compute the same
-//! function. The compressor's make-up gain is a plain gain, so the compressor proxy does not
-//! learn it: its output is multiplied by `10^(makeup_db/20)` exactly, as in the published
-//! proxy, and it is trained with the make-up at 0 dB.
+//! function. An output gain in the chain's last effect (the compressor's make-up, a gain
+//! stage's gain) is a plain gain, so the proxy does not learn it: its output is multiplied by
+//! `10^(gain_db/20)` exactly, as in the published compressor proxy, and it is trained, and
+//! conditioned, with that gain at 0 dB.
+
+use std::ops::Range;
+use std::path::PathBuf;
 
 use burn::module::Initializer;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig1d};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::network::rows;
-use crate::fx::{KNOBS, NUM_KNOBS};
+use crate::fx::{ChainSpec, KnobSpec, Skew};
 use crate::{Error, Result};
-
-/// Which effect a proxy imitates: the EQ (knobs 0..18), the compressor (knobs 18..24) or the
-/// whole chain (all 24 knobs; the published single "channel" proxy, and the TCN of the cTCN
-/// baseline, [`super::ctcn`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProxyEffect {
-    Eq,
-    Comp,
-    Chain,
-}
-
-/// Index of the first compressor knob in [`KNOBS`].
-const FIRST_COMP_KNOB: usize = crate::fx::params::COMP_OFFSET;
-
-impl ProxyEffect {
-    /// The effect's knobs, as a range of indices into [`KNOBS`].
-    pub fn knobs(self) -> std::ops::Range<usize> {
-        match self {
-            ProxyEffect::Eq => 0..FIRST_COMP_KNOB,
-            ProxyEffect::Comp => FIRST_COMP_KNOB..NUM_KNOBS,
-            ProxyEffect::Chain => 0..NUM_KNOBS,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProxyEffect::Eq => "eq",
-            ProxyEffect::Comp => "comp",
-            ProxyEffect::Chain => "chain",
-        }
-    }
-
-    /// The position, among this effect's knobs, of a make-up gain applied exactly.
-    fn makeup(self) -> Option<usize> {
-        let makeup = crate::fx::params::default_chain::MAKEUP_DB;
-        self.knobs().contains(&makeup).then(|| makeup - self.knobs().start)
-    }
-}
 
 /// Everything that determines a [`Proxy`]'s shape. Stored in every proxy file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProxyConfig {
-    pub effect: ProxyEffect,
+    /// The chain the proxy imitates; its knobs condition the network. Proxy files from before
+    /// chains were data name an effect instead, read by `chain_or_legacy_effect`.
+    #[serde(alias = "effect", deserialize_with = "chain_or_legacy_effect")]
+    pub chain: ChainSpec,
     /// Channels of every block.
     pub channels: usize,
     pub kernel_size: usize,
     /// One block per dilation, first to last.
     pub dilations: Vec<usize>,
-    /// The sample rate the proxy was trained at, the only one it imitates the effect at.
+    /// The sample rate the proxy was trained at, the only one it imitates the chain at.
     pub sample_rate: u32,
     /// Whether the input is added to the TCN's output, so that the network learns the
-    /// effect's departure from the identity and starts near it (not in the published proxy;
+    /// chain's departure from the identity and starts near it (not in the published proxy;
     /// absent, false, in proxy files from before it).
     #[serde(default)]
     pub identity_skip: bool,
 }
 
+/// The whole default chain, which proxy files from before chains were data called `chain`
+/// (the published single proxy of the chain).
+const LEGACY_WHOLE_CHAIN: &str = "eq,comp";
+
+/// A proxy's chain as written (`"chain": "hpf,gain"`), or the effect that older proxy files
+/// name (`"effect": "eq" | "comp" | "chain"`): `eq` and `comp` are chains of that one effect,
+/// `chain` is `eq,comp`. No effect is called `chain`, so the old spelling reads one way only.
+fn chain_or_legacy_effect<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ChainSpec, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = if text == "chain" { LEGACY_WHOLE_CHAIN } else { text.as_str() };
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 impl ProxyConfig {
-    /// 4 blocks, kernel 13, dilations 1, 8, 64, 512 (the published shape), 32 channels, 24 kHz,
-    /// with the identity skip.
-    pub fn new(effect: ProxyEffect) -> Self {
-        Self { effect, channels: 32, kernel_size: 13, dilations: vec![1, 8, 64, 512], sample_rate: 24_000, identity_skip: true }
+    /// A proxy of `chain`: 4 blocks, kernel 13, dilations 1, 8, 64, 512 (the published shape),
+    /// 32 channels, 24 kHz, with the identity skip.
+    pub fn new(chain: ChainSpec) -> Self {
+        Self { chain, channels: 32, kernel_size: 13, dilations: vec![1, 8, 64, 512], sample_rate: 24_000, identity_skip: true }
+    }
+
+    /// The knob the proxy applies as an exact gain instead of learning it: the chain's
+    /// [output gain](ChainSpec::output_gain) when its last effect holds it (a knob in dB on a
+    /// linear scale, as every output gain is), with its position among the proxy's knobs.
+    pub fn exact_gain(&self) -> Option<(usize, &'static KnobSpec)> {
+        let last = self.chain.stages().last()?.knobs();
+        self.chain.output_gain().filter(|(i, spec)| last.contains(i) && spec.skew == Skew::Linear)
     }
 
     /// Samples of the past each output sample depends on, itself included:
@@ -115,7 +105,7 @@ impl ProxyConfig {
             panic!("{e}");
         }
         let _guard = super::network::seeded(device, seed);
-        let num_knobs = self.effect.knobs().len();
+        let num_knobs = self.chain.num_knobs();
         let blocks = self
             .dilations
             .iter()
@@ -183,28 +173,28 @@ impl Proxy {
     }
 
     /// The proxy's output `[batch, samples]` for mono inputs `[batch, samples]` and the
-    /// effect's normalised knobs `[batch, knobs of the effect]`.
+    /// chain's normalised knobs `[batch, knobs of the chain]`.
     pub fn forward(&self, input: Tensor<2>, knobs: Tensor<2>) -> Tensor<2> {
         let [batch, samples] = input.dims();
         let x = input.clone().reshape([batch, 1, samples]);
-        let conditioning = match self.config.effect.makeup() {
-            // The network hears the make-up at its training value (0 dB, normalised 0.5).
-            Some(k) => {
+        let exact_gain = self.config.exact_gain();
+        let conditioning = match exact_gain {
+            // The network hears the exact gain at its training value, 0 dB.
+            Some((k, spec)) => {
                 let n = knobs.dims()[1];
                 let keep: Vec<f32> = (0..n).map(|i| if i == k { 0.0 } else { 1.0 }).collect();
                 let keep = Tensor::<2>::from_data(TensorData::new(keep, [1, n]), &knobs.device());
-                knobs.clone() * keep.clone() + (keep.neg().add_scalar(1.0)).mul_scalar(0.5)
+                knobs.clone() * keep.clone() + keep.neg().add_scalar(1.0).mul_scalar(spec.normalize(0.0))
             }
             None => knobs.clone(),
         };
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x, conditioning.clone()));
         let y = self.out.forward(x).reshape([batch, samples]);
         let y = if self.config.identity_skip { y + input } else { y };
-        match self.config.effect.makeup() {
-            Some(k) => {
-                let spec = &KNOBS[self.config.effect.knobs().start + k];
+        match exact_gain {
+            Some((k, spec)) => {
                 let normalized = knobs.slice([0..batch, k..k + 1]);
-                // gain_db = min + n (max − min) for the linear make-up knob; gain = e^(gain_db · ln10/20).
+                // gain_db = min + n (max − min) for the linear gain knob; gain = e^(gain_db · ln10/20).
                 let gain_db = normalized.mul_scalar(spec.max - spec.min).add_scalar(spec.min);
                 y * gain_db.mul_scalar(std::f64::consts::LN_10 / 20.0).exp()
             }
@@ -212,7 +202,7 @@ impl Proxy {
         }
     }
 
-    /// One mono clip through the proxy with the effect's normalised `knobs`.
+    /// One mono clip through the proxy with the chain's normalised `knobs`.
     pub fn process(&self, input: &[f32], knobs: &[f32]) -> Vec<f32> {
         let device = self.device();
         let x = Tensor::<2>::from_data(TensorData::new(input.to_vec(), [1, input.len()]), &device);
@@ -220,96 +210,122 @@ impl Proxy {
     }
 }
 
-/// The EQ proxy then the compressor proxy: the chain as the proxies imitate it, on the
-/// autodiff device with the proxies' own weights frozen, so that gradients reach the knobs
-/// (and the signal between the two stages) only.
+/// Proxies one after another, imitating their chains concatenated (an `eq` proxy then a
+/// `comp` proxy imitate `eq,comp`; one proxy of `eq,comp` does too). On the autodiff device
+/// with the proxies' own weights frozen, so that gradients reach the knobs (and the signals
+/// between the proxies) only.
 #[derive(Debug)]
 pub struct ProxyChain {
-    eq: Proxy,
-    comp: Proxy,
+    proxies: Vec<Proxy>,
+    chain: ChainSpec,
     device: Device,
 }
 
 impl ProxyChain {
-    /// Reads the two proxy files, which must have been trained at `sample_rate` (the rate of
-    /// the audio they will process).
-    pub fn load(eq: &std::path::Path, comp: &std::path::Path, sample_rate: u32) -> Result<Self> {
+    /// Reads proxy files, in chain order, which must have been trained at `sample_rate` (the
+    /// rate of the audio they will process).
+    pub fn load(paths: &[PathBuf], sample_rate: u32) -> Result<Self> {
         let device = Device::flex().autodiff();
-        let eq = super::file::load_proxy_on(eq, &device)?.proxy;
-        let comp = super::file::load_proxy_on(comp, &device)?.proxy;
-        let chain = Self::new(eq, comp)?;
+        let proxies = paths.iter().map(|path| Ok(super::file::load_proxy_on(path, &device)?.proxy)).collect::<Result<Vec<_>>>()?;
+        let chain = Self::new(proxies)?;
         if chain.sample_rate() != sample_rate {
             return Err(Error::Invalid(format!("the proxies run at {} Hz, not at {sample_rate} Hz", chain.sample_rate())));
         }
         Ok(chain)
     }
 
-    /// Joins two proxies (moved onto the autodiff device); the first must imitate the EQ, the
-    /// second the compressor, at one sample rate.
-    pub fn new(eq: Proxy, comp: Proxy) -> Result<Self> {
-        let (e, c) = (eq.config(), comp.config());
-        if e.effect != ProxyEffect::Eq || c.effect != ProxyEffect::Comp {
-            return Err(Error::Invalid(format!(
-                "a proxy chain needs an eq proxy then a comp proxy, not {} then {}",
-                e.effect.name(),
-                c.effect.name()
-            )));
+    /// Joins proxies (at least one, all at one sample rate) in order, moved onto the autodiff
+    /// device.
+    pub fn new(proxies: Vec<Proxy>) -> Result<Self> {
+        let Some(first) = proxies.first() else {
+            return Err(Error::Invalid("a proxy chain needs at least one proxy".into()));
+        };
+        let rate = first.config().sample_rate;
+        if let Some(other) = proxies.iter().find(|p| p.config().sample_rate != rate) {
+            return Err(Error::Invalid(format!("the proxies run at {rate} and {} Hz", other.config().sample_rate)));
         }
-        if e.sample_rate != c.sample_rate {
-            return Err(Error::Invalid(format!("the proxies run at {} and {} Hz", e.sample_rate, c.sample_rate)));
-        }
+        let chain = ChainSpec::concat(proxies.iter().map(|p| &p.config().chain))?;
         let device = Device::flex().autodiff();
-        Ok(Self { eq: eq.to_device(&device).no_grad(), comp: comp.to_device(&device).no_grad(), device })
+        let proxies = proxies.into_iter().map(|p| p.to_device(&device).no_grad()).collect();
+        Ok(Self { proxies, chain, device })
+    }
+
+    /// The chain the proxies imitate together: theirs, concatenated.
+    pub fn chain(&self) -> &ChainSpec {
+        &self.chain
+    }
+
+    /// Knobs of [`ProxyChain::chain`].
+    pub fn num_knobs(&self) -> usize {
+        self.chain.num_knobs()
+    }
+
+    /// The proxies in order.
+    pub fn proxies(&self) -> &[Proxy] {
+        &self.proxies
+    }
+
+    /// Checks that the proxies imitate `network`, the chain a network sets.
+    pub fn check_imitates(&self, network: &ChainSpec) -> Result<()> {
+        if &self.chain != network {
+            return Err(Error::ProxyChainMismatch { proxies: self.chain.to_string(), network: network.to_string() });
+        }
+        Ok(())
     }
 
     /// The rate the proxies were trained at.
     pub fn sample_rate(&self) -> u32 {
-        self.eq.config().sample_rate
+        self.proxies[0].config().sample_rate
     }
 
-    /// Every channel of `input` through both proxies with the normalised chain `knobs`.
+    /// Where each proxy's knobs lie in the chain's knob vector, in order.
+    fn knob_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.proxies.iter().scan(0, |start, p| {
+            let range = *start..*start + p.config().chain.num_knobs();
+            *start = range.end;
+            Some(range)
+        })
+    }
+
+    /// Every channel of `input` through every proxy with the normalised chain `knobs`.
     pub fn render(&self, input: &[Vec<f32>], knobs: &[f32]) -> Vec<Vec<f32>> {
-        let (eq_knobs, comp_knobs) = self.knob_tensors(knobs, input.len());
-        let y = self.comp.forward(self.eq.forward(signal_tensor(input, &self.device), eq_knobs), comp_knobs);
+        let channels = input.len();
+        let y = self.proxies.iter().zip(self.knob_ranges()).fold(signal_tensor(input, &self.device), |x, (proxy, range)| {
+            proxy.forward(x, knob_row(&knobs[range], &self.device).repeat_dim(0, channels))
+        });
         rows(y)
     }
 
-    /// The compressor proxy alone on `input` (the EQ stage's output) with the chain's knobs.
-    pub fn render_comp(&self, input: &[Vec<f32>], knobs: &[f32]) -> Vec<Vec<f32>> {
-        let (_, comp_knobs) = self.knob_tensors(knobs, input.len());
-        rows(self.comp.forward(signal_tensor(input, &self.device), comp_knobs))
-    }
-
     /// `∂L/∂knobs` through the proxies given `∂L/∂output` for every channel. With
-    /// `real_eq_output` (the real EQ's output for the same input and knobs) the gradient is
-    /// the straight-through one of NP-FH: the compressor proxy reads the real EQ's output, and
-    /// its gradient with respect to that signal flows back through the EQ proxy.
-    pub fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>], real_eq_output: Option<&[Vec<f32>]>) -> Vec<f32> {
+    /// `real_inputs` (for every proxy after the first, the real chain's signal entering it for
+    /// the same input and knobs) the gradient is the straight-through one of NP-FH: each proxy
+    /// reads the real signal, and its gradient with respect to that signal flows back through
+    /// the proxies before it.
+    ///
+    /// # Panics
+    /// If `knobs` is not one value per knob of the chain, or `real_inputs` not one signal per
+    /// proxy after the first.
+    pub fn knob_vjp(&self, input: &[Vec<f32>], knobs: &[f32], grad_output: &[Vec<f32>], real_inputs: Option<&[Vec<Vec<f32>>]>) -> Vec<f32> {
+        assert_eq!(knobs.len(), self.num_knobs(), "one value per knob of the chain `{}`", self.chain);
+        if let Some(real) = real_inputs {
+            assert_eq!(real.len(), self.proxies.len() - 1, "one real signal per proxy after the first");
+        }
         let device = &self.device;
         let channels = input.len();
-        let eq_split = ProxyEffect::Eq.knobs().len();
-        let eq_knobs = knob_row(&knobs[..eq_split], device).require_grad();
-        let comp_knobs = knob_row(&knobs[eq_split..], device).require_grad();
-        let soft = self.eq.forward(signal_tensor(input, device), eq_knobs.clone().repeat_dim(0, channels));
-        let between = match real_eq_output {
-            // Value of the real EQ, gradient of the proxy.
-            Some(real) => soft.clone() - soft.detach() + signal_tensor(real, device),
-            None => soft,
-        };
-        let y = self.comp.forward(between, comp_knobs.clone().repeat_dim(0, channels));
-        let grads = (y * signal_tensor(grad_output, device)).sum().backward();
+        let knob_rows: Vec<Tensor<2>> = self.knob_ranges().map(|range| knob_row(&knobs[range], device).require_grad()).collect();
+        let mut x = signal_tensor(input, device);
+        for (i, (proxy, k)) in self.proxies.iter().zip(&knob_rows).enumerate() {
+            if let Some(real) = real_inputs.filter(|_| i > 0).map(|real| &real[i - 1]) {
+                // Value of the real chain, gradient of the proxies.
+                x = x.clone() - x.detach() + signal_tensor(real, device);
+            }
+            x = proxy.forward(x, k.clone().repeat_dim(0, channels));
+        }
+        let grads = (x * signal_tensor(grad_output, device)).sum().backward();
         let grad_of = |t: &Tensor<2>| {
             t.grad(&grads).map_or_else(|| vec![0.0; t.dims()[1]], |g| g.into_data().try_into_vec::<f32>().expect("f32 gradient"))
         };
-        [grad_of(&eq_knobs), grad_of(&comp_knobs)].concat()
-    }
-
-    fn knob_tensors(&self, knobs: &[f32], channels: usize) -> (Tensor<2>, Tensor<2>) {
-        let eq_split = ProxyEffect::Eq.knobs().len();
-        (
-            knob_row(&knobs[..eq_split], &self.device).repeat_dim(0, channels),
-            knob_row(&knobs[eq_split..], &self.device).repeat_dim(0, channels),
-        )
+        knob_rows.iter().flat_map(grad_of).collect()
     }
 }
 
@@ -330,16 +346,18 @@ pub(crate) mod test_support {
 
     use super::*;
 
-    /// Tiny untrained EQ and compressor proxy files in `dir` (`eq.proxy`, `comp.proxy`), for
-    /// tests of the wiring, not of the quality.
-    pub fn write_tiny_proxies(dir: &Path) -> (PathBuf, PathBuf) {
-        let write = |effect: ProxyEffect| {
-            let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(effect) };
-            let path = dir.join(format!("{}.proxy", effect.name()));
-            super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &serde_json::json!({})).unwrap();
-            path
-        };
-        (write(ProxyEffect::Eq), write(ProxyEffect::Comp))
+    /// Tiny untrained proxy files in `dir`, one per chain of `chains` (`eq.proxy`,
+    /// `hpf_gain.proxy`), in order, for tests of the wiring, not of the quality.
+    pub fn write_tiny_proxies(dir: &Path, chains: &[&str]) -> Vec<PathBuf> {
+        chains
+            .iter()
+            .map(|chain| {
+                let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(chain.parse().unwrap()) };
+                let path = dir.join(format!("{}.proxy", chain.replace(',', "_")));
+                super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &serde_json::json!({})).unwrap();
+                path
+            })
+            .collect()
     }
 }
 
@@ -347,10 +365,10 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
-    /// A small proxy without the identity skip, so that every path of the network shows in
-    /// its output from the start.
-    fn tiny(effect: ProxyEffect) -> ProxyConfig {
-        ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 4], identity_skip: false, ..ProxyConfig::new(effect) }
+    /// A small proxy of `chain` without the identity skip, so that every path of the network
+    /// shows in its output from the start.
+    fn tiny(chain: &str) -> ProxyConfig {
+        ProxyConfig { channels: 4, kernel_size: 3, dilations: vec![1, 4], identity_skip: false, ..ProxyConfig::new(chain.parse().unwrap()) }
     }
 
     fn tensor(values: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
@@ -364,7 +382,7 @@ mod tests {
 
     #[test]
     fn output_is_causal_with_the_stated_receptive_field() {
-        let config = tiny(ProxyEffect::Eq);
+        let config = tiny("eq");
         assert_eq!(config.receptive_field(), 1 + 2 * 5);
         let proxy = config.init(&Device::flex(), 1);
         let input: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5).collect();
@@ -379,18 +397,43 @@ mod tests {
         assert!((51..64).all(|t| base[t] == after[t]), "the change reached beyond the receptive field");
     }
 
+    /// `proxy`'s output for `knobs` with the knob `gain` at 0 dB and at `gain_db`: the second
+    /// must be the first times `10^(gain_db/20)`, whatever the other knobs and the weights.
+    fn assert_exact_gain(proxy: &Proxy, knobs: &[f32], gain: usize, gain_db: f64) {
+        let spec = proxy.config().chain.specs().nth(gain).unwrap();
+        let input: Vec<f32> = (0..50).map(|i| (i as f32 * 0.3).sin()).collect();
+        let (mut flat, mut raised) = (knobs.to_vec(), knobs.to_vec());
+        flat[gain] = spec.normalize(0.0) as f32;
+        raised[gain] = spec.normalize(gain_db) as f32;
+        let (a, b) = (run(proxy, &input, &flat), run(proxy, &input, &raised));
+        let factor = 10f32.powf(gain_db as f32 / 20.0);
+        assert!(a.iter().any(|a| a.abs() > 1e-3), "a silent output tests nothing");
+        assert!(a.iter().zip(&b).all(|(a, b)| (a * factor - b).abs() < 1e-5 * (1.0 + b.abs())), "{a:?}\n{b:?}");
+    }
+
     /// The make-up gain is exact: raising it by 6 dB scales the output by 10^(6/20).
     #[test]
     fn compressor_makeup_is_an_exact_gain() {
-        let proxy = tiny(ProxyEffect::Comp).init(&Device::flex(), 2);
-        let input: Vec<f32> = (0..50).map(|i| (i as f32 * 0.3).sin()).collect();
-        let makeup = ProxyEffect::Comp.makeup().unwrap();
-        let (mut quiet, mut loud) = (vec![0.4; 6], vec![0.4; 6]);
-        quiet[makeup] = 0.5;
-        loud[makeup] = 0.5 + 6.0 / 48.0;
-        let (a, b) = (run(&proxy, &input, &quiet), run(&proxy, &input, &loud));
-        let gain = 10f32.powf(6.0 / 20.0);
-        assert!(a.iter().zip(&b).all(|(a, b)| (a * gain - b).abs() < 1e-5 * (1.0 + b.abs())));
+        let config = tiny("comp");
+        assert_eq!(config.exact_gain().map(|(k, spec)| (k, spec.name)), Some((5, "makeup_db")));
+        assert_exact_gain(&config.init(&Device::flex(), 2), &[0.4; 6], 5, 6.0);
+    }
+
+    /// Any chain whose last effect holds its output gain gets that gain exactly (here a gain
+    /// stage's after a high-pass); a chain whose output gain sits earlier, or that has none,
+    /// learns every knob.
+    #[test]
+    fn a_last_effects_output_gain_is_exact_in_any_chain() {
+        let config = tiny("hpf,gain");
+        let gain = config.chain.knob_index("gain.gain_db").unwrap();
+        assert_eq!(config.exact_gain().map(|(k, _)| k), Some(gain));
+        let proxy = config.init(&Device::flex(), 7);
+        let knobs: Vec<f32> = (0..config.chain.num_knobs()).map(|i| 0.2 + 0.15 * i as f32).collect();
+        assert_exact_gain(&proxy, &knobs, gain, -9.0);
+        assert_exact_gain(&proxy, &knobs, gain, 4.5);
+        for chain in ["gain,hpf", "comp,eq", "eq", "limiter"] {
+            assert_eq!(tiny(chain).exact_gain(), None, "{chain}");
+        }
     }
 
     /// With the skip a fresh proxy is the identity (the compressor's times its make-up gain);
@@ -398,21 +441,21 @@ mod tests {
     #[test]
     fn a_fresh_proxy_with_the_skip_is_the_identity() {
         let input: Vec<f32> = (0..30).map(|i| (i as f32 * 0.7).cos()).collect();
-        let with_skip = |effect| ProxyConfig { identity_skip: true, ..tiny(effect) };
-        let eq = with_skip(ProxyEffect::Eq).init(&Device::flex(), 6);
+        let with_skip = |chain| ProxyConfig { identity_skip: true, ..tiny(chain) };
+        let eq = with_skip("eq").init(&Device::flex(), 6);
         assert_eq!(run(&eq, &input, &[0.2; 18]), input);
-        let comp = with_skip(ProxyEffect::Comp).init(&Device::flex(), 6);
+        let comp = with_skip("comp").init(&Device::flex(), 6);
         let mut knobs = vec![0.7; 6];
-        knobs[ProxyEffect::Comp.makeup().unwrap()] = 0.5 + 6.0 / 48.0;
+        knobs[5] = 0.5 + 6.0 / 48.0;
         let gain = 10f32.powf(6.0 / 20.0);
         assert!(run(&comp, &input, &knobs).iter().zip(&input).all(|(y, x)| (y - gain * x).abs() < 1e-5));
-        let plain = tiny(ProxyEffect::Eq).init(&Device::flex(), 6);
+        let plain = tiny("eq").init(&Device::flex(), 6);
         assert_ne!(run(&plain, &input, &[0.2; 18]), input);
     }
 
     #[test]
     fn same_seed_same_weights_and_bad_configs_are_refused() {
-        let config = tiny(ProxyEffect::Eq);
+        let config = tiny("eq");
         let input = vec![0.1f32; 20];
         let run_with = |seed| run(&config.init(&Device::flex(), seed), &input, &[0.5; 18]);
         assert_eq!(run_with(3), run_with(3));
@@ -424,5 +467,25 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+    }
+
+    /// Configs written before chains were data name an effect: `eq` and `comp` read as those
+    /// chains, `chain` as the whole default chain; new configs write the chain, and read back.
+    #[test]
+    fn old_configs_naming_an_effect_read_as_chains() {
+        let old = |effect: &str| {
+            let json = serde_json::json!({ "effect": effect, "channels": 4, "kernel_size": 3, "dilations": [1], "sample_rate": 24000 });
+            serde_json::from_value::<ProxyConfig>(json).map(|c| c.chain.to_string())
+        };
+        assert_eq!(old("eq").unwrap(), "eq");
+        assert_eq!(old("comp").unwrap(), "comp");
+        assert_eq!(old("chain").unwrap(), "eq,comp");
+        assert!(old("reverb").unwrap_err().to_string().contains("unknown effect `reverb`"));
+        assert!("chain".parse::<ChainSpec>().is_err(), "`chain` must stay free to mean the old whole-chain proxy");
+        let config = tiny("hpf,eq,comp");
+        let written = serde_json::to_value(&config).unwrap();
+        assert_eq!(written["chain"], "hpf,eq,comp");
+        assert!(written.get("effect").is_none());
+        assert_eq!(serde_json::from_value::<ProxyConfig>(written).unwrap(), config);
     }
 }

@@ -77,13 +77,12 @@ impl ProxyTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ProxyEffect;
 
     /// A proxy learns a knob-controlled gain (`y = (0.2 + 1.6·k₀)·x`, the only dependence on
     /// the knobs) from a squared error; a checkpoint resumes bit-identically.
     #[test]
     fn learns_a_knob_controlled_gain_and_resumes_exactly() {
-        let config = ProxyConfig { channels: 8, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new(ProxyEffect::Eq) };
+        let config = ProxyConfig { channels: 8, kernel_size: 3, dilations: vec![1, 2], ..ProxyConfig::new("eq".parse().unwrap()) };
         let trainer_config = TrainerConfig { learning_rate: 3e-3, grad_clip_norm: None, seed: 2, dropout: 0.0 };
         type Rows = Vec<Vec<f32>>;
         let batch = |step: usize| -> (Rows, Rows, Rows) {
