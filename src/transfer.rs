@@ -124,7 +124,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
         }
     }
     let (input_copy, reference_copy) = (analysis_copy(input)?, analysis_copy(reference)?);
-    let mastering = mastering(&net.config().chain, options.chain.as_ref())?;
+    let mut mastering = mastering(&net.config().chain, options.chain.as_ref())?;
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
     if options.refine_steps > 0 {
@@ -133,7 +133,6 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     }
     let mut knobs = to_knobs(&net.config().chain, &normalized)?;
     let model_stages = knobs.chain().stages().len();
-    let mut mastering = mastering;
     if !options.set.is_empty() {
         let mut whole = match &mastering {
             Some(m) => knobs.concat(m),

@@ -2,7 +2,8 @@
 //!
 //! A *level-relative* model does not set the output level with an absolute make-up gain. The
 //! chain renders `y_pre`; the stage scales it by one gain `c` so that its level is the
-//! reference's plus the make-up knob `m`:
+//! reference's plus the chain's output gain `m` (the compressor's make-up in `eq,comp`;
+//! [`crate::fx::ChainSpec::output_gain`]):
 //!
 //! `y = c · y_pre`, `c = 10^((L_ref + m − L(y_pre)) / 20)`, so `L(y) = L_ref + m`.
 //!
