@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::fx::{Chain, ChainKnobs, ChainSpec, ChainTape, EffectKind, Knobs};
+use crate::fx::{Chain, ChainKnobs, ChainSpec, ChainTape, EffectKind, Knobs, Trajectory, trajectory};
 use crate::grad::{ChainFx, Channels, Estimator, Exact, Example, Render, Spsa, chain_loss_and_grad};
 use crate::model::{Features, LogMel, StyleNetConfig, Trainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
@@ -59,6 +59,9 @@ pub struct EffectSpeed {
     pub forward_mframes_per_s: f64,
     /// Taped forward plus exact vector–Jacobian product of 2^17 frames: frames per second.
     pub forward_and_vjp_mframes_per_s: f64,
+    /// The same with the knobs moving: a new setting every 4096 frames, each reached by a
+    /// 20 ms glide (a quarter of the frames inside one).
+    pub trajectory_forward_and_vjp_mframes_per_s: f64,
 }
 
 /// Deterministic program-like material: two sines with a tremolo and a little noise.
@@ -155,13 +158,29 @@ pub fn effect_speeds() -> Vec<EffectSpeed> {
                 crate::fx::forward(&knobs, 48_000, &views, &mut tape);
                 std::hint::black_box(crate::fx::vjp(&knobs, 48_000, &views, &tape, &views));
             });
+            let trajectory = moving(&knobs, len_taped);
+            let moving = best_of(3, || {
+                trajectory::forward(&trajectory, 48_000, &views, &mut tape);
+                std::hint::black_box(trajectory::vjp(&trajectory, 48_000, &views, &tape, &views));
+            });
             EffectSpeed {
                 effect: kind.name(),
                 forward_mframes_per_s: len as f64 / streaming / 1e6,
                 forward_and_vjp_mframes_per_s: len_taped as f64 / taped / 1e6,
+                trajectory_forward_and_vjp_mframes_per_s: len_taped as f64 / moving / 1e6,
             }
         })
         .collect()
+}
+
+/// A setting every 4096 frames over `len` frames, alternating between `knobs` and knobs a
+/// tenth of their range away.
+fn moving(knobs: &ChainKnobs, len: usize) -> Trajectory {
+    let normalized = knobs.to_normalized();
+    let moved: Vec<f64> = normalized.iter().map(|n| if *n > 0.5 { n - 0.1 } else { n + 0.1 }).collect();
+    let moved = ChainKnobs::from_normalized(knobs.chain().clone(), &moved).expect("one value per knob");
+    let settings = (0..len.div_ceil(4096)).map(|b| if b % 2 == 0 { knobs.clone() } else { moved.clone() }).collect();
+    Trajectory::blocks(4096, settings).expect("valid settings")
 }
 
 /// The training batch: inputs, normalised knobs of a guess, targets rendered with other knobs.

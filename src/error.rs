@@ -47,6 +47,8 @@ pub enum Error {
     ModelFile { what: String, reason: String },
     #[error("the proxies imitate the chain `{proxies}`, the network sets the chain `{network}`")]
     ProxyChainMismatch { proxies: String, network: String },
+    #[error("bad knob trajectory: {reason}")]
+    BadTrajectory { reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

@@ -2,6 +2,7 @@
 //! channel, and taped from rest with its exact adjoint down to each section's design knobs.
 
 use super::biquad::{self, Biquad, Coeffs, Design};
+use super::track::Track;
 use crate::Real;
 use crate::simd::{Kernel, dispatch};
 
@@ -83,34 +84,119 @@ impl<T: Real, const N: usize> Kernel for Reverse<'_, T, N> {
 /// `stages[k]` is the output of section `k` (the input of section `k + 1`).
 pub type CascadeTape<T, const N: usize> = [Vec<T>; N];
 
-/// Filters one channel in place from rest, recording every section's output.
-pub fn forward<T: Real, const N: usize>(designs: &[Design; N], signal: &mut [T], stages: &mut CascadeTape<T, N>) {
-    let mut filters = cascade(designs);
+/// Filters one channel in place from rest, recording every section's output; segment `i` of
+/// `track` uses `designs[i]`, the filters' state carried across (as [`Cascades::set`] keeps it).
+pub fn forward<T: Real, const N: usize>(designs: &[[Design; N]], track: &Track<'_>, signal: &mut [T], stages: &mut CascadeTape<T, N>) {
     for s in stages.iter_mut() {
         s.resize(signal.len(), T::zero());
     }
-    dispatch(Filter { filters: &mut filters, signal, stages: Some(stages) });
+    if let [designs] = designs {
+        let mut filters = cascade(designs);
+        dispatch(Filter { filters: &mut filters, signal, stages: Some(stages) });
+        return;
+    }
+    // Section by section (the same arithmetic as sample by sample through all of them).
+    for k in 0..N {
+        let (before, rest) = stages.split_at_mut(k);
+        let x: &[T] = if k == 0 { signal } else { &before[k - 1] };
+        let y = &mut rest[0];
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for (i, range, _) in track.spans(x.len()) {
+            let c = designs[i][k].coeffs;
+            for n in range {
+                let xn = x[n].to64();
+                let yn = c.b0 * xn + s1;
+                s1 = c.b1 * xn - c.a1 * yn + s2;
+                s2 = c.b2 * xn - c.a2 * yn;
+                y[n] = T::of(yn);
+            }
+        }
+    }
+    signal.copy_from_slice(&stages[N - 1]);
 }
 
 /// The exact adjoint of [`forward`] for one channel: `grad` holds `∂L/∂output` on entry and
-/// `∂L/∂input` on return; each section's `[gain_db, freq_hz, q]` gradients are added to
-/// `section_grad`.
+/// `∂L/∂input` on return; each section's `[gain_db, freq_hz, q]` gradients of segment `i` are
+/// added to `section_grad[i]`.
+///
+/// In transposed direct form II a coefficient set at sample `m` acts on `x[m]` and `y[m]`
+/// only, so with per-sample coefficients `λ[n] = ∂L/∂y[n] − a1(n)·λ[n+1] − a2(n)·λ[n+2]`,
+/// `∂L/∂x[n] = b0(n)·λ[n] + b1(n)·λ[n+1] + b2(n)·λ[n+2]`, `∂L/∂b_k(m) = λ[m+k]·x[m]` and
+/// `∂L/∂a_k(m) = −λ[m+k]·y[m]`, summed over each segment.
 pub fn adjoint<T: Real, const N: usize>(
-    designs: &[Design; N],
+    designs: &[[Design; N]],
+    track: &Track<'_>,
     input: &[T],
     stages: &CascadeTape<T, N>,
     grad: &mut [T],
-    section_grad: &mut [[f64; 3]; N],
+    section_grad: &mut [[[f64; 3]; N]],
 ) {
     let len = input.len();
-    let coeffs = designs.map(|d| d.coeffs);
-    let mut lambda: [Vec<T>; N] = std::array::from_fn(|_| vec![T::zero(); len]);
-    dispatch(Reverse { coeffs: &coeffs, lambda: &mut lambda, grad: &mut grad[..len] });
-    for k in 0..N {
+    if let [designs] = designs {
+        let coeffs = designs.map(|d| d.coeffs);
+        let mut lambda: [Vec<T>; N] = std::array::from_fn(|_| vec![T::zero(); len]);
+        dispatch(Reverse { coeffs: &coeffs, lambda: &mut lambda, grad: &mut grad[..len] });
+        for k in 0..N {
+            let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
+            let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
+            for (g, p) in section_grad[0][k].iter_mut().zip(biquad::param_grad(&designs[k], &coeff_grad)) {
+                *g += p;
+            }
+        }
+        return;
+    }
+    for k in (0..N).rev() {
         let x: &[T] = if k == 0 { input } else { &stages[k - 1] };
-        let coeff_grad = biquad::coeff_grad(&lambda[k], x, &stages[k]);
-        for (g, p) in section_grad[k].iter_mut().zip(biquad::param_grad(&designs[k], &coeff_grad)) {
-            *g += p;
+        let y = &stages[k];
+        let (mut l1, mut l2) = (0.0f64, 0.0f64);
+        for (i, range, _) in track.spans(len).rev() {
+            let design = &designs[i][k];
+            let c = design.coeffs;
+            let mut coeff_grad = [0.0f64; 5];
+            for n in range.rev() {
+                let l0 = grad[n].to64() - c.a1 * l1 - c.a2 * l2;
+                let (xn, yn) = (x[n].to64(), y[n].to64());
+                coeff_grad[0] += l0 * xn;
+                coeff_grad[1] += l1 * xn;
+                coeff_grad[2] += l2 * xn;
+                coeff_grad[3] -= l1 * yn;
+                coeff_grad[4] -= l2 * yn;
+                grad[n] = T::of(c.b0 * l0 + c.b1 * l1 + c.b2 * l2);
+                (l2, l1) = (l1, l0);
+            }
+            for (g, p) in section_grad[i][k].iter_mut().zip(biquad::param_grad(design, &coeff_grad)) {
+                *g += p;
+            }
         }
     }
+}
+
+/// Filters every channel in place from rest with [`forward`], one tape per channel; segment
+/// `i` of `track` uses `designs[i]`.
+pub fn forward_channels<T: Real, const N: usize>(
+    designs: &[[Design; N]],
+    track: &Track<'_>,
+    channels: &mut [&mut [T]],
+    tape: &mut Vec<CascadeTape<T, N>>,
+) {
+    tape.resize_with(channels.len(), || std::array::from_fn(|_| Vec::new()));
+    for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
+        forward(designs, track, x, stages);
+    }
+}
+
+/// [`adjoint`] over every channel of [`forward_channels`]: returns each segment's sections'
+/// `[gain_db, freq_hz, q]` gradients, summed over the channels.
+pub fn adjoint_channels<T: Real, const N: usize>(
+    designs: &[[Design; N]],
+    track: &Track<'_>,
+    input: &[&[T]],
+    tape: &[CascadeTape<T, N>],
+    grad: &mut [&mut [T]],
+) -> Vec<[[f64; 3]; N]> {
+    let mut section_grad = vec![[[0.0; 3]; N]; track.segments()];
+    for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
+        adjoint(designs, track, x, stages, g, &mut section_grad);
+    }
+    section_grad
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::knob::{Knob, KnobSpec};
 use super::params::ChainKnobs;
-use super::{EffectKind, Stage, StageTape};
+use super::{EffectKind, Stage, StageTape, Track};
 use crate::{Error, Real, Result};
 
 /// Lowest sample rate the chain accepts.
@@ -197,6 +197,11 @@ impl<'de> serde::Deserialize<'de> for ChainSpec {
 /// the new setting over this many milliseconds, so that no change clicks.
 pub const RAMP_MS: f64 = 20.0;
 
+/// The length of a glide in samples at a sample rate.
+pub(crate) fn ramp_samples(sample_rate: f64) -> usize {
+    ((RAMP_MS * 1e-3 * sample_rate).round() as usize).max(1)
+}
+
 /// Most channels a streaming chain glides its knobs for (the per-sample channel views of a ramp
 /// live on the stack); a wider chain changes its knobs at once.
 pub const MAX_RAMP_CHANNELS: usize = 32;
@@ -242,7 +247,7 @@ impl<T: Real> Chain<T> {
         let spec = knobs.chain().clone();
         let stages = spec.stages().iter().map(|s| Stage::new(s.kind, &knobs.values()[s.knobs()], fs, channels)).collect();
         let normalized = knobs.to_normalized();
-        let ramp_length = ((RAMP_MS * 1e-3 * fs).round() as usize).max(1);
+        let ramp_length = ramp_samples(fs);
         Ok(Chain {
             spec,
             stages,
@@ -425,9 +430,32 @@ impl<T> ChainGrad<T> {
 /// latency `L`: the input is rendered with `L` samples of silence after it, and the first `L`
 /// output samples dropped).
 pub fn forward<'a, T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]], tape: &'a mut ChainTape<T>) -> &'a [Vec<T>] {
-    let fs = f64::from(sample_rate);
-    let latency = knobs.chain().latency(sample_rate);
+    let tracks: Vec<Track<'_>> = knobs.chain().stages().iter().map(|s| Track::constant(&knobs.values()[s.knobs()])).collect();
+    forward_tracks(knobs.chain(), &tracks, sample_rate, input, tape)
+}
+
+/// The exact vector–Jacobian product of [`forward`]: from `∂L/∂output` to the gradients with
+/// respect to the input and every knob, walking the effects backwards.
+pub fn vjp<T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]], tape: &ChainTape<T>, grad_output: &[&[T]]) -> ChainGrad<T> {
     let stages = knobs.chain().stages();
+    let tracks: Vec<Track<'_>> = stages.iter().map(|s| Track::constant(&knobs.values()[s.knobs()])).collect();
+    let mut knob_grads: Vec<Vec<f64>> = stages.iter().map(|s| vec![0.0; s.kind.knobs().len()]).collect();
+    let input_grad = vjp_tracks(knobs.chain(), &tracks, sample_rate, input, tape, grad_output, &mut knob_grads);
+    ChainGrad { input: input_grad, knobs: knob_grads.concat() }
+}
+
+/// [`forward`] with each effect's knobs following its track (`tracks[i]` for stage `i`, in
+/// the time of the chain's input).
+pub(crate) fn forward_tracks<'a, T: Real>(
+    chain: &ChainSpec,
+    tracks: &[Track<'_>],
+    sample_rate: u32,
+    input: &[&[T]],
+    tape: &'a mut ChainTape<T>,
+) -> &'a [Vec<T>] {
+    let fs = f64::from(sample_rate);
+    let latency = chain.latency(sample_rate);
+    let stages = chain.stages();
     tape.output.resize_with(input.len(), Vec::new);
     for (out, x) in tape.output.iter_mut().zip(input) {
         out.clear();
@@ -436,7 +464,7 @@ pub fn forward<'a, T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]]
     }
     tape.inputs.resize_with(stages.len(), Vec::new);
     tape.tapes.truncate(stages.len());
-    for (i, s) in stages.iter().enumerate() {
+    for (i, (s, track)) in stages.iter().zip(tracks).enumerate() {
         if i > 0 || latency > 0 {
             let saved = &mut tape.inputs[i];
             saved.resize_with(input.len(), Vec::new);
@@ -449,7 +477,7 @@ pub fn forward<'a, T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]]
             tape.tapes.push(StageTape::empty(s.kind));
         }
         let mut views: Vec<&mut [T]> = tape.output.iter_mut().map(|c| c.as_mut_slice()).collect();
-        tape.tapes[i].forward(s.kind, &knobs.values()[s.knobs()], fs, &mut views);
+        tape.tapes[i].forward(s.kind, *track, fs, &mut views);
     }
     if latency > 0 {
         tape.output.iter_mut().for_each(|c| drop(c.drain(..latency)));
@@ -457,11 +485,19 @@ pub fn forward<'a, T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]]
     &tape.output
 }
 
-/// The exact vector–Jacobian product of [`forward`]: from `∂L/∂output` to the gradients with
-/// respect to the input and every knob, walking the effects backwards.
-pub fn vjp<T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]], tape: &ChainTape<T>, grad_output: &[&[T]]) -> ChainGrad<T> {
+/// The exact vector–Jacobian product of [`forward_tracks`]: returns `∂L/∂input` and adds each
+/// stage's knob gradients, one run per segment of its track, to `knob_grads[i]`.
+pub(crate) fn vjp_tracks<T: Real>(
+    chain: &ChainSpec,
+    tracks: &[Track<'_>],
+    sample_rate: u32,
+    input: &[&[T]],
+    tape: &ChainTape<T>,
+    grad_output: &[&[T]],
+    knob_grads: &mut [Vec<f64>],
+) -> Vec<Vec<T>> {
     let fs = f64::from(sample_rate);
-    let latency = knobs.chain().latency(sample_rate);
+    let latency = chain.latency(sample_rate);
     // The dropped first `L` outputs get no gradient; the output is the padded render shifted.
     let mut grad: Vec<Vec<T>> = grad_output
         .iter()
@@ -471,24 +507,23 @@ pub fn vjp<T: Real>(knobs: &ChainKnobs, sample_rate: u32, input: &[&[T]], tape: 
             padded
         })
         .collect();
-    let mut knob_grad = vec![0.0; knobs.chain().num_knobs()];
-    for (i, s) in knobs.chain().stages().iter().enumerate().rev() {
+    for (i, track) in tracks.iter().enumerate().rev() {
         let stage_input: Vec<&[T]> =
             if i == 0 && latency == 0 { input.to_vec() } else { tape.inputs[i].iter().map(Vec::as_slice).collect() };
         let mut views: Vec<&mut [T]> = grad.iter_mut().map(|c| c.as_mut_slice()).collect();
-        tape.tapes[i].adjoint(&knobs.values()[s.knobs()], fs, &stage_input, &mut views, &mut knob_grad[s.knobs()]);
+        tape.tapes[i].adjoint(*track, fs, &stage_input, &mut views, &mut knob_grads[i]);
     }
     for (g, x) in grad.iter_mut().zip(input) {
         g.truncate(x.len());
     }
-    ChainGrad { input: grad, knobs: knob_grad }
+    grad
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fx::params::comp_index;
-    use crate::fx::test_signals::{corner_chain_knobs, program, random_chain_knobs, weights};
+    use crate::fx::test_signals::{assert_close, corner_chain_knobs, derivative, program, random_chain_knobs, weights};
 
     #[test]
     fn chains_parse_label_repeats_and_name_their_errors() {
@@ -545,36 +580,6 @@ mod tests {
         let mut tape = ChainTape::default();
         forward(knobs, fs, &views, &mut tape);
         vjp(knobs, fs, &views, &tape, &wv)
-    }
-
-    /// Asserts that `exact` matches `fd` coordinate by coordinate, relative to each entry (and
-    /// to the vector's scale for entries that are nearly zero).
-    /// Where the finite differences vanish (an effect that does not act on this signal: a
-    /// limiter under its ceiling, width on mono), the exact gradient must vanish too.
-    fn assert_close(what: &str, exact: &[f64], fd: &[f64], tol: f64) {
-        let scale = fd.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if scale == 0.0 {
-            assert!(exact.iter().all(|a| a.abs() < 1e-12), "{what}: finite differences vanish, exact {exact:?}");
-            return;
-        }
-        for (i, (a, b)) in exact.iter().zip(fd).enumerate() {
-            let err = (a - b).abs() / b.abs().max(1e-4 * scale);
-            assert!(err <= tol, "{what}: entry {i}: exact {a:e} vs finite difference {b:e} (rel {err:e})");
-        }
-    }
-
-    /// The central difference `(f(h) − f(−h)) / 2h` closest to `exact` over a sweep of steps
-    /// `h = scale·10^−k`, k = 2..=7. Effects are piecewise smooth (compressor branches flip
-    /// under large steps) and large gains amplify rounding under small ones, so no single step
-    /// suits every knob; a wrong gradient matches none of them.
-    fn derivative(f: impl Fn(f64) -> f64, scale: f64, exact: f64) -> f64 {
-        (2..=7)
-            .map(|k| {
-                let h = scale * 10f64.powi(-k);
-                (f(h) - f(-h)) / (2.0 * h)
-            })
-            .min_by(|a, b| (a - exact).abs().total_cmp(&(b - exact).abs()))
-            .unwrap()
     }
 
     /// Every knob's exact gradient against central differences (stepped knobs: exactly zero),

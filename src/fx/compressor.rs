@@ -14,6 +14,7 @@
 
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::Track;
 use super::params::comp_index;
 use crate::Real;
 use crate::simd::{Kernel, dispatch, madd};
@@ -40,6 +41,11 @@ impl CompressorSettings {
             makeup_db: k[comp_index::MAKEUP_DB],
         }
     }
+}
+
+/// Every segment's settings.
+fn settings_of(track: &Track<'_>) -> Vec<CompressorSettings> {
+    (0..track.segments()).map(|i| CompressorSettings::from_knobs(track.knobs(i))).collect()
 }
 
 /// The compressor as a chain effect (`comp`).
@@ -70,21 +76,21 @@ impl Effect for CompEffect {
         stream.process(channels);
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut CompressorTape<T>) {
-        forward(&CompressorSettings::from_knobs(knobs), sample_rate, channels, tape);
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut CompressorTape<T>) {
+        forward(&settings_of(&track), &track, sample_rate, channels, tape);
     }
 
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &CompressorTape<T>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
-        let mut g = [0.0; 6];
-        adjoint(&CompressorSettings::from_knobs(knobs), sample_rate, input, tape, grad, &mut g);
-        for (k, g) in knob_grad.iter_mut().zip(g) {
+        let mut g = vec![[0.0; 6]; track.segments()];
+        adjoint(&settings_of(&track), &track, sample_rate, input, tape, grad, &mut g);
+        for (k, g) in knob_grad.iter_mut().zip(g.as_flattened()) {
             *k += g;
         }
     }
@@ -323,27 +329,36 @@ pub struct CompressorTape<T> {
     pub gain: Vec<T>,
 }
 
-/// Compresses whole signals in place from rest, recording the tape for [`adjoint`].
-pub fn forward<T: Real>(settings: &CompressorSettings, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut CompressorTape<T>) {
+/// Compresses whole signals in place from rest, recording the tape for [`adjoint`]; segment
+/// `i` of `track` uses `settings[i]`, the smoother's state carried across.
+pub fn forward<T: Real>(
+    settings: &[CompressorSettings],
+    track: &Track<'_>,
+    sample_rate: f64,
+    channels: &mut [&mut [T]],
+    tape: &mut CompressorTape<T>,
+) {
     let len = channels.first().map_or(0, |c| c.len());
     for buf in [&mut tape.x_g, &mut tape.x_l, &mut tape.y_l, &mut tape.gain] {
         buf.resize(len, T::zero());
     }
-    let k = Constants::new(settings, sample_rate);
     let mut state = T::zero();
-    // Block by block like the streaming path: the passes stay in cache.
-    for start in (0..len).step_by(BLOCK) {
-        let end = (start + BLOCK).min(len);
-        dispatch(Span {
-            k: &k,
-            state: &mut state,
-            channels,
-            offset: start,
-            x_g: &mut tape.x_g[start..end],
-            x_l: &mut tape.x_l[start..end],
-            y_l: &mut tape.y_l[start..end],
-            gain: &mut tape.gain[start..end],
-        });
+    for (i, range, _) in track.spans(len) {
+        let k = Constants::new(&settings[i], sample_rate);
+        // Block by block like the streaming path: the passes stay in cache.
+        for start in range.clone().step_by(BLOCK) {
+            let end = (start + BLOCK).min(range.end);
+            dispatch(Span {
+                k: &k,
+                state: &mut state,
+                channels,
+                offset: start,
+                x_g: &mut tape.x_g[start..end],
+                x_l: &mut tape.x_l[start..end],
+                y_l: &mut tape.y_l[start..end],
+                gain: &mut tape.gain[start..end],
+            });
+        }
     }
 }
 
@@ -354,20 +369,19 @@ pub type CompressorGrad = [f64; 6];
 /// The exact adjoint of [`forward`].
 ///
 /// `input` holds the compressor's input channels, `tape` the recorded pass, and `grad` holds
-/// `∂L/∂output` on entry and `∂L/∂input` on return; knob gradients are added to `knob_grad`.
-/// The attack/release branch of every sample is held as the forward pass took it; the knee
-/// regions and the detector's choice of channel likewise.
+/// `∂L/∂output` on entry and `∂L/∂input` on return; segment `i`'s knob gradients are added to
+/// `knob_grad[i]`. The attack/release branch of every sample is held as the forward pass took
+/// it; the knee regions and the detector's choice of channel likewise.
 pub fn adjoint<T: Real>(
-    settings: &CompressorSettings,
+    settings: &[CompressorSettings],
+    track: &Track<'_>,
     sample_rate: f64,
     input: &[&[T]],
     tape: &CompressorTape<T>,
     grad: &mut [&mut [T]],
-    knob_grad: &mut CompressorGrad,
+    knob_grad: &mut [CompressorGrad],
 ) {
     let len = tape.y_l.len();
-    let k = Constants::<T>::new(settings, sample_rate);
-    let (alpha_a, alpha_r) = (k.alpha_attack.to64(), k.alpha_release.to64());
     // Output stage, `out_c = x_c · gain`, `gain = 10^((makeup − y_L)/20)`: `u[n] = ∂L/∂log-gain`.
     let ln10_20 = std::f64::consts::LN_10 / 20.0;
     let mut u = vec![0.0f64; len];
@@ -377,45 +391,52 @@ pub fn adjoint<T: Real>(
             *g = *g * gain;
         }
     }
-    let g_makeup: f64 = u.iter().sum();
     // Smoother, run backwards: `λ[n] = −u[n] + α[n+1]·λ[n+1]`; `u` becomes `∂L/∂x_L`.
-    let (mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0);
     let (mut lambda, mut alpha_next) = (0.0f64, 0.0f64);
-    for n in (0..len).rev() {
-        lambda = alpha_next * lambda - u[n];
-        let y_prev = if n > 0 { tape.y_l[n - 1] } else { T::zero() };
-        let x_l = tape.x_l[n];
-        let g_alpha = lambda * (y_prev.to64() - x_l.to64());
-        // Selects rather than branches: the attack/release pattern is unpredictable.
-        let attack = x_l > y_prev;
-        g_alpha_a += if attack { g_alpha } else { 0.0 };
-        g_alpha_r += if attack { 0.0 } else { g_alpha };
-        alpha_next = if attack { alpha_a } else { alpha_r };
-        u[n] = (1.0 - alpha_next) * lambda;
+    for (i, range, _) in track.spans(len).rev() {
+        let s = &settings[i];
+        let k = Constants::<T>::new(s, sample_rate);
+        let (alpha_a, alpha_r) = (k.alpha_attack.to64(), k.alpha_release.to64());
+        let (mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0);
+        knob_grad[i][5] += u[range.clone()].iter().sum::<f64>();
+        for n in range.clone().rev() {
+            lambda = alpha_next * lambda - u[n];
+            let y_prev = if n > 0 { tape.y_l[n - 1] } else { T::zero() };
+            let x_l = tape.x_l[n];
+            let g_alpha = lambda * (y_prev.to64() - x_l.to64());
+            // Selects rather than branches: the attack/release pattern is unpredictable.
+            let attack = x_l > y_prev;
+            g_alpha_a += if attack { g_alpha } else { 0.0 };
+            g_alpha_r += if attack { 0.0 } else { g_alpha };
+            alpha_next = if attack { alpha_a } else { alpha_r };
+            u[n] = (1.0 - alpha_next) * lambda;
+        }
+        knob_grad[i][2] += g_alpha_a * smoothing_coeff_derivative(s.attack_ms, sample_rate);
+        knob_grad[i][3] += g_alpha_r * smoothing_coeff_derivative(s.release_ms, sample_rate);
     }
     // Static curve and detector: `x_L = x_G − y_G(x_G; T, R, W)`,
     // `x_G = max(20·log10(|x_c*| + ε), floor)` through the loudest channel `c*`.
-    let mut g_curve = [0.0f64; 3];
-    for (n, (&g_x_l, &x_g)) in u.iter().zip(&tape.x_g).enumerate() {
-        let x_g = x_g.to64();
-        let (_, d) = gain_computer(x_g, settings.threshold_db, settings.ratio, settings.knee_db);
-        g_curve[0] -= g_x_l * d[1];
-        g_curve[1] -= g_x_l * d[2];
-        g_curve[2] -= g_x_l * d[3];
-        if x_g > FLOOR_DB {
-            let (level, c_max) = loudest(input, n);
-            let c_max = c_max as usize;
-            let g_level = g_x_l * (1.0 - d[0]) * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
-            let x = input[c_max][n];
-            grad[c_max][n] = grad[c_max][n] + T::of(g_level * x.to64().signum());
+    for (i, range, _) in track.spans(len) {
+        let s = &settings[i];
+        let mut g_curve = [0.0f64; 3];
+        for n in range {
+            let (g_x_l, x_g) = (u[n], tape.x_g[n].to64());
+            let (_, d) = gain_computer(x_g, s.threshold_db, s.ratio, s.knee_db);
+            g_curve[0] -= g_x_l * d[1];
+            g_curve[1] -= g_x_l * d[2];
+            g_curve[2] -= g_x_l * d[3];
+            if x_g > FLOOR_DB {
+                let (level, c_max) = loudest(input, n);
+                let c_max = c_max as usize;
+                let g_level = g_x_l * (1.0 - d[0]) * 20.0 / (std::f64::consts::LN_10 * (level + LEVEL_EPS));
+                let x = input[c_max][n];
+                grad[c_max][n] = grad[c_max][n] + T::of(g_level * x.to64().signum());
+            }
         }
+        knob_grad[i][0] += g_curve[0];
+        knob_grad[i][1] += g_curve[1];
+        knob_grad[i][4] += g_curve[2];
     }
-    knob_grad[0] += g_curve[0];
-    knob_grad[1] += g_curve[1];
-    knob_grad[2] += g_alpha_a * smoothing_coeff_derivative(settings.attack_ms, sample_rate);
-    knob_grad[3] += g_alpha_r * smoothing_coeff_derivative(settings.release_ms, sample_rate);
-    knob_grad[4] += g_curve[2];
-    knob_grad[5] += g_makeup;
 }
 
 #[cfg(test)]
@@ -464,7 +485,7 @@ mod tests {
         let len = 4 * release_n;
         let mut x: Vec<f64> = (0..len).map(|n| if n < len / 2 { loud } else { 1e-4 }).collect();
         let mut tape = CompressorTape::default();
-        forward(&s, FS, &mut [&mut x], &mut tape);
+        forward(&[s], &Track::constant(&[]), FS, &mut [&mut x], &mut tape);
         // After the attack time the reduction has covered 8/9 of the step (1 − α^(fs·τ) = 8/9).
         let reached = tape.y_l[attack_n - 1] / full;
         assert!((reached - 8.0 / 9.0).abs() < 1e-3, "attack reached {reached}");

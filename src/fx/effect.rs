@@ -6,6 +6,7 @@ use std::fmt::Debug;
 
 use super::EffectKind;
 use super::knob::KnobSpec;
+use super::track::Track;
 use crate::Real;
 
 /// An effect's declaration and kernels. The type is a marker; its streaming state and its tape
@@ -49,15 +50,17 @@ pub trait Effect {
         0
     }
 
-    /// Renders whole signals in place from rest, recording the tape. The output equals what
-    /// [`Effect::process`] gives from rest for any split into blocks (latency included; the
-    /// chain compensates it).
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Self::Tape<T>);
+    /// Renders whole signals in place from rest with the knobs following `track`, recording
+    /// the tape. The output equals what [`Effect::process`] gives from rest, with
+    /// [`Effect::set`] called at every segment's start, for any split into blocks (latency
+    /// included; the chain compensates it).
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Self::Tape<T>);
     /// The exact vector–Jacobian product of [`Effect::forward`]: `input` holds the effect's
     /// input channels, `grad` holds `∂L/∂output` on entry and `∂L/∂input` on return, and the
-    /// knob gradients (physical units, [`Effect::KNOBS`] order) are added to `knob_grad`.
+    /// knob gradients of every segment (physical units, [`Effect::KNOBS`] order, segment after
+    /// segment) are added to `knob_grad`.
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &Self::Tape<T>,
@@ -233,21 +236,21 @@ macro_rules! registry {
 
             /// [`Effect::forward`](crate::fx::effect::Effect::forward) of `kind`, recording into this tape (replaced if it belongs
             /// to another effect).
-            pub fn forward(&mut self, kind: EffectKind, knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]]) {
+            pub fn forward(&mut self, kind: EffectKind, track: $crate::fx::Track<'_>, sample_rate: f64, channels: &mut [&mut [T]]) {
                 match (kind, &mut *self) {
-                    $((EffectKind::$variant, StageTape::$variant(t)) => <$effect as $crate::fx::effect::Effect>::forward(knobs, sample_rate, channels, t),)*
+                    $((EffectKind::$variant, StageTape::$variant(t)) => <$effect as $crate::fx::effect::Effect>::forward(track, sample_rate, channels, t),)*
                     #[allow(unreachable_patterns)]
                     _ => {
                         *self = StageTape::empty(kind);
-                        self.forward(kind, knobs, sample_rate, channels);
+                        self.forward(kind, track, sample_rate, channels);
                     }
                 }
             }
 
             /// [`Effect::adjoint`](crate::fx::effect::Effect::adjoint) of the effect this tape recorded.
-            pub fn adjoint(&self, knobs: &[f64], sample_rate: f64, input: &[&[T]], grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
+            pub fn adjoint(&self, track: $crate::fx::Track<'_>, sample_rate: f64, input: &[&[T]], grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
                 match self {
-                    $(StageTape::$variant(t) => <$effect as $crate::fx::effect::Effect>::adjoint(knobs, sample_rate, input, t, grad, knob_grad)),*
+                    $(StageTape::$variant(t) => <$effect as $crate::fx::effect::Effect>::adjoint(track, sample_rate, input, t, grad, knob_grad)),*
                 }
             }
         }

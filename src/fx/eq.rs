@@ -2,9 +2,10 @@
 //! recursive RBJ biquads (see [`super::biquad`]), with its exact adjoint.
 
 use super::biquad::{self, Design, Shape};
-use super::cascade::{CascadeTape, Cascades, adjoint, forward};
+use super::cascade::{CascadeTape, Cascades, adjoint_channels, forward_channels};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::Track;
 use super::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS};
 use crate::Real;
 
@@ -72,28 +73,20 @@ impl Effect for EqEffect {
         stream.process(channels);
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<EqTape<T>>) {
-        let designs = design_all(&settings(knobs), sample_rate);
-        tape.resize_with(channels.len(), Default::default);
-        for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
-            forward(&designs, x, stages);
-        }
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<EqTape<T>>) {
+        forward_channels(&designs_of(&track, sample_rate), &track, channels, tape);
     }
 
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &Vec<EqTape<T>>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
-        let designs = design_all(&settings(knobs), sample_rate);
-        let mut eq_grad = [[0.0; 3]; NUM_EQ_SECTIONS];
-        for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
-            adjoint(&designs, x, stages, g, &mut eq_grad);
-        }
-        for (k, g) in knob_grad.iter_mut().zip(eq_grad.as_flattened()) {
+        let eq_grad = adjoint_channels(&designs_of(&track, sample_rate), &track, input, tape, grad);
+        for (k, g) in knob_grad.iter_mut().zip(eq_grad.iter().flat_map(|s| s.as_flattened())) {
             *k += g;
         }
     }
@@ -121,6 +114,11 @@ pub struct BandSettings {
 
 /// Settings of all sections, in chain order.
 pub type EqSettings = [BandSettings; NUM_EQ_SECTIONS];
+
+/// Every segment's designs.
+fn designs_of(track: &Track<'_>, sample_rate: f64) -> Vec<[Design; NUM_EQ_SECTIONS]> {
+    (0..track.segments()).map(|i| design_all(&settings(track.knobs(i)), sample_rate)).collect()
+}
 
 /// Designs every section (coefficients and their Jacobians) at a sample rate.
 pub fn design_all(settings: &EqSettings, sample_rate: f64) -> [Design; NUM_EQ_SECTIONS] {

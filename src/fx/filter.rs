@@ -13,6 +13,7 @@ use super::biquad::{self, Coeffs, Design, Shape};
 use super::cascade::{self, CascadeTape, Cascades};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew, StepSize};
+use super::track::Track;
 use crate::Real;
 
 /// Sections per filter (the second is a pass-through at 12 dB/oct).
@@ -113,32 +114,28 @@ impl<const HIGH_PASS: bool> Effect for FilterEffect<HIGH_PASS> {
         stream.process(channels);
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut FilterTape<T>) {
-        let (d, _) = designs(Self::SHAPE, knobs, sample_rate);
-        tape.resize_with(channels.len(), Default::default);
-        for (x, stages) in channels.iter_mut().zip(tape.iter_mut()) {
-            cascade::forward(&d, x, stages);
-        }
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut FilterTape<T>) {
+        let d: Vec<_> = (0..track.segments()).map(|i| designs(Self::SHAPE, track.knobs(i), sample_rate).0).collect();
+        cascade::forward_channels(&d, &track, channels, tape);
     }
 
     /// The sections' design gradients, summed into the shared frequency and chained into `q`
     /// through each section's `∂Q/∂q`.
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &FilterTape<T>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
-        let (d, dq) = designs(Self::SHAPE, knobs, sample_rate);
-        let mut section_grad = [[0.0; 3]; SECTIONS];
-        for ((x, stages), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
-            cascade::adjoint(&d, x, stages, g, &mut section_grad);
-        }
-        for (s, dq) in section_grad.iter().zip(dq) {
-            knob_grad[FREQ_HZ] += s[1];
-            knob_grad[Q] += s[2] * dq;
+        let (d, dq): (Vec<_>, Vec<_>) = (0..track.segments()).map(|i| designs(Self::SHAPE, track.knobs(i), sample_rate)).unzip();
+        let section_grad = cascade::adjoint_channels(&d, &track, input, tape, grad);
+        for ((segment, dq), knob_grad) in section_grad.iter().zip(&dq).zip(knob_grad.chunks_mut(Self::KNOBS.len())) {
+            for (s, dq) in segment.iter().zip(dq) {
+                knob_grad[FREQ_HZ] += s[1];
+                knob_grad[Q] += s[2] * dq;
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::Track;
 use crate::Real;
 
 /// `ln(10) / 20`: `d 10^(g/20) / dg = 10^(g/20) · ln(10)/20`.
@@ -42,20 +43,27 @@ impl Effect for GainEffect {
         channels.iter_mut().flat_map(|c| c.iter_mut()).for_each(|v| *v = *v * g);
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], _tape: &mut ()) {
-        Self::process::<T>(&mut Self::stream::<T>(knobs, sample_rate, channels.len()), channels);
+    fn forward<T: Real>(track: Track<'_>, _sample_rate: f64, channels: &mut [&mut [T]], _tape: &mut ()) {
+        let len = channels.first().map_or(0, |c| c.len());
+        for (_, range, knobs) in track.spans(len) {
+            let g = T::of(linear(knobs[0]));
+            channels.iter_mut().flat_map(|c| c[range.clone()].iter_mut()).for_each(|v| *v = *v * g);
+        }
     }
 
-    fn adjoint<T: Real>(knobs: &[f64], _sample_rate: f64, input: &[&[T]], _tape: &(), grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
-        let g = linear(knobs[0]);
-        let mut dot = 0.0;
-        for (gc, xc) in grad.iter_mut().zip(input) {
-            for (g_out, x) in gc.iter_mut().zip(xc.iter()) {
-                dot += g_out.to64() * x.to64();
-                *g_out = *g_out * T::of(g);
+    fn adjoint<T: Real>(track: Track<'_>, _sample_rate: f64, input: &[&[T]], _tape: &(), grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
+        let len = input.first().map_or(0, |c| c.len());
+        for (i, range, knobs) in track.spans(len) {
+            let g = linear(knobs[0]);
+            let mut dot = 0.0;
+            for (gc, xc) in grad.iter_mut().zip(input) {
+                for (g_out, x) in gc[range.clone()].iter_mut().zip(&xc[range.clone()]) {
+                    dot += g_out.to64() * x.to64();
+                    *g_out = *g_out * T::of(g);
+                }
             }
+            knob_grad[i] += dot * g * LN10_OVER_20;
         }
-        knob_grad[0] += dot * g * LN10_OVER_20;
     }
 
     fn response_db(knobs: &[f64], _sample_rate: f64, _freq_hz: f64) -> Option<f64> {

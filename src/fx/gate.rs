@@ -15,6 +15,7 @@
 use super::compressor::{FLOOR_DB, LEVEL_EPS, loudest, smoothing_coeff, smoothing_coeff_derivative};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew, StepSize};
+use super::track::Track;
 use crate::Real;
 
 const THRESHOLD_DB: usize = 0;
@@ -137,61 +138,66 @@ impl Effect for GateEffect {
         }
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<Step>) {
-        let mut gate = Self::stream::<T>(knobs, sample_rate, channels.len());
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<Step>) {
+        let mut gate = Self::stream::<T>(track.knobs(0), sample_rate, channels.len());
         let len = channels.first().map_or(0, |c| c.len());
         tape.clear();
-        tape.extend((0..len).map(|n| gate.step(channels, n)));
+        for (_, range, knobs) in track.spans(len) {
+            Self::set::<T>(&mut gate, knobs, sample_rate);
+            tape.extend(range.map(|n| gate.step(channels, n)));
+        }
     }
 
-    fn adjoint<T: Real>(knobs: &[f64], sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
-        let k = Constants::new(knobs, sample_rate);
+    fn adjoint<T: Real>(track: Track<'_>, sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
         let ln10_20 = std::f64::consts::LN_10 / 20.0;
-        let (mut g_threshold, mut g_ratio, mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0, 0.0, 0.0);
         let mut carry = 0.0;
-        for n in (0..tape.len()).rev() {
-            let s = &tape[n];
-            // Output: out_c = x_c · 10^(−y_L/20).
-            let mut u = 0.0;
-            for (gc, xc) in grad.iter_mut().zip(input) {
-                u -= gc[n].to64() * xc[n].to64() * s.gain * ln10_20;
-                gc[n] = gc[n] * T::of(s.gain);
+        for ((_, range, knobs), knob_grad) in track.spans(tape.len()).rev().zip(knob_grad.chunks_mut(Self::KNOBS.len()).rev()) {
+            let k = Constants::new(knobs, sample_rate);
+            let (mut g_threshold, mut g_ratio, mut g_alpha_a, mut g_alpha_r) = (0.0, 0.0, 0.0, 0.0);
+            for n in range.rev() {
+                let s = &tape[n];
+                // Output: out_c = x_c · 10^(−y_L/20).
+                let mut u = 0.0;
+                for (gc, xc) in grad.iter_mut().zip(input) {
+                    u -= gc[n].to64() * xc[n].to64() * s.gain * ln10_20;
+                    gc[n] = gc[n] * T::of(s.gain);
+                }
+                // Smoother, backwards: λ = ∂L/∂y_L[n].
+                let lambda = u + carry;
+                let y_prev = if n > 0 { tape[n - 1].y_l } else { 0.0 };
+                let x_l_bar = match s.branch {
+                    Branch::Attack => {
+                        g_alpha_a += lambda * (y_prev - s.x_l);
+                        carry = k.alpha_attack * lambda;
+                        (1.0 - k.alpha_attack) * lambda
+                    }
+                    Branch::Hold => {
+                        carry = lambda;
+                        0.0
+                    }
+                    Branch::Release => {
+                        g_alpha_r += lambda * (y_prev - s.x_l);
+                        carry = k.alpha_release * lambda;
+                        (1.0 - k.alpha_release) * lambda
+                    }
+                };
+                // Static curve and detector.
+                if s.x_g < k.threshold_db {
+                    g_threshold += x_l_bar * (k.ratio - 1.0);
+                    g_ratio += x_l_bar * (k.threshold_db - s.x_g);
+                    if s.x_g > FLOOR_DB {
+                        let c = s.channel as usize;
+                        let x = input[c][n].to64();
+                        let level_bar = -x_l_bar * (k.ratio - 1.0) * 20.0 / (std::f64::consts::LN_10 * (x.abs() + LEVEL_EPS));
+                        grad[c][n] = grad[c][n] + T::of(level_bar * x.signum());
+                    }
+                }
             }
-            // Smoother, backwards: λ = ∂L/∂y_L[n].
-            let lambda = u + carry;
-            let y_prev = if n > 0 { tape[n - 1].y_l } else { 0.0 };
-            let x_l_bar = match s.branch {
-                Branch::Attack => {
-                    g_alpha_a += lambda * (y_prev - s.x_l);
-                    carry = k.alpha_attack * lambda;
-                    (1.0 - k.alpha_attack) * lambda
-                }
-                Branch::Hold => {
-                    carry = lambda;
-                    0.0
-                }
-                Branch::Release => {
-                    g_alpha_r += lambda * (y_prev - s.x_l);
-                    carry = k.alpha_release * lambda;
-                    (1.0 - k.alpha_release) * lambda
-                }
-            };
-            // Static curve and detector.
-            if s.x_g < k.threshold_db {
-                g_threshold += x_l_bar * (k.ratio - 1.0);
-                g_ratio += x_l_bar * (k.threshold_db - s.x_g);
-                if s.x_g > FLOOR_DB {
-                    let c = s.channel as usize;
-                    let x = input[c][n].to64();
-                    let level_bar = -x_l_bar * (k.ratio - 1.0) * 20.0 / (std::f64::consts::LN_10 * (x.abs() + LEVEL_EPS));
-                    grad[c][n] = grad[c][n] + T::of(level_bar * x.signum());
-                }
-            }
+            knob_grad[THRESHOLD_DB] += g_threshold;
+            knob_grad[RATIO] += g_ratio;
+            knob_grad[ATTACK_MS] += g_alpha_a * smoothing_coeff_derivative(knobs[ATTACK_MS], sample_rate);
+            knob_grad[RELEASE_MS] += g_alpha_r * smoothing_coeff_derivative(knobs[RELEASE_MS], sample_rate);
         }
-        knob_grad[THRESHOLD_DB] += g_threshold;
-        knob_grad[RATIO] += g_ratio;
-        knob_grad[ATTACK_MS] += g_alpha_a * smoothing_coeff_derivative(knobs[ATTACK_MS], sample_rate);
-        knob_grad[RELEASE_MS] += g_alpha_r * smoothing_coeff_derivative(knobs[RELEASE_MS], sample_rate);
     }
 
     /// Unity above the threshold, `T + (x − T)·R` below it.
@@ -209,7 +215,7 @@ mod tests {
 
     fn gate(knobs: &[f64], x: &mut [f64]) -> Vec<Step> {
         let mut tape = Vec::new();
-        GateEffect::forward(knobs, FS, &mut [x], &mut tape);
+        GateEffect::forward(Track::constant(knobs), FS, &mut [x], &mut tape);
         tape
     }
 

@@ -20,6 +20,7 @@
 use super::compressor::{loudest, smoothing_coeff, smoothing_coeff_derivative};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::{PerSegment, Track};
 use crate::Real;
 
 /// Look-ahead time.
@@ -212,31 +213,38 @@ impl Effect for LimiterEffect {
         lookahead(sample_rate)
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<Step>) {
-        let mut limiter = Limiter::<T>::new(knobs, sample_rate, channels.len());
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<Step>) {
+        let mut limiter = Limiter::<T>::new(track.knobs(0), sample_rate, channels.len());
         let len = channels.first().map_or(0, |c| c.len());
         tape.clear();
-        tape.extend((0..len).map(|n| limiter.step(channels, n)));
+        for (_, range, knobs) in track.spans(len) {
+            Self::set::<T>(&mut limiter, knobs, sample_rate);
+            tape.extend(range.map(|n| limiter.step(channels, n)));
+        }
     }
 
-    fn adjoint<T: Real>(knobs: &[f64], sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
+    fn adjoint<T: Real>(track: Track<'_>, sample_rate: f64, input: &[&[T]], tape: &Vec<Step>, grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
         let len = tape.len();
         let d = lookahead(sample_rate);
-        let c = ceiling(knobs);
-        let alpha = smoothing_coeff(knobs[RELEASE_MS], sample_rate);
+        // The ceiling and release coefficient in force at each sample, and their gradients per
+        // segment.
+        let constants = PerSegment::new(&track, len, |k| (ceiling(k), smoothing_coeff(k[RELEASE_MS], sample_rate)));
+        let mut c_bar = vec![0.0; track.segments()];
+        let mut alpha_bar = vec![0.0; track.segments()];
         // Output: y[n] = x[n − D]·g[n], or x[n − D]·c/p_D[n] where the gain was held to the
         // delayed frame's peak p_D.
         let mut g_bar = vec![0.0f64; len];
         let mut x_bar: Vec<Vec<f64>> = vec![vec![0.0; len]; input.len()];
-        let mut c_bar = 0.0;
         let mut delayed_peak_bar = vec![0.0f64; len];
         for ((gc, xc), xb) in grad.iter().zip(input).zip(&mut x_bar) {
             for n in d..len {
                 let (y_bar, x) = (gc[n].to64(), xc[n - d].to64());
                 let step = &tape[n];
                 if step.clamped {
+                    let segment = constants.segment_of(n);
+                    let c = constants.get(segment).0;
                     xb[n - d] += y_bar * c / step.delayed_peak;
-                    c_bar += y_bar * x / step.delayed_peak;
+                    c_bar[segment] += y_bar * x / step.delayed_peak;
                     delayed_peak_bar[n] -= y_bar * x * c / (step.delayed_peak * step.delayed_peak);
                 } else {
                     g_bar[n] += y_bar * x;
@@ -259,27 +267,32 @@ impl Effect for LimiterEffect {
             s_bar[k] = window_sum / (d + 1) as f64;
         }
         // Release, backwards in time; then the window minimum and the needed gain.
-        let (mut carry, mut alpha_bar) = (0.0, 0.0);
+        let mut carry = 0.0;
         let mut r_bar = vec![0.0f64; len];
-        for n in (0..len).rev() {
-            let total = s_bar[n] + carry;
-            let step = &tape[n];
-            let m_bar = if step.fell {
-                carry = 0.0;
-                total
-            } else {
-                let s_prev = if n > 0 { tape[n - 1].s } else { 1.0 };
-                alpha_bar += total * (s_prev - step.m);
-                carry = alpha * total;
-                (1.0 - alpha) * total
-            };
-            if step.argmin != u64::MAX {
-                r_bar[step.argmin as usize] += m_bar;
+        for (i, range, _) in track.spans(len).rev() {
+            let alpha = constants.get(i).1;
+            for n in range.rev() {
+                let total = s_bar[n] + carry;
+                let step = &tape[n];
+                let m_bar = if step.fell {
+                    carry = 0.0;
+                    total
+                } else {
+                    let s_prev = if n > 0 { tape[n - 1].s } else { 1.0 };
+                    alpha_bar[i] += total * (s_prev - step.m);
+                    carry = alpha * total;
+                    (1.0 - alpha) * total
+                };
+                if step.argmin != u64::MAX {
+                    r_bar[step.argmin as usize] += m_bar;
+                }
             }
         }
         for (n, (step, &rb)) in tape.iter().zip(&r_bar).enumerate() {
             if step.limited && rb != 0.0 {
-                c_bar += rb / step.peak;
+                let segment = constants.segment_of(n);
+                let c = constants.get(segment).0;
+                c_bar[segment] += rb / step.peak;
                 let ch = step.channel as usize;
                 x_bar[ch][n] -= rb * c / (step.peak * step.peak) * input[ch][n].to64().signum();
             }
@@ -289,8 +302,11 @@ impl Effect for LimiterEffect {
                 *g = T::of(v);
             }
         }
-        knob_grad[CEILING_DB] += c_bar * c * std::f64::consts::LN_10 / 20.0;
-        knob_grad[RELEASE_MS] += alpha_bar * smoothing_coeff_derivative(knobs[RELEASE_MS], sample_rate);
+        for (i, knob_grad) in knob_grad.chunks_mut(Self::KNOBS.len()).enumerate() {
+            let knobs = track.knobs(i);
+            knob_grad[CEILING_DB] += c_bar[i] * constants.get(i).0 * std::f64::consts::LN_10 / 20.0;
+            knob_grad[RELEASE_MS] += alpha_bar[i] * smoothing_coeff_derivative(knobs[RELEASE_MS], sample_rate);
+        }
     }
 
     /// Once settled on a steady level: the level, or the ceiling above it.

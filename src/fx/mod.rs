@@ -13,6 +13,8 @@ mod jet;
 pub mod knob;
 pub mod level;
 pub mod params;
+pub mod track;
+pub mod trajectory;
 
 // Every effect: its file and the variant of `EffectKind` each of its effects gets.
 registry! {
@@ -30,6 +32,8 @@ registry! {
 pub use chain::{Chain, ChainGrad, ChainSpec, ChainTape, check_sample_rate, forward, render, vjp};
 pub use knob::{Knob, KnobSpec, Skew};
 pub use params::{ChainKnobs, KNOBS, Knobs, NUM_KNOBS};
+pub use track::Track;
+pub use trajectory::{Trajectory, TrajectoryGrad};
 
 #[cfg(test)]
 pub(crate) mod test_signals;

@@ -16,6 +16,7 @@ use super::cascade::{self, CascadeTape, Cascades};
 use super::compressor::{self, Compressor, CompressorSettings, CompressorTape};
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::Track;
 use crate::Real;
 
 /// Knee width of every band's compressor.
@@ -123,10 +124,11 @@ impl<T, const N: usize> Default for BandTape<T, N> {
 }
 
 /// Band `b` of the taped forward: filters `input` into the tape, compresses it and adds the result
-/// to `output`.
+/// to `output` (segment `i` of `track` with `designs[i]` and `settings[i]`).
 fn forward_band<T: Real, const N: usize>(
-    designs: &[Design; N],
-    settings: &CompressorSettings,
+    designs: &[[Design; N]],
+    settings: &[CompressorSettings],
+    track: &Track<'_>,
     sample_rate: f64,
     input: &[Vec<T>],
     output: &mut [&mut [T]],
@@ -135,10 +137,10 @@ fn forward_band<T: Real, const N: usize>(
     tape.filters.resize_with(input.len(), || std::array::from_fn(|_| Vec::new()));
     let mut band: Vec<Vec<T>> = input.to_vec();
     for (x, stages) in band.iter_mut().zip(tape.filters.iter_mut()) {
-        cascade::forward(designs, x, stages);
+        cascade::forward(designs, track, x, stages);
     }
     let mut views: Vec<&mut [T]> = band.iter_mut().map(Vec::as_mut_slice).collect();
-    compressor::forward(settings, sample_rate, &mut views, &mut tape.compressor);
+    compressor::forward(settings, track, sample_rate, &mut views, &mut tape.compressor);
     for (out, b) in output.iter_mut().zip(&band) {
         for (o, v) in out.iter_mut().zip(b) {
             *o = *o + *v;
@@ -147,13 +149,14 @@ fn forward_band<T: Real, const N: usize>(
 }
 
 /// Band `b`'s adjoint: from `∂L/∂output` (`grad_output`) adds the band's share to `grad_input`,
-/// its compressor's knob gradients to `band_grad` and its sections' frequency gradients to the
-/// crossovers'.
+/// its compressor's knob gradients (the band's knobs start at `band_offset`) and its sections'
+/// frequency gradients to the crossovers' in each segment's run of `knob_grad`.
 #[allow(clippy::too_many_arguments)]
 fn adjoint_band<T: Real, const N: usize>(
-    designs: &[Design; N],
+    designs: &[[Design; N]],
     section_knobs: &[usize; N],
-    settings: &CompressorSettings,
+    settings: &[CompressorSettings],
+    track: &Track<'_>,
     sample_rate: f64,
     input: &[&[T]],
     tape: &BandTape<T, N>,
@@ -164,24 +167,26 @@ fn adjoint_band<T: Real, const N: usize>(
 ) {
     let filtered: Vec<&[T]> = tape.filters.iter().map(|stages| stages[N - 1].as_slice()).collect();
     let mut grad: Vec<Vec<T>> = grad_output.iter().map(|g| g.to_vec()).collect();
-    let mut comp_grad = [0.0; 6];
+    let mut comp_grad = vec![[0.0; 6]; track.segments()];
     {
         let mut views: Vec<&mut [T]> = grad.iter_mut().map(Vec::as_mut_slice).collect();
-        compressor::adjoint(settings, sample_rate, &filtered, &tape.compressor, &mut views, &mut comp_grad);
+        compressor::adjoint(settings, track, sample_rate, &filtered, &tape.compressor, &mut views, &mut comp_grad);
     }
-    // Threshold, ratio, attack, release and make-up; the fixed knee's gradient is dropped.
-    for (k, g) in [0, 1, 2, 3, 5].iter().enumerate() {
-        knob_grad[band_offset + k] += comp_grad[*g];
-    }
-    let mut section_grad = [[0.0; 3]; N];
+    let mut section_grad = vec![[[0.0; 3]; N]; track.segments()];
     for (((x, stages), g), gi) in input.iter().zip(&tape.filters).zip(grad.iter_mut()).zip(grad_input.iter_mut()) {
-        cascade::adjoint(designs, x, stages, g, &mut section_grad);
+        cascade::adjoint(designs, track, x, stages, g, &mut section_grad);
         for (a, v) in gi.iter_mut().zip(g.iter()) {
             *a += v.to64();
         }
     }
-    for (s, &knob) in section_grad.iter().zip(section_knobs) {
-        knob_grad[knob] += s[1];
+    for ((knob_grad, comp), sections) in knob_grad.chunks_mut(KNOBS.len()).zip(&comp_grad).zip(&section_grad) {
+        // Threshold, ratio, attack, release and make-up; the fixed knee's gradient is dropped.
+        for (k, g) in [0, 1, 2, 3, 5].iter().enumerate() {
+            knob_grad[band_offset + k] += comp[*g];
+        }
+        for (s, &knob) in sections.iter().zip(section_knobs) {
+            knob_grad[knob] += s[1];
+        }
     }
 }
 
@@ -262,34 +267,54 @@ impl Effect for MultibandEffect {
         }
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut MultibandTape<T>) {
-        let c = crossovers(knobs, sample_rate);
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut MultibandTape<T>) {
+        let segments = Segments::of(&track, sample_rate);
         let input: Vec<Vec<T>> = channels.iter().map(|x| x.to_vec()).collect();
         channels.iter_mut().for_each(|x| x.fill(T::zero()));
-        forward_band(&c.low, &band_settings(knobs, 0), sample_rate, &input, channels, &mut tape.0);
-        forward_band(&c.mid, &band_settings(knobs, 1), sample_rate, &input, channels, &mut tape.1);
-        forward_band(&c.high, &band_settings(knobs, 2), sample_rate, &input, channels, &mut tape.2);
+        forward_band(&segments.low, &segments.settings[0], &track, sample_rate, &input, channels, &mut tape.0);
+        forward_band(&segments.mid, &segments.settings[1], &track, sample_rate, &input, channels, &mut tape.1);
+        forward_band(&segments.high, &segments.settings[2], &track, sample_rate, &input, channels, &mut tape.2);
     }
 
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &MultibandTape<T>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
-        let c = crossovers(knobs, sample_rate);
+        let c = Segments::of(&track, sample_rate);
         let mut grad_input: Vec<Vec<f64>> = input.iter().map(|x| vec![0.0; x.len()]).collect();
         let offset = |b: usize| 2 + BAND_KNOBS * b;
-        let s = |b| band_settings(knobs, b);
-        adjoint_band(&c.low, &LOW_SECTIONS, &s(0), sample_rate, input, &tape.0, grad, &mut grad_input, knob_grad, offset(0));
-        adjoint_band(&c.mid, &SPLIT_SECTIONS, &s(1), sample_rate, input, &tape.1, grad, &mut grad_input, knob_grad, offset(1));
-        adjoint_band(&c.high, &SPLIT_SECTIONS, &s(2), sample_rate, input, &tape.2, grad, &mut grad_input, knob_grad, offset(2));
+        let (t, fs, gi) = (&track, sample_rate, &mut grad_input);
+        adjoint_band(&c.low, &LOW_SECTIONS, &c.settings[0], t, fs, input, &tape.0, grad, gi, knob_grad, offset(0));
+        adjoint_band(&c.mid, &SPLIT_SECTIONS, &c.settings[1], t, fs, input, &tape.1, grad, gi, knob_grad, offset(1));
+        adjoint_band(&c.high, &SPLIT_SECTIONS, &c.settings[2], t, fs, input, &tape.2, grad, gi, knob_grad, offset(2));
         for (g, gi) in grad.iter_mut().zip(&grad_input) {
             for (a, &b) in g.iter_mut().zip(gi) {
                 *a = T::of(b);
             }
+        }
+    }
+}
+
+/// Every segment's band filters and band compressor settings.
+struct Segments {
+    low: Vec<[Design; 3]>,
+    mid: Vec<[Design; 4]>,
+    high: Vec<[Design; 4]>,
+    settings: [Vec<CompressorSettings>; 3],
+}
+
+impl Segments {
+    fn of(track: &Track<'_>, sample_rate: f64) -> Self {
+        let all: Vec<Crossovers> = (0..track.segments()).map(|i| crossovers(track.knobs(i), sample_rate)).collect();
+        Segments {
+            low: all.iter().map(|c| c.low).collect(),
+            mid: all.iter().map(|c| c.mid).collect(),
+            high: all.iter().map(|c| c.high).collect(),
+            settings: std::array::from_fn(|b| (0..track.segments()).map(|i| band_settings(track.knobs(i), b)).collect()),
         }
     }
 }

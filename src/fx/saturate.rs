@@ -21,6 +21,7 @@ use std::sync::LazyLock;
 
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::{PerSegment, Track};
 use crate::Real;
 
 /// Oversampling factor.
@@ -238,55 +239,66 @@ impl Effect for SaturateEffect {
         LATENCY
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<ChannelTape>) {
-        let k = Constants::new(knobs, sample_rate);
+    fn forward<T: Real>(track: Track<'_>, sample_rate: f64, channels: &mut [&mut [T]], tape: &mut Vec<ChannelTape>) {
         tape.resize_with(channels.len(), Default::default);
         for (x, t) in channels.iter_mut().zip(tape.iter_mut()) {
             let mut state = ChannelState::new();
             t.upsampled.resize(x.len() * FACTOR, 0.0);
             t.wet.resize(x.len(), 0.0);
             t.tone.resize(x.len(), 0.0);
-            for (n, v) in x.iter_mut().enumerate() {
-                let (y, w, p) = state.step(&k, v.to64(), Some(&mut t.upsampled[n * FACTOR..(n + 1) * FACTOR]));
-                (t.wet[n], t.tone[n]) = (w, p);
-                *v = T::of(y);
+            for (_, range, knobs) in track.spans(x.len()) {
+                let k = Constants::new(knobs, sample_rate);
+                for n in range {
+                    let (y, w, p) = state.step(&k, x[n].to64(), Some(&mut t.upsampled[n * FACTOR..(n + 1) * FACTOR]));
+                    (t.wet[n], t.tone[n]) = (w, p);
+                    x[n] = T::of(y);
+                }
             }
         }
     }
 
     fn adjoint<T: Real>(
-        knobs: &[f64],
+        track: Track<'_>,
         sample_rate: f64,
         input: &[&[T]],
         tape: &Vec<ChannelTape>,
         grad: &mut [&mut [T]],
         knob_grad: &mut [f64],
     ) {
-        let k = Constants::new(knobs, sample_rate);
         let h = &*LOWPASS;
-        let (mut g_drive, mut g_pole, mut g_mix) = (0.0, 0.0, 0.0);
+        let len = input.first().map_or(0, |x| x.len());
+        let constants = PerSegment::new(&track, len, |k| Constants::new(k, sample_rate));
+        let segments = track.segments();
+        let (mut g_drive, mut g_pole, mut g_mix) = (vec![0.0; segments], vec![0.0; segments], vec![0.0; segments]);
         for ((x, t), g) in input.iter().zip(tape).zip(grad.iter_mut()) {
-            let len = x.len();
             let mut x_bar = vec![0.0f64; len];
             // Mix: y[n] = (1 − m)·x[n − D] + m·p[n].
             let mut p_bar = vec![0.0f64; len];
-            for n in 0..len {
-                let y_bar = g[n].to64();
-                let dry = if n >= LATENCY { x[n - LATENCY].to64() } else { 0.0 };
-                g_mix += y_bar * (t.tone[n] - dry);
-                p_bar[n] = k.mix * y_bar;
-                if n >= LATENCY {
-                    x_bar[n - LATENCY] += (1.0 - k.mix) * y_bar;
+            for (i, range, _) in track.spans(len) {
+                let k = constants.get(i);
+                for n in range {
+                    let y_bar = g[n].to64();
+                    let dry = if n >= LATENCY { x[n - LATENCY].to64() } else { 0.0 };
+                    g_mix[i] += y_bar * (t.tone[n] - dry);
+                    p_bar[n] = k.mix * y_bar;
+                    if n >= LATENCY {
+                        x_bar[n - LATENCY] += (1.0 - k.mix) * y_bar;
+                    }
                 }
             }
-            // Tone, backwards: λ[n] = p̄[n] + a·λ[n+1]; w̄ = (1 − a)·λ; ∂L/∂a = Σ λ·(p[n−1] − w[n]).
+            // Tone, backwards: λ[n] = p̄[n] + a[n+1]·λ[n+1]; w̄ = (1 − a[n])·λ;
+            // ∂L/∂a[n] = λ[n]·(p[n−1] − w[n]).
             let mut w_bar = vec![0.0f64; len];
-            let mut lambda = 0.0;
-            for n in (0..len).rev() {
-                lambda = p_bar[n] + k.pole * lambda;
-                let p_prev = if n > 0 { t.tone[n - 1] } else { 0.0 };
-                g_pole += lambda * (p_prev - t.wet[n]);
-                w_bar[n] = (1.0 - k.pole) * lambda;
+            let mut carry = 0.0;
+            for (i, range, _) in track.spans(len).rev() {
+                let pole = constants.get(i).pole;
+                for n in range.rev() {
+                    let lambda = p_bar[n] + carry;
+                    let p_prev = if n > 0 { t.tone[n - 1] } else { 0.0 };
+                    g_pole[i] += lambda * (p_prev - t.wet[n]);
+                    w_bar[n] = (1.0 - pole) * lambda;
+                    carry = pole * lambda;
+                }
             }
             // Decimation, transposed: v̄[m] = Σ_n w̄[n]·h[8n − m]; then the shaper:
             // ∂v/∂u = sech²(g·u), ∂v/∂g = u·sech²(g·u)/g − tanh(g·u)/g².
@@ -298,11 +310,16 @@ impl Effect for SaturateEffect {
                     u_bar[at - i] += wb * hi;
                 }
             }
-            for (ub, &u) in u_bar.iter_mut().zip(&t.upsampled) {
-                let th = (k.drive * u).tanh();
-                let sech2 = 1.0 - th * th;
-                g_drive += *ub * (u * sech2 / k.drive - th / (k.drive * k.drive));
-                *ub *= sech2;
+            // The shaper of base sample n runs its 8 oversampled values with that sample's drive.
+            for (i, range, _) in track.spans(len) {
+                let drive = constants.get(i).drive;
+                let span = range.start * FACTOR..range.end * FACTOR;
+                for (ub, &u) in u_bar[span.clone()].iter_mut().zip(&t.upsampled[span]) {
+                    let th = (drive * u).tanh();
+                    let sech2 = 1.0 - th * th;
+                    g_drive[i] += *ub * (u * sech2 / drive - th / (drive * drive));
+                    *ub *= sech2;
+                }
             }
             // Upsampling, transposed: x̄[n − j] += 8·h[8j + phase]·ū[8n + phase].
             for n in 0..len {
@@ -319,11 +336,13 @@ impl Effect for SaturateEffect {
                 *g = T::of(*xb);
             }
         }
-        let tone_hz = knobs[TONE_HZ];
-        let d_pole = if tone_hz < 0.45 * sample_rate { -2.0 * std::f64::consts::PI / sample_rate * k.pole } else { 0.0 };
-        knob_grad[DRIVE_DB] += g_drive * k.drive * std::f64::consts::LN_10 / 20.0;
-        knob_grad[TONE_HZ] += g_pole * d_pole;
-        knob_grad[MIX_PCT] += g_mix / 100.0;
+        for (i, knob_grad) in knob_grad.chunks_mut(Self::KNOBS.len()).enumerate() {
+            let (k, tone_hz) = (constants.get(i), track.knobs(i)[TONE_HZ]);
+            let d_pole = if tone_hz < 0.45 * sample_rate { -2.0 * std::f64::consts::PI / sample_rate * k.pole } else { 0.0 };
+            knob_grad[DRIVE_DB] += g_drive[i] * k.drive * std::f64::consts::LN_10 / 20.0;
+            knob_grad[TONE_HZ] += g_pole[i] * d_pole;
+            knob_grad[MIX_PCT] += g_mix[i] / 100.0;
+        }
     }
 }
 

@@ -52,3 +52,33 @@ pub fn corner_chain_knobs(chain: &ChainSpec, seed: u64) -> ChainKnobs {
     let n: Vec<f64> = (0..chain.num_knobs()).map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
     ChainKnobs::from_normalized(chain.clone(), &n).expect("one value per knob")
 }
+
+/// Asserts that `exact` matches `fd` coordinate by coordinate, relative to each entry (and
+/// to the vector's scale for entries that are nearly zero).
+/// Where the finite differences vanish (an effect that does not act on this signal: a
+/// limiter under its ceiling, width on mono), the exact gradient must vanish too.
+pub fn assert_close(what: &str, exact: &[f64], fd: &[f64], tol: f64) {
+    let scale = fd.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if scale == 0.0 {
+        assert!(exact.iter().all(|a| a.abs() < 1e-12), "{what}: finite differences vanish, exact {exact:?}");
+        return;
+    }
+    for (i, (a, b)) in exact.iter().zip(fd).enumerate() {
+        let err = (a - b).abs() / b.abs().max(1e-4 * scale);
+        assert!(err <= tol, "{what}: entry {i}: exact {a:e} vs finite difference {b:e} (rel {err:e})");
+    }
+}
+
+/// The central difference `(f(h) − f(−h)) / 2h` closest to `exact` over a sweep of steps
+/// `h = scale·10^−k`, k = 2..=7. Effects are piecewise smooth (compressor branches flip
+/// under large steps) and large gains amplify rounding under small ones, so no single step
+/// suits every knob; a wrong gradient matches none of them.
+pub fn derivative(f: impl Fn(f64) -> f64, scale: f64, exact: f64) -> f64 {
+    (2..=7)
+        .map(|k| {
+            let h = scale * 10f64.powi(-k);
+            (f(h) - f(-h)) / (2.0 * h)
+        })
+        .min_by(|a, b| (a - exact).abs().total_cmp(&(b - exact).abs()))
+        .unwrap()
+}

@@ -4,6 +4,7 @@
 
 use super::effect::Effect;
 use super::knob::{KnobSpec, Skew};
+use super::track::Track;
 use crate::Real;
 
 /// The width as a chain effect.
@@ -45,23 +46,34 @@ impl Effect for WidthEffect {
         }
     }
 
-    fn forward<T: Real>(knobs: &[f64], sample_rate: f64, channels: &mut [&mut [T]], _tape: &mut ()) {
-        Self::process::<T>(&mut Self::stream::<T>(knobs, sample_rate, channels.len()), channels);
+    fn forward<T: Real>(track: Track<'_>, _sample_rate: f64, channels: &mut [&mut [T]], _tape: &mut ()) {
+        let len = channels.first().map_or(0, |c| c.len());
+        for (_, range, knobs) in track.spans(len) {
+            let mut views: Vec<&mut [T]> = channels.iter_mut().map(|c| &mut c[range.clone()]).collect();
+            Self::process::<T>(&mut Width(side_gain(knobs)), &mut views);
+        }
     }
 
     /// With `a = ∂L/∂L'`, `b = ∂L/∂R'`: `∂L/∂L = (a + b)/2 + w(a − b)/2`,
     /// `∂L/∂R = (a + b)/2 − w(a − b)/2`, `∂L/∂width = Σ (a − b)·S / 100`.
-    fn adjoint<T: Real>(knobs: &[f64], _sample_rate: f64, input: &[&[T]], _tape: &(), grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
+    fn adjoint<T: Real>(track: Track<'_>, _sample_rate: f64, input: &[&[T]], _tape: &(), grad: &mut [&mut [T]], knob_grad: &mut [f64]) {
         let ([x_l, x_r], [g_l, g_r]) = (input, grad) else { return };
-        let w = side_gain(knobs);
-        let mut dw = 0.0;
-        for (((gl, gr), xl), xr) in g_l.iter_mut().zip(g_r.iter_mut()).zip(x_l.iter()).zip(x_r.iter()) {
-            let (a, b) = (gl.to64(), gr.to64());
-            dw += (a - b) * 0.5 * (xl.to64() - xr.to64());
-            let (mid, side) = (0.5 * (a + b), 0.5 * w * (a - b));
-            (*gl, *gr) = (T::of(mid + side), T::of(mid - side));
+        for (i, range, knobs) in track.spans(x_l.len()) {
+            let w = side_gain(knobs);
+            let mut dw = 0.0;
+            for (((gl, gr), xl), xr) in g_l[range.clone()]
+                .iter_mut()
+                .zip(g_r[range.clone()].iter_mut())
+                .zip(&x_l[range.clone()])
+                .zip(&x_r[range.clone()])
+            {
+                let (a, b) = (gl.to64(), gr.to64());
+                dw += (a - b) * 0.5 * (xl.to64() - xr.to64());
+                let (mid, side) = (0.5 * (a + b), 0.5 * w * (a - b));
+                (*gl, *gr) = (T::of(mid + side), T::of(mid - side));
+            }
+            knob_grad[i] += dw / 100.0;
         }
-        knob_grad[0] += dw / 100.0;
     }
 }
 
