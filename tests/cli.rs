@@ -160,7 +160,7 @@ fn chains_are_chosen_on_the_command_line_and_recorded_in_knob_files() {
         }
     }
     let effects = String::from_utf8(afx(&["params", "--effects"]).stdout).unwrap();
-    for name in ["eq", "comp", "gain", "hpf", "lpf", "width", "limiter", "gate", "saturate", "multiband"] {
+    for name in ["eq", "comp", "gain", "hpf", "lpf", "width", "limiter", "gate", "saturate", "multiband", "tilt"] {
         assert!(effects.lines().any(|l| l.starts_with(name)), "{name} missing from\n{effects}");
     }
 

@@ -27,6 +27,7 @@ registry! {
     mod gate { Gate => GateEffect }
     mod saturate { Saturate => SaturateEffect }
     mod multiband { Multiband => MultibandEffect }
+    mod tilt { Tilt => TiltEffect }
 }
 
 pub use chain::{Chain, ChainGrad, ChainSpec, ChainTape, check_sample_rate, forward, render, vjp};
