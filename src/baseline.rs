@@ -1,5 +1,7 @@
-//! RB-DSP, the rule-based baseline of DeepAFx-ST (Steinmetz, Bryan & Reiss 2022, §5; the
-//! released `BaselineEQAndComp`): no learning, two measurements of the reference.
+//! Peers that do not learn. [`loudness_match`]: one gain to the reference's integrated
+//! loudness, held below a peak ceiling. [`rb_dsp`]: RB-DSP, the rule-based baseline of
+//! DeepAFx-ST (Steinmetz, Bryan & Reiss 2022, §5; the released `BaselineEQAndComp`): two
+//! measurements of the reference.
 //!
 //! 1. Input and reference peak-normalised to −12 dBFS.
 //! 2. EQ match: the average magnitude spectrum of each (rectangular 65 536-point frames, hop
@@ -15,10 +17,10 @@
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 
-use crate::Result;
+use crate::{Error, Result};
 use crate::data::{PEAK_DBFS, normalize_peak};
 use crate::fx::{self, Knobs};
-use crate::metrics::loudness_lufs;
+use crate::metrics::{integrated_loudness, loudness_lufs};
 
 const SPECTRUM_FFT: usize = 65_536;
 const SMOOTHING_BINS: usize = 1025;
@@ -26,6 +28,20 @@ const FIR_TAPS: usize = 63;
 const THRESHOLD_STEP_DB: f64 = 0.5;
 const LOUDNESS_TOLERANCE_LU: f64 = 0.5;
 const LOWEST_THRESHOLD_DB: f64 = -80.0;
+
+/// The loudness-only peer: `input` times one gain that brings its BS.1770 integrated loudness
+/// to the reference's, lowered where needed so that no sample peak exceeds `ceiling_dbfs`
+/// (peak-safe: the gain never clips, so it never distorts). Input and reference may differ in
+/// channel count; both at `sample_rate`. A recording silent to the meter is an error.
+pub fn loudness_match(input: &[Vec<f32>], reference: &[Vec<f32>], sample_rate: u32, ceiling_dbfs: f64) -> Result<Vec<Vec<f32>>> {
+    let silent = |what: &str| Error::BadAudio { what: what.into(), reason: "silent to the loudness meter".into() };
+    let input_lufs = integrated_loudness(input, sample_rate, "input")?.ok_or_else(|| silent("input"))?;
+    let reference_lufs = integrated_loudness(reference, sample_rate, "reference")?.ok_or_else(|| silent("reference"))?;
+    let peak = input.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+    let gain_db = (reference_lufs - input_lufs).min(ceiling_dbfs - 20.0 * f64::from(peak).log10());
+    let gain = 10f64.powf(gain_db / 20.0) as f32;
+    Ok(input.iter().map(|c| c.iter().map(|v| v * gain).collect()).collect())
+}
 
 /// The RB-DSP output for a mono `input` and `reference` at `sample_rate`.
 pub fn rb_dsp(input: &[f32], reference: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
@@ -210,6 +226,27 @@ fn filter(h: &[f32], signal: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::metrics;
+
+    /// Loudness meets the reference's when the peaks allow it, and the ceiling holds when not.
+    #[test]
+    fn loudness_match_meets_the_reference_or_the_ceiling() {
+        let fs = 48_000;
+        let sine = |amp: f32, f: f32, len: usize| -> Vec<f32> {
+            (0..len).map(|n| amp * (2.0 * std::f32::consts::PI * f * n as f32 / fs as f32).sin()).collect()
+        };
+        let lufs = |x: &[Vec<f32>]| metrics::integrated_loudness(x, fs, "x").unwrap().unwrap();
+        let input = vec![sine(0.05, 440.0, 96_000), sine(0.03, 660.0, 96_000)];
+        let quiet_reference = vec![sine(0.2, 1000.0, 72_000)];
+        let out = loudness_match(&input, &quiet_reference, fs, -1.0).unwrap();
+        assert!((lufs(&out) - lufs(&quiet_reference)).abs() < 0.01, "{} vs {}", lufs(&out), lufs(&quiet_reference));
+        // A reference louder than the input's peaks allow: the peak stops at −1 dBFS.
+        let loud_reference = vec![sine(0.99, 3000.0, 72_000), sine(0.99, 3000.0, 72_000)];
+        let out = loudness_match(&input, &loud_reference, fs, -1.0).unwrap();
+        let peak = out.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!((20.0 * f64::from(peak).log10() + 1.0).abs() < 1e-3, "peak {peak}");
+        assert!(lufs(&out) < lufs(&loud_reference));
+        assert!(loudness_match(&[vec![0.0; 48_000]], &quiet_reference, fs, -1.0).is_err());
+    }
 
     #[test]
     fn savitzky_golay_keeps_quadratics_and_smooths_noise() {
