@@ -47,6 +47,14 @@ pub enum Error {
     ModelFile { what: String, reason: String },
     #[error("the proxies imitate the chain `{proxies}`, the network sets the chain `{network}`")]
     ProxyChainMismatch { proxies: String, network: String },
+    #[error("{run_dir} already holds a training run; resume it or choose another run folder")]
+    RunExists { run_dir: PathBuf },
+    #[error("run folder {path}: {reason}")]
+    RunDir { path: PathBuf, reason: String },
+    #[error("setting `{name}` = {value} must be {expected}")]
+    Setting { name: &'static str, value: String, expected: &'static str },
+    #[error("cannot draw the chart: {reason}")]
+    Plot { reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

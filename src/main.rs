@@ -16,8 +16,7 @@ use afx::fx::{ChainKnobs, ChainSpec, EffectKind};
 use afx::model::file::AnyModel;
 use afx::model::{ProxyConfig, StyleNetConfig};
 use afx::probe::ProbeConfig;
-use afx::proxy_train::ProxyTrainConfig;
-use afx::train::{EstimatorKind, TrainConfig};
+use afx::train::{EstimatorKind, ProxyTrainConfig, TrainConfig};
 use afx::transfer::TransferOptions;
 
 #[derive(Parser)]
@@ -818,7 +817,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
             let (run, run_dir) = (&args.run, args.run.run_dir());
-            let summary = afx::proxy_train::train_proxy(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
+            let summary = afx::train::train_proxy(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
                 summary.steps,
@@ -830,7 +829,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             );
         }
         Command::Proxy { command: ProxyCommand::Eval { proxy, data, clips, clip_frames, seed, json } } => {
-            let measured = afx::proxy_train::evaluate_proxy(&proxy, &data, clips, clip_frames, seed)?;
+            let measured = afx::train::evaluate_proxy(&proxy, &data, clips, clip_frames, seed)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&measured).expect("the match serialises"));
             } else {
@@ -844,7 +843,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
                 summary.steps,
                 summary.elapsed_s,
-                summary.out.display(),
+                run.out.display(),
                 summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
                 run_dir.display()
             );

@@ -72,7 +72,7 @@ pub struct LoadedProxy {
 /// What a model file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Kind {
+pub enum Kind {
     Style,
     Proxy,
     Ctcn,
@@ -85,6 +85,52 @@ impl Kind {
             Kind::Proxy => "a neural proxy",
             Kind::Ctcn => "a cTCN model",
         }
+    }
+}
+
+/// A module a model file can hold: its kind, and the config from which it is built again.
+pub trait Stored: Module {
+    const KIND: Kind;
+    type Config: Serialize + serde::de::DeserializeOwned;
+    fn stored_config(&self) -> Self::Config;
+    /// A module of `config`'s shape on `device` (weights to be loaded), if `config` validates.
+    fn build(config: &Self::Config, device: &Device) -> Result<Self>;
+}
+
+impl Stored for StyleNet {
+    const KIND: Kind = Kind::Style;
+    type Config = StyleNetConfig;
+    fn stored_config(&self) -> StyleNetConfig {
+        self.config().clone()
+    }
+    fn build(config: &StyleNetConfig, device: &Device) -> Result<Self> {
+        // Validation includes one network output per knob of the model's chain.
+        config.validate()?;
+        Ok(config.init(device, 0))
+    }
+}
+
+impl Stored for Proxy {
+    const KIND: Kind = Kind::Proxy;
+    type Config = ProxyConfig;
+    fn stored_config(&self) -> ProxyConfig {
+        self.config().clone()
+    }
+    fn build(config: &ProxyConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        Ok(config.init(device, 0))
+    }
+}
+
+impl Stored for Ctcn {
+    const KIND: Kind = Kind::Ctcn;
+    type Config = CtcnConfig;
+    fn stored_config(&self) -> CtcnConfig {
+        self.config()
+    }
+    fn build(config: &CtcnConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        Ok(config.init(device, 0))
     }
 }
 
@@ -111,57 +157,64 @@ impl Header {
     }
 }
 
-/// Writes `net` and `card` (free-form JSON: training settings, evaluation numbers) to `path`,
-/// replacing any file there. The bytes go to a temporary
-/// file in the same directory, which is synced and then renamed onto `path`, so a failure never
-/// leaves a partial model.
-pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
-    write(path, to_bytes(net, card))
-}
-
-/// Writes the bytes of a model file (or the reason there are none) to `path` atomically.
-fn write(path: &Path, bytes: Result<Vec<u8>, String>) -> Result<()> {
+/// Writes `module` and `card` (free-form JSON: training settings, evaluation numbers) to
+/// `path`, replacing any file there. The bytes go to a temporary file in the same directory,
+/// which is synced and then renamed onto `path`, so a failure never leaves a partial model.
+pub fn save_module<M: Stored>(path: &Path, module: &M, card: &serde_json::Value) -> Result<()> {
     let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    crate::atomic::write_bytes_atomic(path, &bytes.map_err(fail)?).map_err(|e| fail(e.to_string()))
+    crate::atomic::write_bytes_atomic(path, &encode(module, card).map_err(fail)?).map_err(|e| fail(e.to_string()))
 }
 
-/// Reads a file of `kind` other than a style model (whose reading has more to check, [`build`]):
-/// its config, validated by `validate`, shapes a module made by `init`, which takes the weights.
-fn decode<C: serde::de::DeserializeOwned, M: Module>(
-    bytes: &[u8],
-    what: &str,
-    kind: Kind,
-    validate: impl FnOnce(&C) -> Result<()>,
-    init: impl FnOnce(&C) -> M,
-) -> Result<(M, serde_json::Value)> {
-    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
-    let (header, weights) = parse(bytes).map_err(fail)?;
-    let config: C = header.config(kind).map_err(fail)?;
-    validate(&config).map_err(|e| fail(e.to_string()))?;
-    let mut module = init(&config);
-    load_weights(&mut module, copied(weights)).map_err(fail)?;
-    Ok((module, header.card))
+/// Writes a style network and its card to `path` ([`save_module`]).
+pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
+    save_module(path, net, card)
 }
 
-/// Reads a model file written by [`save`].
-pub fn load(path: &Path) -> Result<LoadedModel> {
+/// Writes a proxy and its card to `path` ([`save_module`]).
+pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
+    save_module(path, proxy, card)
+}
+
+/// Writes a cTCN and its card to `path` ([`save_module`]).
+pub fn save_ctcn(path: &Path, model: &Ctcn, card: &serde_json::Value) -> Result<()> {
+    save_module(path, model, card)
+}
+
+/// The bytes of the file at `path`; errors name it.
+fn read(path: &Path) -> Result<(Vec<u8>, String)> {
     let what = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
-    from_bytes(&bytes, &what)
+    Ok((bytes, what))
 }
 
-/// Reads a model from the bytes of a model file; `what` names it in errors. The weights are
-/// copied into an aligned buffer.
-fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
-    from_bytes_on(bytes, what, &Device::flex())
-}
-
-/// [`from_bytes`] onto `device` (the trainer resumes onto an autodiff device). Parameter ids
-/// are the saved ones, which the optimiser's saved state refers to.
-pub(super) fn from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedModel> {
+/// Reads a module of kind `M` and its card from the bytes of a model file onto `device`;
+/// `what` names it in errors. The weights are copied into an aligned buffer. Parameter ids are
+/// the saved ones, which a checkpoint's optimiser state refers to.
+pub(super) fn decode<M: Stored>(bytes: &[u8], what: &str, device: &Device) -> Result<(M, serde_json::Value)> {
     let fail = |reason| Error::ModelFile { what: what.into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
     build(header, copied(weights), device).map_err(fail)
+}
+
+/// Builds the module the header describes on `device` and loads the weights, which must match
+/// it tensor for tensor.
+fn build<M: Stored>(header: Header, store: BurnpackStore, device: &Device) -> Result<(M, serde_json::Value), String> {
+    let config: M::Config = header.config(M::KIND)?;
+    let mut module = M::build(&config, device).map_err(|e| e.to_string())?;
+    load_weights(&mut module, store)?;
+    Ok((module, header.card))
+}
+
+/// Reads a style model file written by [`save`].
+pub fn load(path: &Path) -> Result<LoadedModel> {
+    let (bytes, what) = read(path)?;
+    from_bytes(&bytes, &what)
+}
+
+/// Reads a model from the bytes of a model file; `what` names it in errors.
+fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
+    let (net, card) = decode(bytes, what, &Device::flex())?;
+    Ok(LoadedModel { net, card })
 }
 
 /// Reads a model embedded in the program (`include_bytes!`). Zero-copy when the weights start
@@ -171,7 +224,8 @@ pub fn from_static(bytes: &'static [u8]) -> Result<LoadedModel> {
     let fail = |reason| Error::ModelFile { what: "(embedded)".into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
     let store = if weights.as_ptr().addr() % WEIGHTS_ALIGN == 0 { BurnpackStore::from_static(weights) } else { copied(weights) };
-    build(header, store, &Device::flex()).map_err(fail)
+    let (net, card) = build(header, store, &Device::flex()).map_err(fail)?;
+    Ok(LoadedModel { net, card })
 }
 
 /// A store over a copy of `weights` in a buffer aligned for every tensor element type.
@@ -179,42 +233,21 @@ fn copied(weights: &[u8]) -> BurnpackStore {
     BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights.to_vec())))
 }
 
-/// The bytes of a model file holding `net` and `card`.
-pub(super) fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Style, net.config(), net, card)
-}
-
-/// The bytes of a model file holding any module of `kind` with its config.
-fn encode<M: Module>(kind: Kind, config: &impl Serialize, module: &M, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+/// The bytes of a model file holding `module` with its config, and `card`.
+pub(super) fn encode<M: Stored>(module: &M, card: &serde_json::Value) -> Result<Vec<u8>, String> {
     let mut store = BurnpackStore::from_bytes(None);
     module.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
-    let config = serde_json::to_value(config).map_err(|e| format!("cannot serialise the config: {e}"))?;
-    let header =
-        serde_json::to_vec(&Header { kind, config, card: card.clone() }).map_err(|e| format!("cannot serialise the header: {e}"))?;
+    let config = serde_json::to_value(module.stored_config()).map_err(|e| format!("cannot serialise the config: {e}"))?;
+    let header = serde_json::to_vec(&Header { kind: M::KIND, config, card: card.clone() })
+        .map_err(|e| format!("cannot serialise the header: {e}"))?;
     Ok(assemble(&header, &weights))
-}
-
-/// The bytes of a proxy file holding `proxy` and `card`.
-pub(super) fn proxy_to_bytes(proxy: &Proxy, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Proxy, proxy.config(), proxy, card)
-}
-
-/// Writes a proxy and its card to `path` atomically, as [`save`] does for style networks.
-pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
-    write(path, proxy_to_bytes(proxy, card))
 }
 
 /// Reads a proxy file written by [`save_proxy`] onto `device`.
 pub fn load_proxy_on(path: &Path, device: &Device) -> Result<LoadedProxy> {
-    let what = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
-    proxy_from_bytes_on(&bytes, &what, device)
-}
-
-/// Reads a proxy from the bytes of a proxy file onto `device`; `what` names it in errors.
-pub(super) fn proxy_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedProxy> {
-    let (proxy, card) = decode(bytes, what, Kind::Proxy, ProxyConfig::validate, |c: &ProxyConfig| c.init(device, 0))?;
+    let (bytes, what) = read(path)?;
+    let (proxy, card) = decode(&bytes, &what, device)?;
     Ok(LoadedProxy { proxy, card })
 }
 
@@ -223,38 +256,35 @@ pub fn load_proxy(path: &Path) -> Result<LoadedProxy> {
     load_proxy_on(path, &Device::flex())
 }
 
-/// The bytes of a model file holding the cTCN `model` and `card`.
-pub(super) fn ctcn_to_bytes(model: &Ctcn, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Ctcn, &model.config(), model, card)
-}
-
-/// Writes a cTCN and its card to `path` atomically, as [`save`] does for style networks.
-pub fn save_ctcn(path: &Path, model: &Ctcn, card: &serde_json::Value) -> Result<()> {
-    write(path, ctcn_to_bytes(model, card))
-}
-
-/// Reads a cTCN from the bytes of a model file onto `device`; `what` names it in errors.
-pub(super) fn ctcn_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedCtcn> {
-    let (model, card) = decode(bytes, what, Kind::Ctcn, CtcnConfig::validate, |c: &CtcnConfig| c.init(device, 0))?;
-    Ok(LoadedCtcn { model, card })
-}
-
-/// Whether the model file at `path` holds a cTCN.
-pub fn holds_ctcn(path: &Path) -> Result<bool> {
-    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    Ok(parse(&bytes).map_err(fail)?.0.kind == Kind::Ctcn)
-}
-
 /// Reads a style model or a cTCN, whichever the file at `path` holds (a proxy is an error).
 pub fn load_any(path: &Path) -> Result<AnyModel> {
-    let what = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+    let (bytes, what) = read(path)?;
     let (header, _) = parse(&bytes).map_err(|reason| Error::ModelFile { what: what.clone(), reason })?;
     match header.kind {
-        Kind::Ctcn => Ok(AnyModel::Ctcn(ctcn_from_bytes_on(&bytes, &what, &Device::flex())?)),
+        Kind::Ctcn => {
+            let (model, card) = decode(&bytes, &what, &Device::flex())?;
+            Ok(AnyModel::Ctcn(LoadedCtcn { model, card }))
+        }
         _ => Ok(AnyModel::Style(from_bytes(&bytes, &what)?)),
     }
+}
+
+/// Copies the model file `from` to `to` with `card` in place of its card (the module's bytes
+/// are not decoded; the copy's checksum is new).
+pub fn copy_with_card(from: &Path, to: &Path, card: &serde_json::Value) -> Result<()> {
+    let (bytes, what) = read(from)?;
+    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+    let (header, weights) = parse(&bytes).map_err(fail)?;
+    let header =
+        serde_json::to_vec(&Header { card: card.clone(), ..header }).map_err(|e| fail(format!("cannot serialise the header: {e}")))?;
+    let fail_to = |reason: String| Error::ModelFile { what: to.display().to_string(), reason };
+    crate::atomic::write_bytes_atomic(to, &assemble(&header, weights)).map_err(|e| fail_to(e.to_string()))
+}
+
+/// The kind of module the model file at `path` holds.
+pub fn kind_of(path: &Path) -> Result<Kind> {
+    let (bytes, what) = read(path)?;
+    Ok(parse(&bytes).map_err(|reason| Error::ModelFile { what, reason })?.0.kind)
 }
 
 /// Lays out prefix, header, padding and weights, and fills in the hash.
@@ -313,17 +343,6 @@ pub(super) fn card_of(bytes: &[u8]) -> Result<serde_json::Value, String> {
 
 fn truncated(len: usize, expected: usize) -> String {
     format!("truncated: {len} bytes, expected {expected}")
-}
-
-/// Builds the style network the header describes on `device` and loads the weights, which
-/// must match it tensor for tensor.
-fn build(header: Header, store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
-    let config: StyleNetConfig = header.config(Kind::Style)?;
-    // Validation includes one network output per knob of the model's chain.
-    config.validate().map_err(|e| e.to_string())?;
-    let mut net = config.init(device, 0);
-    load_weights(&mut net, store)?;
-    Ok(LoadedModel { net, card: header.card })
 }
 
 /// Loads `store` into `module`, whose tensors it must match one for one.
@@ -439,9 +458,9 @@ mod tests {
         let old_config = header["config"].as_object_mut().unwrap();
         assert_eq!(old_config.remove("chain").unwrap(), "comp");
         old_config.insert("effect".into(), "comp".into());
-        let old = proxy_from_bytes_on(&assemble(&serde_json::to_vec(&header).unwrap(), weights), "old", &Device::flex()).unwrap();
-        assert_eq!(old.proxy.config(), &config);
-        assert_eq!(run(&old.proxy), run(&proxy));
+        let (old, _) = decode::<Proxy>(&assemble(&serde_json::to_vec(&header).unwrap(), weights), "old", &Device::flex()).unwrap();
+        assert_eq!(old.config(), &config);
+        assert_eq!(run(&old), run(&proxy));
     }
 
     #[test]
@@ -487,7 +506,7 @@ mod tests {
 
     #[test]
     fn damaged_files_are_errors() {
-        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let good = encode(&small_config().init(&Device::flex(), 1), &card()).unwrap();
         let weights_start = good.len() - split(&good).1.len();
         assert_refused("empty", &[]);
         assert_refused("wrong magic", &[b"RIFF".as_slice(), &good[4..]].concat());
@@ -509,7 +528,7 @@ mod tests {
     /// configs that describe another network, and weights that are not a whole burnpack.
     #[test]
     fn well_formed_files_with_wrong_contents_are_errors() {
-        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let good = encode(&small_config().init(&Device::flex(), 1), &card()).unwrap();
         let (header, weights) = split(&good);
         let small = small_config();
         let extra_conv = ConvSpec { channels: 16, stride: 2 };
