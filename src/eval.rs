@@ -42,7 +42,7 @@ use crate::fx::level::OutputLevel;
 use crate::fx::{ChainSpec, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
-use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
+use crate::model::{LogMel, ModelCard, Proxy, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result, baseline, refine};
 
@@ -171,11 +171,9 @@ pub struct TrainingCost {
 }
 
 impl TrainingCost {
-    /// The cost recorded in a model card written by `afx train` (`training.steps`,
-    /// `training.seconds`), if any.
-    pub fn from_card(card: &serde_json::Value) -> Option<Self> {
-        let training = card.get("training")?;
-        Some(TrainingCost { steps: training.get("steps")?.as_u64()?, seconds: training.get("seconds")?.as_f64()? })
+    /// The cost recorded in a model card written by `afx train`, if any.
+    pub fn from_card(card: &ModelCard) -> Option<Self> {
+        card.training.as_ref().map(|t| TrainingCost { steps: t.steps, seconds: t.seconds })
     }
 }
 

@@ -414,10 +414,9 @@ fn candidates<'a>(models: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a
                 AnyModel::Style(m) => (&m.net, None, &m.card),
                 AnyModel::Ctcn(m) => (&m.model.net, Some(&m.model.tcn), &m.card),
             };
-            let estimator = card.pointer("/training/estimator").and_then(|e| e.as_str());
             Candidate {
                 tcn,
-                through_proxies: matches!(estimator, Some("proxy" | "proxy_half")),
+                through_proxies: matches!(card.estimator(), Some(EstimatorKind::Proxy | EstimatorKind::ProxyHalf)),
                 refine: i == 0,
                 training: TrainingCost::from_card(card),
                 ..Candidate::new(name, net)

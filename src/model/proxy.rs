@@ -354,7 +354,7 @@ pub(crate) mod test_support {
             .map(|chain| {
                 let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(chain.parse().unwrap()) };
                 let path = dir.join(format!("{}.proxy", chain.replace(',', "_")));
-                super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &serde_json::json!({})).unwrap();
+                super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &super::super::ModelCard::new()).unwrap();
                 path
             })
             .collect()

@@ -431,7 +431,7 @@ mod tests {
         original.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("start.afx");
-        file::save(&path, &original.model(), &serde_json::json!({})).unwrap();
+        file::save(&path, &original.model(), &crate::model::ModelCard::new()).unwrap();
         let mut tuned = Trainer::from_model_file(&path, &TrainerConfig::default()).unwrap();
         assert_eq!(tuned.predict(&input, &reference), original.predict(&input, &reference));
         let before = tuned.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();

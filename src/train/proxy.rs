@@ -22,7 +22,7 @@ use crate::fx::ChainSpec;
 use crate::grad::ChainFx;
 use crate::metrics::{self, Metrics};
 use crate::model::file::{load_proxy, save_proxy};
-use crate::model::{ProxyConfig, ProxyTrainer, TrainerConfig};
+use crate::model::{ModelCard, ProxyConfig, ProxyTrainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -185,12 +185,12 @@ impl Training for ProxyTraining {
         self.trainer.save_checkpoint(run_dir, state)
     }
 
-    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()> {
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
         save_proxy(path, &self.trainer.model(), card)
     }
 
-    fn card(&self, state: &RunState<ProxyTrainConfig>) -> serde_json::Value {
-        card(state)
+    fn card(&self, state: &RunState<ProxyTrainConfig>) -> ModelCard {
+        state.card(None)
     }
 }
 
@@ -337,19 +337,6 @@ fn clip_source(config: &ProxyTrainConfig) -> Result<PairGenerator> {
     PairGenerator::new(corpus, PairConfig { half_frames: config.clip_frames / 2, ..PairConfig::default() })
 }
 
-/// The proxy's card: its settings, training time and validation losses.
-fn card(state: &RunState<ProxyTrainConfig>) -> serde_json::Value {
-    serde_json::json!({
-        "afx_version": env!("CARGO_PKG_VERSION"),
-        "training": { "steps": state.step, "seconds": state.elapsed_s, "config": state.config },
-        "validation": {
-            "best_step": state.best.map(|(step, _)| step),
-            "best_loss": state.best.map(|(_, loss)| loss),
-            "input_loss": state.input_loss(),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +379,7 @@ mod tests {
         let measured = evaluate_proxy(&out, &config.data, 4, 12_000, 7).unwrap();
         assert!(measured.proxy_loss.is_finite() && measured.proxy_loss != measured.identity_loss, "{measured:?}");
         let fresh = dir.path().join("fresh.afx");
-        save_proxy(&fresh, &config.proxy.init(&burn::prelude::Device::flex(), 3), &serde_json::json!({})).unwrap();
+        save_proxy(&fresh, &config.proxy.init(&burn::prelude::Device::flex(), 3), &ModelCard::new()).unwrap();
         let same = evaluate_proxy(&fresh, &config.data, 4, 12_000, 7).unwrap();
         assert!((same.proxy_loss - same.identity_loss).abs() <= 1e-6 * same.identity_loss, "{same:?}");
         assert!((same.proxy.mrstft - same.identity.mrstft).abs() <= 1e-6 * same.identity.mrstft, "{same:?}");

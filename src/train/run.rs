@@ -13,9 +13,11 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::EstimatorKind;
 use crate::atomic::write_bytes_atomic;
-use crate::model::file;
+use crate::model::card::{HeldOut, TrainingCard};
 use crate::model::trainer::CHECKPOINT_MODEL;
+use crate::model::{ModelCard, file};
 use crate::plot::{self, Chart, Scale, Series};
 use crate::{Error, Result};
 
@@ -71,9 +73,9 @@ pub trait Training: Sized {
     /// Saves the model and its optimiser state into `run_dir`, with the loop's `state`.
     fn save_checkpoint(&self, run_dir: &Path, state: &serde_json::Value) -> Result<()>;
     /// Writes the current model to `path` as a model file with `card`.
-    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()>;
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()>;
     /// The model card of the run so far.
-    fn card(&self, state: &RunState<Self::Config>) -> serde_json::Value;
+    fn card(&self, state: &RunState<Self::Config>) -> ModelCard;
 }
 
 /// What a checkpoint holds besides the model and its optimiser state.
@@ -90,10 +92,25 @@ pub struct RunState<C> {
     pub best: Option<(u64, f64)>,
 }
 
-impl<C> RunState<C> {
-    /// The unprocessed input's validation loss, from the first validation.
-    pub fn input_loss(&self) -> Option<f64> {
-        self.history.iter().find_map(|r| r.validation.map(|v| v.input_loss))
+impl<C: Serialize> RunState<C> {
+    /// The card of the run so far: how it trained (with `estimator`, for a style network) and
+    /// its held-out losses; the caller adds what it knows of its data.
+    pub fn card(&self, estimator: Option<EstimatorKind>) -> ModelCard {
+        ModelCard {
+            afx_version: Some(env!("CARGO_PKG_VERSION").into()),
+            training: Some(TrainingCard {
+                estimator,
+                steps: self.step,
+                seconds: self.elapsed_s,
+                config: serde_json::to_value(&self.config).expect("serialisable config"),
+            }),
+            validation: Some(HeldOut {
+                best_step: self.best.map(|(step, _)| step),
+                best_loss: self.best.map(|(_, loss)| loss),
+                input_loss: self.history.iter().find_map(|r| r.validation.map(|v| v.input_loss)),
+            }),
+            ..ModelCard::new()
+        }
     }
 }
 

@@ -18,7 +18,10 @@ use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono, loss_and_knob_gradients,
 };
-use crate::model::{self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
+use crate::model::card::{DataCard, SplitCard};
+use crate::model::{
+    self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ModelCard, ProxyChain, StyleNetConfig, Trainer, TrainerConfig,
+};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
@@ -331,11 +334,11 @@ impl Training for StyleTraining {
         self.learner.save_checkpoint(run_dir, state)
     }
 
-    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()> {
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
         self.learner.save_model(path, card)
     }
 
-    fn card(&self, state: &RunState<TrainConfig>) -> serde_json::Value {
+    fn card(&self, state: &RunState<TrainConfig>) -> ModelCard {
         model_card(state, &self.generator)
     }
 }
@@ -377,7 +380,7 @@ impl Learner {
     }
 
     /// Writes the current model (without the optimiser) to `path`.
-    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()> {
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
         match self {
             Learner::Knobs(t) => model::file::save(path, &t.model(), card),
             Learner::Ctcn(t) => model::file::save_ctcn(path, &t.model(), card),
@@ -538,29 +541,18 @@ fn mean_loss(loss: &mut MrStftBatch<f32>, estimates: &[Vec<f32>], pairs: &[Pair]
 }
 
 /// The model card of a run: what it was trained on, how, for how long, and how it did.
-fn model_card(state: &RunState<TrainConfig>, generator: &PairGenerator) -> serde_json::Value {
+fn model_card(state: &RunState<TrainConfig>, generator: &PairGenerator) -> ModelCard {
     let corpus = generator.corpus();
-    let split = |split: Split| serde_json::json!({"files": corpus.num_files(split), "hours": corpus.duration_s(split) / 3600.0});
-    serde_json::json!({
-        "afx_version": env!("CARGO_PKG_VERSION"),
-        "data": {
-            "roots": state.config.data,
-            "train": split(Split::Train),
-            "validation": split(Split::Validation),
-            "sample_rate_hz": corpus.sample_rate(),
-        },
-        "training": {
-            "estimator": state.config.estimator.name(),
-            "steps": state.step,
-            "seconds": state.elapsed_s,
-            "config": state.config,
-        },
-        "validation": {
-            "best_step": state.best.map(|(step, _)| step),
-            "best_loss": state.best.map(|(_, loss)| loss),
-            "input_loss": state.input_loss(),
-        },
-    })
+    let split = |split: Split| SplitCard { files: corpus.num_files(split), hours: corpus.duration_s(split) / 3600.0 };
+    ModelCard {
+        data: Some(DataCard {
+            roots: state.config.data.clone(),
+            train: split(Split::Train),
+            validation: split(Split::Validation),
+            sample_rate_hz: corpus.sample_rate(),
+        }),
+        ..state.card(Some(state.config.estimator))
+    }
 }
 
 #[cfg(test)]
@@ -814,7 +806,7 @@ mod tests {
         // A fresh cTCN is the identity with a make-up gain of the controller's choosing.
         assert!(validation.loss > 0.0);
         let AnyModel::Ctcn(model) = model::file::load_any(&out).unwrap() else { panic!("not a cTCN file") };
-        assert_eq!(model.card["training"]["estimator"], "ctcn");
+        assert_eq!(model.card.estimator(), Some(EstimatorKind::Ctcn));
         assert!(model::file::load(&out).is_err());
         let resumed = train(&config, &run, &out, true, Some(2)).unwrap();
         assert_eq!(resumed.steps, 2);
@@ -843,8 +835,8 @@ mod tests {
         let summary = train(&config, &run, &out, false, None).unwrap();
         assert_eq!(summary.steps, 4);
         let model = model::file::load(&out).unwrap();
-        assert_eq!(model.card["training"]["steps"], 4);
-        assert_eq!(model.card["training"]["estimator"], "exact");
+        assert_eq!(model.card.training.as_ref().unwrap().steps, 4);
+        assert_eq!(model.card.estimator(), Some(EstimatorKind::Exact));
         let csv = std::fs::read_to_string(run.join(LOG_CSV)).unwrap();
         assert_eq!(csv.lines().count(), 5, "{csv}");
         let png = std::fs::read(run.join(CURVES_PNG)).unwrap();
