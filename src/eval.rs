@@ -180,7 +180,7 @@ impl TrainingCost {
 /// Runs the protocol for every candidate.
 pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report> {
     if config.pairs == 0 {
-        return Err(Error::Invalid("--pairs must be at least 1".into()));
+        return Err(Error::Setting { name: "pairs", value: "0".into(), expected: "at least 1".into() });
     }
     let corpus = Corpus::from_roots(&config.data, &[config.split], "evaluation")?;
     let (files, hours) = (corpus.num_files(config.split), corpus.duration_s(config.split) / 3600.0);
@@ -357,7 +357,7 @@ fn at_level(
 /// the seconds the conditioning took plus the TCN's.
 fn timed_tcn(tcn: &Proxy, pairs: &[Pair], conditioning: &[(Vec<f32>, f64)]) -> Result<Vec<(Vec<f32>, f64)>> {
     if tcn.config().sample_rate != RATE_HZ {
-        return Err(Error::Invalid(format!("the cTCN runs at {} Hz, the evaluation at {RATE_HZ} Hz", tcn.config().sample_rate)));
+        return Err(Error::RateMismatch { what: "the cTCN runs", rate: tcn.config().sample_rate, expected: RATE_HZ });
     }
     Ok(pairs
         .iter()

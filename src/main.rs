@@ -592,9 +592,9 @@ impl TrainArgs {
         let net = match (&self.net, &self.init) {
             (_, Some(model)) => afx::model::file::load(model)?.net.config().clone(),
             (Some(path), None) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
-                serde_json::from_str(&text).map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
+                let fail = |reason: String| afx::Error::NetConfigFile { path: path.clone(), reason };
+                let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+                serde_json::from_str(&text).map_err(|e| fail(format!("not a network config: {e}")))?
             }
             (None, None) => d.net.clone(),
         };
@@ -673,10 +673,56 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one-line message for a library error, naming the command line's flags where the
+/// library names its settings.
+fn message(error: &afx::Error) -> String {
+    use afx::Error;
+    match error {
+        Error::Setting { name, value, expected } => match flag(name) {
+            Some(flag) => format!("{flag} {value} must be {expected}"),
+            None => error.to_string(),
+        },
+        Error::CtcnSetting { setting, reason } => format!("--{} {reason}", setting.replace('_', "-")),
+        Error::RunExists { run_dir } => {
+            format!("{} already holds a training run; pass --resume to continue it or choose another --run-dir", run_dir.display())
+        }
+        Error::MissingProxies { estimator } => format!("--estimator {estimator} needs at least one --proxy"),
+        Error::UnusedProxies { estimator } => format!("--proxy goes with the proxy estimators, not --estimator {estimator}"),
+        Error::InitMismatch { path } => format!("the --init model {}'s network differs from the run's network settings", path.display()),
+        _ => error.to_string(),
+    }
+}
+
+/// The flag that sets a library setting, where one does.
+fn flag(setting: &str) -> Option<&'static str> {
+    const FLAGS: [(&str, &str); 19] = [
+        ("steps", "--steps"),
+        ("batch_size", "--batch-size"),
+        ("half_frames", "--clip-frames"),
+        ("clip_frames", "--clip-frames"),
+        ("learning_rate", "--learning-rate"),
+        ("validate_every", "--validate-every"),
+        ("checkpoint_every", "--checkpoint-every"),
+        ("validation_pairs", "--validation-pairs"),
+        ("spsa_pairs", "--spsa-pairs"),
+        ("epsilon", "--epsilon"),
+        ("l1_weight", "--l1-weight"),
+        ("level_weight", "--level-weight"),
+        ("mix", "--mix"),
+        ("dropout", "--dropout"),
+        ("pairs", "--pairs"),
+        ("clips", "--clips"),
+        ("seconds", "--seconds"),
+        ("channels", "--channels"),
+        ("init", "--init"),
+    ];
+    FLAGS.iter().find(|(name, _)| *name == setting).map(|(_, flag)| *flag)
 }
 
 fn run(cli: Cli) -> afx::Result<()> {
@@ -695,8 +741,11 @@ fn run(cli: Cli) -> afx::Result<()> {
             }
         }
         Command::Example { output, seconds, sample_rate, channels, seed, style } => {
-            if !(0.5..=600.0).contains(&seconds) || !(1..=2).contains(&channels) {
-                return Err(afx::Error::Invalid("--seconds must be 0.5..=600 and --channels 1 or 2".into()));
+            if !(0.5..=600.0).contains(&seconds) {
+                return Err(afx::Error::Setting { name: "seconds", value: seconds.to_string(), expected: "in 0.5..=600".into() });
+            }
+            if !(1..=2).contains(&channels) {
+                return Err(afx::Error::Setting { name: "channels", value: channels.to_string(), expected: "1 or 2".into() });
             }
             afx::fx::check_sample_rate(sample_rate)?;
             let style: Option<Style> = style.map(|name| name.parse()).transpose()?;

@@ -38,10 +38,7 @@ impl CtcnConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.tcn.chain != self.net.chain {
-            return Err(Error::Invalid(format!(
-                "a cTCN's TCN takes the knobs of its network's chain `{}`, not those of `{}`",
-                self.net.chain, self.tcn.chain
-            )));
+            return Err(Error::TcnChain { network: self.net.chain.to_string(), tcn: self.tcn.chain.to_string() });
         }
         self.net.validate()?;
         self.tcn.validate()

@@ -154,7 +154,7 @@ impl<M: Stored> Fitting<M> {
     /// One Adam step from `outputs` of the module (`[rows, n]`, on the autodiff device) through
     /// the surrogate ([`surrogate_gradients`]); returns the caller's loss. A non-finite loss or
     /// gradient is an error and leaves the module unchanged.
-    pub(super) fn descend<F>(&mut self, outputs: Tensor<2>, loss_and_grad: F, what: &str) -> Result<f64>
+    pub(super) fn descend<F>(&mut self, outputs: Tensor<2>, loss_and_grad: F, what: &'static str) -> Result<f64>
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
@@ -243,7 +243,7 @@ fn features_fnv(features: &[Features]) -> u64 {
 ///
 /// # Panics
 /// If the gradient does not have one value per output.
-fn surrogate_gradients<M: Module, F>(module: &M, outputs: Tensor<2>, loss_and_grad: F, what: &str) -> Result<(f64, GradientsParams)>
+fn surrogate_gradients<M: Module, F>(module: &M, outputs: Tensor<2>, loss_and_grad: F, what: &'static str) -> Result<(f64, GradientsParams)>
 where
     F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
 {
@@ -254,7 +254,7 @@ where
         "the {what} gradient needs {n} values for each of the {batch} rows"
     );
     if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
-        return Err(Error::Invalid(format!("non-finite loss ({loss}) or {what} gradient; the step was skipped")));
+        return Err(Error::NonFiniteStep { loss, what });
     }
     let surrogate = (outputs.clone() * matrix(&grads, &outputs.device()).detach()).sum();
     Ok((loss, GradientsParams::from_grads(surrogate.backward(), module)))
@@ -464,7 +464,7 @@ mod tests {
         let mut trainer = Trainer::new(&config, &TrainerConfig::default());
         let before = trainer.predict(&feats, &feats);
         let result = trainer.step(&feats, &feats, |p| (1.0, vec![vec![f32::NAN; NUM_KNOBS]; p.len()]));
-        assert!(matches!(result, Err(Error::Invalid(_))));
+        assert!(matches!(result, Err(Error::NonFiniteStep { what: "knob", .. })));
         assert_eq!(trainer.predict(&feats, &feats), before);
     }
 

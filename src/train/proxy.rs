@@ -68,25 +68,26 @@ impl ProxyTrainConfig {
     pub fn validate(&self) -> Result<()> {
         check_run_settings(
             &[
-                ("--steps", self.steps),
-                ("--batch-size", self.batch_size as u64),
-                ("--validate-every", self.validate_every),
-                ("--checkpoint-every", self.checkpoint_every),
-                ("--log-every", self.log_every),
-                ("validation clips", self.validation_clips as u64),
+                ("steps", self.steps),
+                ("batch_size", self.batch_size as u64),
+                ("validate_every", self.validate_every),
+                ("checkpoint_every", self.checkpoint_every),
+                ("log_every", self.log_every),
+                ("validation_clips", self.validation_clips as u64),
             ],
             self.learning_rate,
         )?;
         let min_frames = 2 * self.proxy.receptive_field().max(2048);
         if self.clip_frames < min_frames || !self.clip_frames.is_multiple_of(2) {
-            return Err(Error::Invalid(format!(
-                "--clip-frames {} must be even and at least {min_frames} (twice the proxy's receptive field or 2048)",
-                self.clip_frames
-            )));
+            return Err(Error::Setting {
+                name: "clip_frames",
+                value: self.clip_frames.to_string(),
+                expected: format!("even and at least {min_frames} (twice the proxy's receptive field or 2048)"),
+            });
         }
         let rate = CorpusConfig::default().sample_rate;
         if self.proxy.sample_rate != rate {
-            return Err(Error::Invalid(format!("proxies train at the corpus rate, {rate} Hz")));
+            return Err(Error::RateMismatch { what: "a proxy trains", rate: self.proxy.sample_rate, expected: rate });
         }
         self.proxy.validate()
     }
@@ -213,7 +214,7 @@ pub struct ProxyMatch {
 /// clips that the real chain leaves below the loudness gate.
 pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: usize, seed: u64) -> Result<ProxyMatch> {
     if clips == 0 {
-        return Err(Error::Invalid("--clips must be at least 1".into()));
+        return Err(Error::Setting { name: "clips", value: "0".into(), expected: "at least 1".into() });
     }
     let proxy = load_proxy(path)?.proxy;
     let config = ProxyTrainConfig {
@@ -224,11 +225,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
     };
     let corpus = Corpus::from_roots(data, &[Split::Test], "measuring a proxy")?;
     if corpus.sample_rate() != proxy.config().sample_rate {
-        return Err(Error::Invalid(format!(
-            "the proxy runs at {} Hz, the clips at {} Hz",
-            proxy.config().sample_rate,
-            corpus.sample_rate()
-        )));
+        return Err(Error::RateMismatch { what: "the clips are", rate: corpus.sample_rate(), expected: proxy.config().sample_rate });
     }
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
     let fx = ChainFx::new(proxy.config().chain.clone(), generator.corpus().sample_rate());
@@ -244,7 +241,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         .take(clips)
         .collect();
     if examples.len() < clips {
-        return Err(Error::Invalid(format!("only {} of {} drawn clips are audible after the chain", examples.len(), 4 * clips)));
+        return Err(Error::TooFewAudibleClips { audible: examples.len(), drawn: 4 * clips });
     }
     let outputs: Vec<Vec<f32>> = examples.iter().map(|e| proxy.process(&e.input, &e.knobs)).collect();
     let inputs: Vec<Vec<f32>> = examples.iter().map(|e| e.input.clone()).collect();

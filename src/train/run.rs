@@ -226,10 +226,10 @@ pub fn step_decay(base: f64, steps: u64, step: u64) -> f64 {
 /// and a positive learning rate.
 pub(crate) fn check_run_settings(counts: &[(&'static str, u64)], learning_rate: f64) -> Result<()> {
     if let Some((name, _)) = counts.iter().find(|(_, v)| *v == 0) {
-        return Err(Error::Setting { name, value: "0".into(), expected: "at least 1" });
+        return Err(Error::Setting { name, value: "0".into(), expected: "at least 1".into() });
     }
     if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-        return Err(Error::Setting { name: "learning_rate", value: learning_rate.to_string(), expected: "a positive number" });
+        return Err(Error::Setting { name: "learning_rate", value: learning_rate.to_string(), expected: "a positive number".into() });
     }
     Ok(())
 }

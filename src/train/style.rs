@@ -176,44 +176,46 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         check_run_settings(
             &[
-                ("--steps", self.steps),
-                ("--batch-size", self.batch_size as u64),
-                ("--log-every", self.log_every),
-                ("--validate-every", self.validate_every),
-                ("--checkpoint-every", self.checkpoint_every),
-                ("--spsa-pairs", self.spsa_pairs as u64),
-                ("--validation-pairs", self.validation_pairs as u64),
+                ("steps", self.steps),
+                ("batch_size", self.batch_size as u64),
+                ("log_every", self.log_every),
+                ("validate_every", self.validate_every),
+                ("checkpoint_every", self.checkpoint_every),
+                ("spsa_pairs", self.spsa_pairs as u64),
+                ("validation_pairs", self.validation_pairs as u64),
             ],
             self.learning_rate,
         )?;
-        if self.estimator.uses_proxies() == self.proxies.is_empty() {
-            return Err(Error::Invalid(format!(
-                "--proxy goes with the proxy estimators (and those need at least one); estimator {}",
-                self.estimator.name()
-            )));
+        let estimator = self.estimator.name();
+        match (self.estimator.uses_proxies(), self.proxies.is_empty()) {
+            (true, true) => return Err(Error::MissingProxies { estimator }),
+            (false, false) => return Err(Error::UnusedProxies { estimator }),
+            _ => {}
         }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
-            return Err(Error::Invalid("--init starts a style network; a cTCN run starts fresh".into()));
+            return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
         }
-        if self.half_frames < self.net.features.min_samples() {
-            return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
+        let min = self.net.features.min_samples();
+        if self.half_frames < min {
+            return Err(Error::ClipTooShort { frames: self.half_frames, min });
         }
-        for (name, weight) in [("--l1-weight", self.l1_weight), ("--level-weight", self.level_weight)] {
+        let setting = |name, value: f64, expected: &str| Error::Setting { name, value: value.to_string(), expected: expected.into() };
+        for (name, weight) in [("l1_weight", self.l1_weight), ("level_weight", self.level_weight)] {
             if !(weight.is_finite() && weight >= 0.0) {
-                return Err(Error::Invalid(format!("{name} {weight} must be a finite number of at least 0")));
+                return Err(setting(name, weight, "a finite number of at least 0"));
             }
         }
         if !(0.0..=1.0).contains(&self.mix) {
-            return Err(Error::Invalid(format!("--mix {} must lie in [0, 1]", self.mix)));
+            return Err(setting("mix", self.mix, "in [0, 1]"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Invalid(format!("--dropout {} must lie in [0, 1)", self.dropout)));
+            return Err(setting("dropout", self.dropout, "in [0, 1)"));
         }
         if self.estimator == EstimatorKind::Ctcn && self.dropout > 0.0 {
-            return Err(Error::Invalid("--dropout is for the style network's controller; a cTCN run has none".into()));
+            return Err(Error::CtcnSetting { setting: "dropout", reason: "is for the style network's controller; a cTCN run has none" });
         }
         if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
-            return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
+            return Err(setting("epsilon", f64::from(self.epsilon), "in (0, 0.5)"));
         }
         self.net.validate()
     }
@@ -290,7 +292,8 @@ impl Training for StyleTraining {
             None => Trainer::new(&config.net, &trainer_config),
         };
         if trainer.model().config() != &config.net {
-            return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
+            let path = config.init.clone().unwrap_or_default();
+            return Err(Error::InitMismatch { path });
         }
         Ok(Learner::Knobs(trainer))
     }
@@ -320,7 +323,7 @@ impl Training for StyleTraining {
     }
 
     fn step(&mut self, step: u64, learning_rate: f64) -> Result<f64> {
-        let batch = self.loader.next().ok_or_else(|| Error::Invalid("the data loader stopped early".into()))??;
+        let batch = self.loader.next().ok_or(Error::LoaderStopped { step })??;
         debug_assert_eq!(batch.index, step, "the loader yields the batches in order");
         self.learner.set_learning_rate(learning_rate);
         train_step(&mut self.learner, &self.config, &self.effects, &mut self.loss, &batch.pairs, step)
