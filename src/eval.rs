@@ -42,8 +42,10 @@ use crate::fx::level::OutputLevel;
 use crate::fx::{ChainSpec, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
+use crate::model::file::AnyModel;
 use crate::model::{LogMel, ModelCard, Proxy, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
+use crate::train::EstimatorKind;
 use crate::{Error, Result, baseline, refine};
 
 /// The rate of the pairs (the corpus's).
@@ -52,6 +54,7 @@ const RATE_HZ: u32 = 24_000;
 /// Which target styles the pairs get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum StyleSet {
     /// A random setting of the chain per pair (as in training).
     Random,
@@ -175,6 +178,43 @@ impl TrainingCost {
     pub fn from_card(card: &ModelCard) -> Option<Self> {
         card.training.as_ref().map(|t| TrainingCost { steps: t.steps, seconds: t.seconds })
     }
+}
+
+/// The models named on the command line: `bundled` is the one inside afx, `untrained` a
+/// freshly initialised network of `chain` (a control), anything else a model file.
+pub fn load_named_models(names: &[String], chain: &ChainSpec) -> Result<Vec<AnyModel>> {
+    names
+        .iter()
+        .map(|m| match m.as_str() {
+            "bundled" => crate::transfer::bundled_model().map(AnyModel::Style),
+            "untrained" => Ok(AnyModel::Style(crate::model::untrained(chain))),
+            path => crate::model::file::load_any(&PathBuf::from(path)),
+        })
+        .collect()
+}
+
+/// Each loaded model named by its file stem, with its training cost. Rows through the proxies
+/// go to models trained through them (NP), refinement rows to the first model only.
+pub fn candidates<'a>(names: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a>> {
+    names
+        .iter()
+        .zip(loaded)
+        .enumerate()
+        .map(|(i, (name, model))| {
+            let name = PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            let (net, tcn, card) = match model {
+                AnyModel::Style(m) => (&m.net, None, &m.card),
+                AnyModel::Ctcn(m) => (&m.model.net, Some(&m.model.tcn), &m.card),
+            };
+            Candidate {
+                tcn,
+                through_proxies: matches!(card.estimator(), Some(EstimatorKind::Proxy | EstimatorKind::ProxyHalf)),
+                refine: i == 0,
+                training: TrainingCost::from_card(card),
+                ..Candidate::new(name, net)
+            }
+        })
+        .collect()
 }
 
 /// Runs the protocol for every candidate.

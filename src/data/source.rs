@@ -58,6 +58,7 @@ fn has_audio_extension(path: &Path) -> bool {
 /// One of the three disjoint parts of a corpus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Split {
     Train,
     Validation,

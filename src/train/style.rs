@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::fx::ChainSpec;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono, loss_and_knob_gradients,
@@ -28,21 +29,26 @@ use crate::{Error, Result};
 /// How the knob gradients are obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum EstimatorKind {
     /// The chain's hand-written adjoint.
     Exact,
     /// SPSA with [`TrainConfig::spsa_pairs`] perturbations of size [`TrainConfig::epsilon`].
     Spsa,
     /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
+    // The names model cards record (`finite_diff`), and clap's kebab-case spelling.
+    #[cfg_attr(feature = "cli", value(name = "finite_diff", alias = "finite-diff"))]
     FiniteDiff,
     /// NP: the loss of the proxies' output, differentiated through the proxies
     /// ([`TrainConfig::proxies`]).
     Proxy,
     /// NP-HH: trained as NP; the name records that the model is meant to run with the real
     /// chain (as every afx model does at inference).
+    #[cfg_attr(feature = "cli", value(name = "proxy_half", alias = "proxy-half"))]
     ProxyHalf,
     /// NP-FH: the real chain's output and loss, the gradient through the proxies evaluated on
     /// the real signals ([`crate::grad::ProxyFull`]).
+    #[cfg_attr(feature = "cli", value(name = "proxy_full", alias = "proxy-full"))]
     ProxyFull,
     /// Not an estimator: the cTCN baseline, where a TCN conditioned by the network replaces
     /// the chain and both are trained end to end on the output ([`crate::model::Ctcn`]). The
@@ -218,6 +224,34 @@ impl TrainConfig {
             return Err(setting("epsilon", f64::from(self.epsilon), "in (0, 0.5)"));
         }
         self.net.validate()
+    }
+}
+
+/// The network a run trains: that of the initial model `init` (fine-tuning), else the one in
+/// the JSON file `net_file` (a model file header's `config`), else the default; with `chain` and
+/// `output_level` where given. An initial model's chain cannot change.
+pub fn network_for(
+    init: Option<&Path>,
+    net_file: Option<&Path>,
+    chain: Option<ChainSpec>,
+    output_level: Option<OutputLevel>,
+) -> Result<StyleNetConfig> {
+    let net = match (init, net_file) {
+        (Some(model), _) => model::file::load(model)?.net.config().clone(),
+        (None, Some(path)) => {
+            let fail = |reason: String| Error::NetConfigFile { path: path.to_path_buf(), reason };
+            let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| fail(format!("not a network config: {e}")))?
+        }
+        (None, None) => StyleNetConfig::default(),
+    };
+    let net = StyleNetConfig { output_level: output_level.unwrap_or(net.output_level), ..net };
+    match chain {
+        Some(chain) if init.is_some() && chain != net.chain => {
+            Err(Error::ChainMismatch { expected: net.chain.to_string(), got: chain.to_string() })
+        }
+        Some(chain) => Ok(net.with_chain(chain)),
+        None => Ok(net),
     }
 }
 
