@@ -50,13 +50,12 @@ pub fn analyze_files(estimate: &Path, target: &Path) -> Result<Metrics> {
     let target_audio = read_checked(target)?;
     let mut estimate_audio = read_checked(estimate)?;
     if estimate_audio.num_channels() != target_audio.num_channels() {
-        return Err(Error::Invalid(format!(
-            "{} has {} channel(s) but {} has {}",
-            estimate.display(),
-            estimate_audio.num_channels(),
-            target.display(),
-            target_audio.num_channels()
-        )));
+        return Err(Error::ChannelMismatch {
+            estimate: estimate.to_path_buf(),
+            estimate_channels: estimate_audio.num_channels(),
+            target: target.to_path_buf(),
+            target_channels: target_audio.num_channels(),
+        });
     }
     if estimate_audio.sample_rate != target_audio.sample_rate {
         estimate_audio = audio::resample(&estimate_audio, target_audio.sample_rate)?;

@@ -17,10 +17,10 @@
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 
-use crate::{Error, Result};
 use crate::data::{PEAK_DBFS, normalize_peak};
 use crate::fx::{self, Knobs};
 use crate::metrics::{integrated_loudness, loudness_lufs};
+use crate::{Error, Result};
 
 const SPECTRUM_FFT: usize = 65_536;
 const SMOOTHING_BINS: usize = 1025;

@@ -310,7 +310,7 @@ fn proxy_train_step_seconds() -> f64 {
     use crate::model::ProxyTrainer;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(BATCH_THREADS).build().expect("thread pool");
     pool.install(|| {
-        let config = crate::proxy_train::ProxyTrainConfig::new("eq".parse().expect("an effect name"));
+        let config = crate::train::ProxyTrainConfig::new("eq".parse().expect("an effect name"));
         let mut trainer = ProxyTrainer::new(&config.proxy, &TrainerConfig::default());
         let inputs: Vec<Vec<f32>> =
             (0..config.batch_size).map(|b| program_signal(config.clip_frames, BATCH_RATE as f64, b as u32)).collect();

@@ -54,8 +54,8 @@ pub fn write_png(path: &Path, knobs: &ChainKnobs, sample_rate: u32) -> Result<()
         y_scale: Scale::Linear,
         series: vec![series("unity", &levels, levels.clone()), series("chain", &levels, static_curve_db(knobs, &levels))],
     };
-    let png = render_row_png(&[response, dynamics], 800, 500).map_err(Error::Invalid)?;
-    write_bytes_atomic(path, &png).map_err(|e| Error::Invalid(format!("{}: cannot write the plot: {e}", path.display())))
+    let png = render_row_png(&[response, dynamics], 800, 500).map_err(|reason| Error::Plot { reason })?;
+    write_bytes_atomic(path, &png).map_err(|e| Error::WriteFile { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 #[cfg(test)]

@@ -47,10 +47,61 @@ pub enum Error {
     ModelFile { what: String, reason: String },
     #[error("the proxies imitate the chain `{proxies}`, the network sets the chain `{network}`")]
     ProxyChainMismatch { proxies: String, network: String },
+    #[error("{reason}")]
+    KnobJson { reason: String },
+    #[error("knob `{name}`: value {value} is not a number")]
+    KnobNotANumber { name: String, value: String },
+    #[error("{what} needs at least one channel")]
+    NoChannels { what: String },
     #[error("bad knob trajectory: {reason}")]
     BadTrajectory { reason: String },
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{run_dir} already holds a training run; resume it or choose another run folder")]
+    RunExists { run_dir: PathBuf },
+    #[error("run folder {path}: {reason}")]
+    RunDir { path: PathBuf, reason: String },
+    #[error("setting `{name}` = {value} must be {expected}")]
+    Setting { name: &'static str, value: String, expected: String },
+    #[error("{what} settings: {reason}")]
+    BadConfig { what: &'static str, reason: String },
+    #[error("network config {path}: {reason}")]
+    NetConfigFile { path: PathBuf, reason: String },
+    #[error("the estimator `{estimator}` needs at least one proxy file")]
+    MissingProxies { estimator: &'static str },
+    #[error("the estimator `{estimator}` takes no proxy files (only the proxy estimators do)")]
+    UnusedProxies { estimator: &'static str },
+    #[error("setting `{setting}` {reason}")]
+    CtcnSetting { setting: &'static str, reason: &'static str },
+    #[error("clips of {frames} frames are too short for the features (at least {min})")]
+    ClipTooShort { frames: usize, min: usize },
+    #[error("the network of the initial model {path} differs from the run's network settings")]
+    InitMismatch { path: PathBuf },
+    #[error("the data loader stopped before step {step}")]
+    LoaderStopped { step: u64 },
+    #[error("a cTCN's TCN takes the knobs of its network's chain `{network}`, not those of `{tcn}`")]
+    TcnChain { network: String, tcn: String },
+    #[error("{what} at {rate} Hz, where {expected} Hz is needed")]
+    RateMismatch { what: &'static str, rate: u32, expected: u32 },
+    #[error("the proxies run at {first} and {other} Hz")]
+    ProxyRates { first: u32, other: u32 },
+    #[error("a proxy chain needs at least one proxy")]
+    NoProxies,
+    #[error("non-finite loss ({loss}) or {what} gradient; the step was skipped")]
+    NonFiniteStep { loss: f64, what: &'static str },
+    #[error("only {audible} of {drawn} drawn clips are audible after the chain")]
+    TooFewAudibleClips { audible: usize, drawn: usize },
+    #[error("{reason}")]
+    NoClips { reason: String },
+    #[error("{path}: cannot list folder: {reason}")]
+    ListFolder { path: PathBuf, reason: String },
+    #[error("unknown style `{name}` (one of: {known})")]
+    UnknownStyle { name: String, known: String },
+    #[error("{path}: cannot write: {reason}")]
+    WriteFile { path: PathBuf, reason: String },
+    #[error("{estimate} has {estimate_channels} channel(s) but {target} has {target_channels}")]
+    ChannelMismatch { estimate: PathBuf, estimate_channels: usize, target: PathBuf, target_channels: usize },
+    #[error("cannot draw the chart: {reason}")]
+    Plot { reason: String },
+    /// Kept for the effects' and estimators' own checks (`fx/`, `grad/`), still to be typed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -42,8 +42,10 @@ use crate::fx::level::OutputLevel;
 use crate::fx::{ChainSpec, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
-use crate::model::{LogMel, Proxy, ProxyChain, StyleNet};
+use crate::model::file::AnyModel;
+use crate::model::{LogMel, ModelCard, Proxy, ProxyChain, StyleNet};
 use crate::spectral::{MrStftBatch, MrStftConfig};
+use crate::train::EstimatorKind;
 use crate::{Error, Result, baseline, refine};
 
 /// The rate of the pairs (the corpus's).
@@ -52,6 +54,7 @@ const RATE_HZ: u32 = 24_000;
 /// Which target styles the pairs get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum StyleSet {
     /// A random setting of the chain per pair (as in training).
     Random,
@@ -171,18 +174,53 @@ pub struct TrainingCost {
 }
 
 impl TrainingCost {
-    /// The cost recorded in a model card written by `afx train` (`training.steps`,
-    /// `training.seconds`), if any.
-    pub fn from_card(card: &serde_json::Value) -> Option<Self> {
-        let training = card.get("training")?;
-        Some(TrainingCost { steps: training.get("steps")?.as_u64()?, seconds: training.get("seconds")?.as_f64()? })
+    /// The cost recorded in a model card written by `afx train`, if any.
+    pub fn from_card(card: &ModelCard) -> Option<Self> {
+        card.training.as_ref().map(|t| TrainingCost { steps: t.steps, seconds: t.seconds })
     }
+}
+
+/// The models named on the command line: `bundled` is the one inside afx, `untrained` a
+/// freshly initialised network of `chain` (a control), anything else a model file.
+pub fn load_named_models(names: &[String], chain: &ChainSpec) -> Result<Vec<AnyModel>> {
+    names
+        .iter()
+        .map(|m| match m.as_str() {
+            "bundled" => crate::transfer::bundled_model().map(AnyModel::Style),
+            "untrained" => Ok(AnyModel::Style(crate::model::untrained(chain))),
+            path => crate::model::file::load_any(&PathBuf::from(path)),
+        })
+        .collect()
+}
+
+/// Each loaded model named by its file stem, with its training cost. Rows through the proxies
+/// go to models trained through them (NP), refinement rows to the first model only.
+pub fn candidates<'a>(names: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a>> {
+    names
+        .iter()
+        .zip(loaded)
+        .enumerate()
+        .map(|(i, (name, model))| {
+            let name = PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            let (net, tcn, card) = match model {
+                AnyModel::Style(m) => (&m.net, None, &m.card),
+                AnyModel::Ctcn(m) => (&m.model.net, Some(&m.model.tcn), &m.card),
+            };
+            Candidate {
+                tcn,
+                through_proxies: matches!(card.estimator(), Some(EstimatorKind::Proxy | EstimatorKind::ProxyHalf)),
+                refine: i == 0,
+                training: TrainingCost::from_card(card),
+                ..Candidate::new(name, net)
+            }
+        })
+        .collect()
 }
 
 /// Runs the protocol for every candidate.
 pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report> {
     if config.pairs == 0 {
-        return Err(Error::Invalid("--pairs must be at least 1".into()));
+        return Err(Error::Setting { name: "pairs", value: "0".into(), expected: "at least 1".into() });
     }
     let corpus = Corpus::from_roots(&config.data, &[config.split], "evaluation")?;
     let (files, hours) = (corpus.num_files(config.split), corpus.duration_s(config.split) / 3600.0);
@@ -359,7 +397,7 @@ fn at_level(
 /// the seconds the conditioning took plus the TCN's.
 fn timed_tcn(tcn: &Proxy, pairs: &[Pair], conditioning: &[(Vec<f32>, f64)]) -> Result<Vec<(Vec<f32>, f64)>> {
     if tcn.config().sample_rate != RATE_HZ {
-        return Err(Error::Invalid(format!("the cTCN runs at {} Hz, the evaluation at {RATE_HZ} Hz", tcn.config().sample_rate)));
+        return Err(Error::RateMismatch { what: "the cTCN runs", rate: tcn.config().sample_rate, expected: RATE_HZ });
     }
     Ok(pairs
         .iter()

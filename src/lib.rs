@@ -23,7 +23,6 @@ pub mod model;
 pub mod plot;
 pub mod probe;
 pub mod progress;
-pub mod proxy_train;
 pub mod real;
 pub mod refine;
 pub mod simd;

@@ -9,15 +9,13 @@ use rand_chacha::ChaCha8Rng;
 
 use afx::audio::WavFormat;
 use afx::data::{Draw, InputCorruption, Split, Style};
-use afx::eval::{Candidate, EvalConfig, StyleSet, TrainingCost};
+use afx::eval::{EvalConfig, StyleSet};
 use afx::fx::knob::short_number;
 use afx::fx::level::OutputLevel;
 use afx::fx::{ChainKnobs, ChainSpec, EffectKind};
-use afx::model::file::AnyModel;
-use afx::model::{ProxyConfig, StyleNetConfig};
+use afx::model::ProxyConfig;
 use afx::probe::ProbeConfig;
-use afx::proxy_train::ProxyTrainConfig;
-use afx::train::{EstimatorKind, TrainConfig};
+use afx::train::{EstimatorKind, ProxyTrainConfig, TrainConfig};
 use afx::transfer::TransferOptions;
 
 #[derive(Parser)]
@@ -49,8 +47,8 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
         /// Output sample format.
-        #[arg(long, value_enum, default_value_t = Format::F32)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = WavFormat::F32)]
+        format: WavFormat,
         /// Also draw the chain's response and static curve into this PNG.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -74,8 +72,8 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
         /// Output sample format.
-        #[arg(long, value_enum, default_value_t = Format::F32)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = WavFormat::F32)]
+        format: WavFormat,
         /// Print the knobs as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -187,12 +185,12 @@ enum Command {
         /// training) is used.
         #[arg(long, num_args = 1.., required = true)]
         data: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Styles::Random)]
-        styles: Styles,
+        #[arg(long, value_enum, default_value_t = StyleSet::Random)]
+        styles: StyleSet,
         /// The input's corruption: afx's (a random EQ and compressor) or DeepAFx-ST's own (an
         /// EQ in three pairs of four, never a compressor), to compare with its published figures.
-        #[arg(long, value_enum, default_value_t = CorruptionArg::Afx)]
-        corruption: CorruptionArg,
+        #[arg(long, value_enum, default_value_t = InputCorruption::EqAndCompressor)]
+        corruption: InputCorruption,
         #[arg(long, default_value_t = 100)]
         pairs: usize,
         /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
@@ -223,8 +221,8 @@ enum Command {
         reference_frames: Option<u64>,
         /// The files the pairs come from. Results are the test split's; the training split
         /// (files the model learned from) measures its generalisation gap.
-        #[arg(long, value_enum, default_value_t = SplitArg::Test)]
-        split: SplitArg,
+        #[arg(long, value_enum, default_value_t = Split::Test)]
+        split: Split,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also write the markdown table to this file.
@@ -389,51 +387,13 @@ impl ProxyTrainArgs {
     }
 }
 
-/// The models named on the command line: `bundled` is the one inside afx, `untrained` a
-/// freshly initialised network (a control), anything else a model file.
-fn load_models(models: &[String], chain: &ChainSpec) -> afx::Result<Vec<AnyModel>> {
-    models
-        .iter()
-        .map(|m| match m.as_str() {
-            "bundled" => afx::transfer::bundled_model().map(AnyModel::Style),
-            "untrained" => Ok(AnyModel::Style(afx::model::untrained(chain))),
-            path => afx::model::file::load_any(&PathBuf::from(path)),
-        })
-        .collect()
-}
-
-/// Each loaded model named by its file stem, with its training cost. Rows through the proxies
-/// go to models trained through them (NP), refinement rows to the first model only.
-fn candidates<'a>(models: &[String], loaded: &'a [AnyModel]) -> Vec<Candidate<'a>> {
-    models
-        .iter()
-        .zip(loaded)
-        .enumerate()
-        .map(|(i, (name, model))| {
-            let name = PathBuf::from(name).file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
-            let (net, tcn, card) = match model {
-                AnyModel::Style(m) => (&m.net, None, &m.card),
-                AnyModel::Ctcn(m) => (&m.model.net, Some(&m.model.tcn), &m.card),
-            };
-            let estimator = card.pointer("/training/estimator").and_then(|e| e.as_str());
-            Candidate {
-                tcn,
-                through_proxies: matches!(estimator, Some("proxy" | "proxy_half")),
-                refine: i == 0,
-                training: TrainingCost::from_card(card),
-                ..Candidate::new(name, net)
-            }
-        })
-        .collect()
-}
-
 /// `afx train`'s options; unset ones take [`TrainConfig::default`]'s values.
 #[derive(clap::Args)]
 struct TrainArgs {
     #[command(flatten)]
     run: RunArgs,
-    #[arg(long, value_enum, default_value_t = Estimator::Exact)]
-    estimator: Estimator,
+    #[arg(long, value_enum, default_value_t = EstimatorKind::Exact)]
+    estimator: EstimatorKind,
     #[command(flatten)]
     budget: BudgetArgs,
     /// SPSA perturbations per example.
@@ -466,7 +426,7 @@ struct TrainArgs {
     /// `reference` (the output is scaled to the reference's K-weighted level plus the make-up
     /// knob). Default: that of --net / --init, else absolute.
     #[arg(long, value_enum)]
-    output_level: Option<Level>,
+    output_level: Option<OutputLevel>,
     /// Weight of the time-domain L1 term of the loss (MR-STFT + weight·L1); default 100, as
     /// DeepAFx-ST.
     #[arg(long)]
@@ -478,7 +438,7 @@ struct TrainArgs {
     /// The inputs' corruption: afx's (a random EQ and compressor; the default) or DeepAFx-ST's
     /// own (an EQ in three pairs of four, never a compressor).
     #[arg(long, value_enum)]
-    corruption: Option<CorruptionArg>,
+    corruption: Option<InputCorruption>,
     /// Speed augmentation: half the training clips are played faster or slower by up to this
     /// many cents (pitch and tempo together); default 0 (none). Validation pairs are never
     /// changed.
@@ -506,33 +466,6 @@ struct TrainArgs {
     old_proxies: OldProxyArgs,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Level {
-    Absolute,
-    Reference,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Styles {
-    Random,
-    Named,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CorruptionArg {
-    Afx,
-    DeepafxSt,
-}
-
-impl From<CorruptionArg> for InputCorruption {
-    fn from(arg: CorruptionArg) -> Self {
-        match arg {
-            CorruptionArg::Afx => InputCorruption::EqAndCompressor,
-            CorruptionArg::DeepafxSt => InputCorruption::DeepAfxSt,
-        }
-    }
-}
-
 /// `--speed-cents`: 0 to 1200 (an octave either way).
 fn parse_speed_cents(text: &str) -> std::result::Result<f64, String> {
     parse_within(text, 1200.0, "cents")
@@ -552,80 +485,17 @@ fn parse_within(text: &str, max: f64, unit: &str) -> std::result::Result<f64, St
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SplitArg {
-    Train,
-    Validation,
-    Test,
-}
-
-impl From<SplitArg> for Split {
-    fn from(arg: SplitArg) -> Self {
-        match arg {
-            SplitArg::Train => Split::Train,
-            SplitArg::Validation => Split::Validation,
-            SplitArg::Test => Split::Test,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Estimator {
-    Exact,
-    Spsa,
-    // The names model cards record (`finite_diff`), and clap's kebab-case spelling.
-    #[value(name = "finite_diff", alias = "finite-diff")]
-    FiniteDiff,
-    /// NP: trained through the neural proxies alone.
-    Proxy,
-    /// NP-HH: trained as NP, meant to run with the real chain.
-    #[value(name = "proxy_half", alias = "proxy-half")]
-    ProxyHalf,
-    /// NP-FH: the real chain forward, the proxies' gradient.
-    #[value(name = "proxy_full", alias = "proxy-full")]
-    ProxyFull,
-    /// The cTCN baseline: a TCN conditioned by the network replaces the chain; no knobs.
-    Ctcn,
-}
-
 impl TrainArgs {
     fn config(&self) -> afx::Result<TrainConfig> {
         let d = TrainConfig::default();
-        let net = match (&self.net, &self.init) {
-            (_, Some(model)) => afx::model::file::load(model)?.net.config().clone(),
-            (Some(path), None) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| afx::Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
-                serde_json::from_str(&text).map_err(|e| afx::Error::Invalid(format!("{}: not a network config: {e}", path.display())))?
-            }
-            (None, None) => d.net.clone(),
-        };
-        let output_level = self.output_level.map_or(net.output_level, |level| match level {
-            Level::Absolute => OutputLevel::Absolute,
-            Level::Reference => OutputLevel::Reference,
-        });
-        let net = StyleNetConfig { output_level, ..net };
-        let net = match self.chain.as_deref().map(str::parse::<ChainSpec>).transpose()? {
-            Some(chain) if self.init.is_some() && chain != net.chain => {
-                return Err(afx::Error::ChainMismatch { expected: net.chain.to_string(), got: chain.to_string() });
-            }
-            Some(chain) => net.with_chain(chain),
-            None => net,
-        };
+        let chain = self.chain.as_deref().map(str::parse).transpose()?;
+        let net = afx::train::style::network_for(self.init.as_deref(), self.net.as_deref(), chain, self.output_level)?;
         Ok(TrainConfig {
             net,
             init: self.init.clone(),
             proxies: proxy_files(&self.proxies, &self.old_proxies),
             data: self.run.data.clone(),
-            estimator: match self.estimator {
-                Estimator::Exact => EstimatorKind::Exact,
-                Estimator::Spsa => EstimatorKind::Spsa,
-                Estimator::FiniteDiff => EstimatorKind::FiniteDiff,
-                Estimator::Proxy => EstimatorKind::Proxy,
-                Estimator::ProxyHalf => EstimatorKind::ProxyHalf,
-                Estimator::ProxyFull => EstimatorKind::ProxyFull,
-                Estimator::Ctcn => EstimatorKind::Ctcn,
-            },
+            estimator: self.estimator,
             spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
             epsilon: self.epsilon.unwrap_or(d.epsilon),
             steps: self.budget.steps.unwrap_or(d.steps),
@@ -638,30 +508,13 @@ impl TrainArgs {
             validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
             l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
             level_weight: self.level_weight.unwrap_or(d.level_weight),
-            corruption: self.corruption.map_or(d.corruption, Into::into),
+            corruption: self.corruption.unwrap_or(d.corruption),
             speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
             colour_db: self.colour_db.unwrap_or(d.colour_db),
             mix: self.mix.unwrap_or(d.mix),
             dropout: self.dropout.unwrap_or(d.dropout),
             ..d
         })
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    F32,
-    I16,
-    I24,
-}
-
-impl From<Format> for WavFormat {
-    fn from(f: Format) -> Self {
-        match f {
-            Format::F32 => WavFormat::F32,
-            Format::I16 => WavFormat::I16,
-            Format::I24 => WavFormat::I24,
-        }
     }
 }
 
@@ -675,10 +528,56 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one-line message for a library error, naming the command line's flags where the
+/// library names its settings.
+fn message(error: &afx::Error) -> String {
+    use afx::Error;
+    match error {
+        Error::Setting { name, value, expected } => match flag(name) {
+            Some(flag) => format!("{flag} {value} must be {expected}"),
+            None => error.to_string(),
+        },
+        Error::CtcnSetting { setting, reason } => format!("--{} {reason}", setting.replace('_', "-")),
+        Error::RunExists { run_dir } => {
+            format!("{} already holds a training run; pass --resume to continue it or choose another --run-dir", run_dir.display())
+        }
+        Error::MissingProxies { estimator } => format!("--estimator {estimator} needs at least one --proxy"),
+        Error::UnusedProxies { estimator } => format!("--proxy goes with the proxy estimators, not --estimator {estimator}"),
+        Error::InitMismatch { path } => format!("the --init model {}'s network differs from the run's network settings", path.display()),
+        _ => error.to_string(),
+    }
+}
+
+/// The flag that sets a library setting, where one does.
+fn flag(setting: &str) -> Option<&'static str> {
+    const FLAGS: [(&str, &str); 19] = [
+        ("steps", "--steps"),
+        ("batch_size", "--batch-size"),
+        ("half_frames", "--clip-frames"),
+        ("clip_frames", "--clip-frames"),
+        ("learning_rate", "--learning-rate"),
+        ("validate_every", "--validate-every"),
+        ("checkpoint_every", "--checkpoint-every"),
+        ("validation_pairs", "--validation-pairs"),
+        ("spsa_pairs", "--spsa-pairs"),
+        ("epsilon", "--epsilon"),
+        ("l1_weight", "--l1-weight"),
+        ("level_weight", "--level-weight"),
+        ("mix", "--mix"),
+        ("dropout", "--dropout"),
+        ("pairs", "--pairs"),
+        ("clips", "--clips"),
+        ("seconds", "--seconds"),
+        ("channels", "--channels"),
+        ("init", "--init"),
+    ];
+    FLAGS.iter().find(|(name, _)| *name == setting).map(|(_, flag)| *flag)
 }
 
 fn run(cli: Cli) -> afx::Result<()> {
@@ -690,15 +589,18 @@ fn run(cli: Cli) -> afx::Result<()> {
                 None => ChainKnobs::defaults(chain.unwrap_or_default()),
             };
             knobs.apply_assignments(&set)?;
-            let audio = afx::apply::apply_file(&input, &output, &knobs, format.into())?;
+            let audio = afx::apply::apply_file(&input, &output, &knobs, format)?;
             println!("wrote {} ({} ch, {} Hz, {:.2} s)", output.display(), audio.num_channels(), audio.sample_rate, audio.duration_s());
             if let Some(path) = plot {
                 afx::curves::write_png(&path, &knobs, audio.sample_rate)?;
             }
         }
         Command::Example { output, seconds, sample_rate, channels, seed, style } => {
-            if !(0.5..=600.0).contains(&seconds) || !(1..=2).contains(&channels) {
-                return Err(afx::Error::Invalid("--seconds must be 0.5..=600 and --channels 1 or 2".into()));
+            if !(0.5..=600.0).contains(&seconds) {
+                return Err(afx::Error::Setting { name: "seconds", value: seconds.to_string(), expected: "in 0.5..=600".into() });
+            }
+            if !(1..=2).contains(&channels) {
+                return Err(afx::Error::Setting { name: "channels", value: channels.to_string(), expected: "1 or 2".into() });
             }
             afx::fx::check_sample_rate(sample_rate)?;
             let style: Option<Style> = style.map(|name| name.parse()).transpose()?;
@@ -766,7 +668,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 None => afx::transfer::bundled_model()?,
             };
             let (done, loudness) =
-                afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format.into(), &options)?;
+                afx::transfer::transfer_files(&model.net, &input, &reference, &output, params_out.as_deref(), format, &options)?;
             if json {
                 println!("{}", done.file_knobs.to_json());
             } else {
@@ -806,10 +708,10 @@ fn run(cli: Cli) -> afx::Result<()> {
             }
         }
         Command::Probe { models, data, train_clips, test_clips, seed, json } => {
-            let loaded = load_models(&models, &ChainSpec::default())?;
+            let loaded = afx::eval::load_named_models(&models, &ChainSpec::default())?;
             let config =
                 ProbeConfig { data, train_clips_per_style: train_clips, test_clips_per_style: test_clips, seed, ..ProbeConfig::default() };
-            let rows = afx::probe::probe(&config, &candidates(&models, &loaded))?;
+            let rows = afx::probe::probe(&config, &afx::eval::candidates(&models, &loaded))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));
             } else {
@@ -818,7 +720,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         }
         Command::Proxy { command: ProxyCommand::Train(args) } => {
             let (run, run_dir) = (&args.run, args.run.run_dir());
-            let summary = afx::proxy_train::train_proxy(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
+            let summary = afx::train::train_proxy(&args.config()?, &run_dir, &run.out, run.resume, args.budget.steps)?;
             println!(
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}, unprocessed {}) and {}",
                 summary.steps,
@@ -830,7 +732,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             );
         }
         Command::Proxy { command: ProxyCommand::Eval { proxy, data, clips, clip_frames, seed, json } } => {
-            let measured = afx::proxy_train::evaluate_proxy(&proxy, &data, clips, clip_frames, seed)?;
+            let measured = afx::train::evaluate_proxy(&proxy, &data, clips, clip_frames, seed)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&measured).expect("the match serialises"));
             } else {
@@ -844,7 +746,7 @@ fn run(cli: Cli) -> afx::Result<()> {
                 "trained {} steps in {:.0} s; wrote {} (best validation loss {}) and {}",
                 summary.steps,
                 summary.elapsed_s,
-                summary.out.display(),
+                run.out.display(),
                 summary.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into()),
                 run_dir.display()
             );
@@ -868,23 +770,20 @@ fn run(cli: Cli) -> afx::Result<()> {
             json,
         } => {
             let chain: ChainSpec = chain.map(|c| c.parse()).transpose()?.unwrap_or_default();
-            let loaded = load_models(&models, &chain)?;
-            let candidates = candidates(&models, &loaded);
+            let loaded = afx::eval::load_named_models(&models, &chain)?;
+            let candidates = afx::eval::candidates(&models, &loaded);
             let config = EvalConfig {
                 oracle_chain: chain,
                 data,
-                styles: match styles {
-                    Styles::Random => StyleSet::Random,
-                    Styles::Named => StyleSet::Named,
-                },
+                styles,
                 pairs,
                 oracle_steps,
                 refine_steps: refine,
                 proxies: proxy_files(&proxies, &old_proxies),
                 same_content,
                 reference_frames: reference_frames.map(|r| r as usize),
-                corruption: corruption.into(),
-                split: split.into(),
+                corruption,
+                split,
                 seed,
                 ..EvalConfig::default()
             };

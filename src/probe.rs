@@ -52,7 +52,7 @@ pub struct ProbeRow {
 /// Probes every candidate's encoder on the same clips.
 pub fn probe(config: &ProbeConfig, candidates: &[Candidate]) -> Result<Vec<ProbeRow>> {
     if config.train_clips_per_style == 0 || config.test_clips_per_style == 0 {
-        return Err(Error::Invalid("the probe needs at least one clip per style on each side".into()));
+        return Err(Error::BadConfig { what: "probe", reason: "at least one clip per style on each side is needed".into() });
     }
     let corpus = Corpus::from_roots(&config.data, &[Split::Train, Split::Test], "the probe")?;
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: config.clip_frames / 2, ..PairConfig::default() })?;

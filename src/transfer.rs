@@ -235,7 +235,7 @@ pub fn transfer_files(
     if let Some(params) = params_out {
         let json = done.file_knobs.to_json();
         write_bytes_atomic(params, format!("{json}\n").as_bytes())
-            .map_err(|e| Error::Invalid(format!("{}: cannot write the knobs: {e}", params.display())))?;
+            .map_err(|e| Error::WriteFile { path: params.to_path_buf(), reason: e.to_string() })?;
     }
     let loudness = |audio: &Audio, what| crate::metrics::integrated_loudness(&audio.channels, audio.sample_rate, what);
     let levels = Loudness { output: loudness(&done.output, "output")?, reference: loudness(&reference_audio, "reference")? };

@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 /// Sample format of a written WAV file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum WavFormat {
     /// 32-bit IEEE float: lossless for the library's `f32` samples, and keeps overs above 0 dBFS.
     #[default]

@@ -23,13 +23,16 @@ pub const DEEPAFX_ST_EQ_PROBABILITY: f64 = 0.75;
 /// What a corruption may do to the input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum InputCorruption {
     /// A random setting of the whole chain, EQ and compressor (afx's protocol, as its issue
     /// sets it: the compressor is bypassed in a quarter of the draws).
     #[default]
+    #[cfg_attr(feature = "cli", value(name = "afx"))]
     EqAndCompressor,
     /// DeepAFx-ST's own: an EQ in three draws of four and no compressor (its input is never
     /// compressed; only its targets are).
+    #[cfg_attr(feature = "cli", value(name = "deepafx-st"))]
     DeepAfxSt,
 }
 

@@ -175,7 +175,7 @@ impl PairGenerator {
     /// A generator over `corpus`; recordings shorter than L + R are never drawn.
     pub fn new(corpus: Corpus, config: PairConfig) -> Result<PairGenerator> {
         if config.half_frames == 0 || config.reference_frames() == 0 {
-            return Err(Error::Invalid("pairs need input and reference lengths of at least one frame".into()));
+            return Err(Error::BadConfig { what: "pair", reason: "input and reference need lengths of at least one frame".into() });
         }
         let clip = config.clip_frames();
         let cumulative_starts = Split::ALL.map(|split| {
@@ -355,10 +355,12 @@ impl PairGenerator {
         let cumulative = &self.cumulative_starts[split.index()];
         let total = cumulative.last().copied().unwrap_or(0);
         if total == 0 {
-            return Err(Error::Invalid(format!(
-                "the {split} split has no recording of at least {half} + {reference_frames} frames ({} recordings)",
-                cumulative.len()
-            )));
+            return Err(Error::NoClips {
+                reason: format!(
+                    "the {split} split has no recording of at least {half} + {reference_frames} frames ({} recordings)",
+                    cumulative.len()
+                ),
+            });
         }
         for _ in 0..self.config.max_attempts {
             let position = rng.random_range(0..total);
@@ -370,10 +372,12 @@ impl PairGenerator {
                 return Ok((recording, start));
             }
         }
-        Err(Error::Invalid(format!(
-            "the {split} split gave no clip with both halves above mean energy {} in {} draws",
-            self.config.min_mean_energy, self.config.max_attempts
-        )))
+        Err(Error::NoClips {
+            reason: format!(
+                "the {split} split gave no clip with both halves above mean energy {} in {} draws",
+                self.config.min_mean_energy, self.config.max_attempts
+            ),
+        })
     }
 
     /// Batch number `index` of `plan`: pairs `index·B .. (index+1)·B`, made in parallel (rayon).

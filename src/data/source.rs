@@ -38,7 +38,7 @@ pub fn scan(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn scan_folder(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let fail = |e: std::io::Error| Error::Invalid(format!("{}: cannot list folder: {e}", folder.display()));
+    let fail = |e: std::io::Error| Error::ListFolder { path: folder.to_path_buf(), reason: e.to_string() };
     for entry in std::fs::read_dir(folder).map_err(fail)? {
         let entry = entry.map_err(fail)?;
         let path = entry.path();
@@ -58,6 +58,7 @@ fn has_audio_extension(path: &Path) -> bool {
 /// One of the three disjoint parts of a corpus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Split {
     Train,
     Validation,
@@ -115,10 +116,10 @@ impl SplitFractions {
         if valid(self.validation) && valid(self.test) && self.validation + self.test <= 1.0 {
             Ok(())
         } else {
-            Err(Error::Invalid(format!(
-                "split fractions validation = {}, test = {} must lie in [0, 1] and sum to at most 1",
-                self.validation, self.test
-            )))
+            Err(Error::BadConfig {
+                what: "split",
+                reason: format!("fractions validation = {}, test = {} must lie in [0, 1] and sum to at most 1", self.validation, self.test),
+            })
         }
     }
 
@@ -319,7 +320,9 @@ impl Corpus {
         let corpus = Corpus::load(&files, &CorpusConfig { splits: splits.to_vec(), ..CorpusConfig::default() })?;
         if let Some(split) = splits.iter().find(|&&split| corpus.num_files(split) == 0) {
             let roots = roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ");
-            return Err(Error::Invalid(format!("the {split} split of {roots} has no usable files; {purpose} needs more audio files")));
+            return Err(Error::NoClips {
+                reason: format!("the {split} split of {roots} has no usable files; {purpose} needs more audio files"),
+            });
         }
         Ok(corpus)
     }

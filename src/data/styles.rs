@@ -172,7 +172,7 @@ impl FromStr for Style {
     fn from_str(s: &str) -> Result<Style> {
         Style::ALL.into_iter().find(|style| style.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
             let names: Vec<&str> = Style::ALL.iter().map(|style| style.name()).collect();
-            Error::Invalid(format!("unknown style `{s}` (one of: {})", names.join(", ")))
+            Error::UnknownStyle { name: s.to_string(), known: names.join(", ") }
         })
     }
 }

@@ -237,7 +237,7 @@ impl<T: Real> Chain<T> {
     pub fn new(knobs: &ChainKnobs, sample_rate: u32, channels: usize) -> Result<Self> {
         check_sample_rate(sample_rate)?;
         if channels == 0 {
-            return Err(Error::Invalid("the chain needs at least one channel".into()));
+            return Err(Error::NoChannels { what: "the chain".into() });
         }
         if let Some(s) = knobs.chain().stages().iter().find(|s| channels > s.kind.max_channels()) {
             return Err(Error::TooManyChannels { effect: s.label.clone(), channels, max: s.kind.max_channels() });

@@ -26,6 +26,7 @@ use super::biquad::Coeffs;
 /// How a rendering sets the output level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OutputLevel {
     /// The chain as it is: the make-up knob is an absolute gain.
     #[default]

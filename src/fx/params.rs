@@ -176,13 +176,13 @@ impl ChainKnobs {
     /// names another chain is an error, and a flat file's knobs belong to it (or to the default
     /// chain).
     pub fn from_json(json: &str, chain: Option<&ChainSpec>) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::Invalid(format!("not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::KnobJson { reason: format!("not JSON: {e}") })?;
         let (file_chain, Entries(entries)) = if value.get("chain").is_some() {
-            let file: ChainedFile =
-                serde_json::from_str(json).map_err(|e| Error::Invalid(format!("expected {{\"chain\": ..., \"knobs\": {{...}}}}: {e}")))?;
+            let file: ChainedFile = serde_json::from_str(json)
+                .map_err(|e| Error::KnobJson { reason: format!("expected {{\"chain\": ..., \"knobs\": {{...}}}}: {e}") })?;
             (Some(file.chain.parse::<ChainSpec>()?), file.knobs)
         } else {
-            (None, serde_json::from_str(json).map_err(|e| Error::Invalid(format!("expected a JSON object of knobs: {e}")))?)
+            (None, serde_json::from_str(json).map_err(|e| Error::KnobJson { reason: format!("expected a JSON object of knobs: {e}") })?)
         };
         let chain = match (file_chain, chain) {
             (Some(file), Some(asked)) if &file != asked => {
@@ -194,7 +194,7 @@ impl ChainKnobs {
         };
         let mut out = ChainKnobs::defaults(chain);
         for (name, value) in entries {
-            let v = value.as_f64().ok_or_else(|| Error::Invalid(format!("knob `{name}`: value {value} is not a number")))?;
+            let v = value.as_f64().ok_or_else(|| Error::KnobNotANumber { name: name.clone(), value: value.to_string() })?;
             out.set(&name, v)?;
         }
         Ok(out)

@@ -10,17 +10,13 @@
 //! the surrogate `Σ y · stop_gradient(g)` (as in [`super::proxy_trainer`]), reaching the TCN,
 //! the controller and the encoder in one backward pass.
 
-use std::path::Path;
-
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
-use super::file::{ctcn_from_bytes_on, ctcn_to_bytes};
 use super::network::{StyleNet, StyleNetConfig, matrix, rows};
 use super::proxy::{Proxy, ProxyConfig};
-use super::trainer::{TrainerConfig, adam, read_checkpoint, surrogate_gradients, write_checkpoint};
+use super::trainer::{Fitting, TrainerConfig};
 use crate::{Error, Result};
 
 /// Everything that determines a [`Ctcn`]'s shape. Stored in every cTCN file.
@@ -42,10 +38,7 @@ impl CtcnConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.tcn.chain != self.net.chain {
-            return Err(Error::Invalid(format!(
-                "a cTCN's TCN takes the knobs of its network's chain `{}`, not those of `{}`",
-                self.net.chain, self.tcn.chain
-            )));
+            return Err(Error::TcnChain { network: self.net.chain.to_string(), tcn: self.tcn.chain.to_string() });
         }
         self.net.validate()?;
         self.tcn.validate()
@@ -92,19 +85,11 @@ impl Ctcn {
 }
 
 /// A cTCN being trained (flex with autodiff) and its Adam state.
-pub struct CtcnTrainer {
-    model: Ctcn,
-    optimizer: ModuleOptimizer,
-    config: TrainerConfig,
-}
+pub type CtcnTrainer = Fitting<Ctcn>;
 
 impl CtcnTrainer {
     pub fn new(ctcn: &CtcnConfig, config: &TrainerConfig) -> Self {
-        Self { model: ctcn.init(&Device::flex().autodiff(), config.seed), optimizer: adam(config), config: config.clone() }
-    }
-
-    pub fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.config.learning_rate = learning_rate;
+        Self::start(ctcn.init(&Device::flex().autodiff(), config.seed), config)
     }
 
     /// One Adam step on a batch: `loss_and_grad` receives the outputs for the pairs' features
@@ -114,36 +99,13 @@ impl CtcnTrainer {
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
-        let outputs = self.model.forward(input, reference, audio);
-        let (loss, grads) = surrogate_gradients(&self.model, outputs, loss_and_grad, "output")?;
-        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
-        Ok(loss)
+        let outputs = self.model_ref().forward(input, reference, audio);
+        self.descend(outputs, loss_and_grad, "output")
     }
 
     /// The current model's outputs, without autodiff.
     pub fn predict(&self, input: &[Features], reference: &[Features], audio: &[Vec<f32>]) -> Vec<Vec<f32>> {
         self.model().process(input, reference, audio)
-    }
-
-    /// A copy of the current model without autodiff.
-    pub fn model(&self) -> Ctcn {
-        self.model.valid()
-    }
-
-    /// Saves the model and Adam's state into the folder `dir`, as
-    /// [`super::Trainer::save_checkpoint`] does for the style network.
-    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
-        write_checkpoint(dir, &self.optimizer, &self.config, state, |card| ctcn_to_bytes(&self.model(), card))
-    }
-
-    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint), with the saved
-    /// state.
-    pub fn resume(dir: &Path) -> Result<(Self, serde_json::Value)> {
-        let (model, optimizer, config, state) = read_checkpoint(dir, |bytes, what| {
-            let loaded = ctcn_from_bytes_on(bytes, what, &Device::flex().autodiff())?;
-            Ok((loaded.model, loaded.card))
-        })?;
-        Ok((Self { model, optimizer, config }, state))
     }
 }
 
@@ -186,7 +148,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         trainer.save_checkpoint(dir.path(), &serde_json::json!({ "step": 60 })).unwrap();
-        let (mut resumed, state) = CtcnTrainer::resume(dir.path()).unwrap();
+        let crate::model::trainer::Resumed { trainer: mut resumed, state } = CtcnTrainer::resume(dir.path()).unwrap();
         assert_eq!(state["step"], 60);
         let a = trainer.step(&input, &reference, &audio, squared_error).unwrap();
         let b = resumed.step(&input, &reference, &audio, squared_error).unwrap();

@@ -65,7 +65,7 @@ impl FeatureConfig {
     /// Checks that the settings describe a front end that can be built (sizes at least 1, FFT
     /// of at most 2^16, band edges ordered and below Nyquist).
     pub fn validate(&self) -> Result<()> {
-        let fail = |reason: String| Err(Error::Invalid(format!("feature settings: {reason}")));
+        let fail = |reason: String| Err(Error::BadConfig { what: "feature", reason });
         let nyquist_hz = ANALYSIS_RATE_HZ as f64 / 2.0;
         if !(2..=1 << 16).contains(&self.n_fft) {
             return fail(format!("n_fft {} is outside 2..=65536", self.n_fft));

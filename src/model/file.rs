@@ -1,5 +1,6 @@
 //! Model files: one file holds a network's kind (a style network, a neural proxy or a cTCN), its
-//! config, a free-form model card (training settings, evaluation numbers) and its weights.
+//! config, its model card ([`ModelCard`]: how it was trained, held-out losses) and its weights.
+//! A training checkpoint is a model file too, whose card is the training loop's state.
 //!
 //! Layout, integers little-endian:
 //!
@@ -10,7 +11,7 @@
 //! | 8 | 4 | header length `H` |
 //! | 12 | 8 | weights length `W` |
 //! | 20 | 8 | FNV-1a 64-bit hash of every byte from offset 28 to the end |
-//! | 28 | `H` | header, JSON: `{"kind": "style" \| "proxy" \| "ctcn", "config": StyleNetConfig \| ProxyConfig \| CtcnConfig, "card": any JSON}` (no kind: style) |
+//! | 28 | `H` | header, JSON: `{"kind": "style" \| "proxy" \| "ctcn", "config": StyleNetConfig \| ProxyConfig \| CtcnConfig, "card": ModelCard}` (no kind: style) |
 //! | 28 + `H` | | zeros up to the next multiple of 256 |
 //! | `P` | `W` | the weights as a burnpack (burn's own format) |
 //!
@@ -26,9 +27,11 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::card::ModelCard;
 use super::ctcn::{Ctcn, CtcnConfig};
 use super::network::{StyleNet, StyleNetConfig};
 use super::proxy::{Proxy, ProxyConfig};
+use crate::fx::ChainSpec;
 use crate::{Error, Result};
 
 /// Version of the layout above; bumped whenever a reader of the old one would misread it.
@@ -43,14 +46,14 @@ const WEIGHTS_ALIGN: usize = 256;
 #[derive(Debug)]
 pub struct LoadedModel {
     pub net: StyleNet,
-    pub card: serde_json::Value,
+    pub card: ModelCard,
 }
 
 /// A cTCN read from a model file, with its card.
 #[derive(Debug)]
 pub struct LoadedCtcn {
     pub model: Ctcn,
-    pub card: serde_json::Value,
+    pub card: ModelCard,
 }
 
 /// Whatever a style-transfer model file holds: a knob-setting network or a cTCN.
@@ -66,13 +69,13 @@ pub enum AnyModel {
 #[derive(Debug)]
 pub struct LoadedProxy {
     pub proxy: Proxy,
-    pub card: serde_json::Value,
+    pub card: ModelCard,
 }
 
 /// What a model file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Kind {
+pub enum Kind {
     Style,
     Proxy,
     Ctcn,
@@ -85,6 +88,63 @@ impl Kind {
             Kind::Proxy => "a neural proxy",
             Kind::Ctcn => "a cTCN model",
         }
+    }
+}
+
+/// A module a model file can hold: its kind, and the config from which it is built again.
+pub trait Stored: Module {
+    const KIND: Kind;
+    type Config: Serialize + serde::de::DeserializeOwned;
+    fn stored_config(&self) -> Self::Config;
+    /// The chain the module sets or imitates.
+    fn chain(&self) -> ChainSpec;
+    /// A module of `config`'s shape on `device` (weights to be loaded), if `config` validates.
+    fn build(config: &Self::Config, device: &Device) -> Result<Self>;
+}
+
+impl Stored for StyleNet {
+    const KIND: Kind = Kind::Style;
+    type Config = StyleNetConfig;
+    fn stored_config(&self) -> StyleNetConfig {
+        self.config().clone()
+    }
+    fn chain(&self) -> ChainSpec {
+        self.config().chain.clone()
+    }
+    fn build(config: &StyleNetConfig, device: &Device) -> Result<Self> {
+        // Validation includes one network output per knob of the model's chain.
+        config.validate()?;
+        Ok(config.init(device, 0))
+    }
+}
+
+impl Stored for Proxy {
+    const KIND: Kind = Kind::Proxy;
+    type Config = ProxyConfig;
+    fn stored_config(&self) -> ProxyConfig {
+        self.config().clone()
+    }
+    fn chain(&self) -> ChainSpec {
+        self.config().chain.clone()
+    }
+    fn build(config: &ProxyConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        Ok(config.init(device, 0))
+    }
+}
+
+impl Stored for Ctcn {
+    const KIND: Kind = Kind::Ctcn;
+    type Config = CtcnConfig;
+    fn stored_config(&self) -> CtcnConfig {
+        self.config()
+    }
+    fn chain(&self) -> ChainSpec {
+        self.net.config().chain.clone()
+    }
+    fn build(config: &CtcnConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        Ok(config.init(device, 0))
     }
 }
 
@@ -111,57 +171,72 @@ impl Header {
     }
 }
 
-/// Writes `net` and `card` (free-form JSON: training settings, evaluation numbers) to `path`,
-/// replacing any file there. The bytes go to a temporary
-/// file in the same directory, which is synced and then renamed onto `path`, so a failure never
-/// leaves a partial model.
-pub fn save(path: &Path, net: &StyleNet, card: &serde_json::Value) -> Result<()> {
-    write(path, to_bytes(net, card))
-}
-
-/// Writes the bytes of a model file (or the reason there are none) to `path` atomically.
-fn write(path: &Path, bytes: Result<Vec<u8>, String>) -> Result<()> {
+/// Writes `module` and `card` (stamped with the current version, the module's kind and
+/// chain) to `path`, replacing any file there. The bytes go to a temporary file in the same
+/// directory, which is synced and then renamed onto `path`, so a failure never leaves a partial
+/// model.
+pub fn save_module<M: Stored>(path: &Path, module: &M, card: &ModelCard) -> Result<()> {
     let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    crate::atomic::write_bytes_atomic(path, &bytes.map_err(fail)?).map_err(|e| fail(e.to_string()))
+    let card = card.clone().upgraded(M::KIND, &module.chain());
+    let card = serde_json::to_value(card).map_err(|e| fail(format!("cannot serialise the card: {e}")))?;
+    crate::atomic::write_bytes_atomic(path, &encode(module, &card).map_err(fail)?).map_err(|e| fail(e.to_string()))
 }
 
-/// Reads a file of `kind` other than a style model (whose reading has more to check, [`build`]):
-/// its config, validated by `validate`, shapes a module made by `init`, which takes the weights.
-fn decode<C: serde::de::DeserializeOwned, M: Module>(
-    bytes: &[u8],
-    what: &str,
-    kind: Kind,
-    validate: impl FnOnce(&C) -> Result<()>,
-    init: impl FnOnce(&C) -> M,
-) -> Result<(M, serde_json::Value)> {
-    let fail = |reason: String| Error::ModelFile { what: what.into(), reason };
-    let (header, weights) = parse(bytes).map_err(fail)?;
-    let config: C = header.config(kind).map_err(fail)?;
-    validate(&config).map_err(|e| fail(e.to_string()))?;
-    let mut module = init(&config);
-    load_weights(&mut module, copied(weights)).map_err(fail)?;
-    Ok((module, header.card))
+/// Writes a style network and its card to `path` ([`save_module`]).
+pub fn save(path: &Path, net: &StyleNet, card: &ModelCard) -> Result<()> {
+    save_module(path, net, card)
 }
 
-/// Reads a model file written by [`save`].
-pub fn load(path: &Path) -> Result<LoadedModel> {
+/// Writes a proxy and its card to `path` ([`save_module`]).
+pub fn save_proxy(path: &Path, proxy: &Proxy, card: &ModelCard) -> Result<()> {
+    save_module(path, proxy, card)
+}
+
+/// Writes a cTCN and its card to `path` ([`save_module`]).
+pub fn save_ctcn(path: &Path, model: &Ctcn, card: &ModelCard) -> Result<()> {
+    save_module(path, model, card)
+}
+
+/// The bytes of the file at `path`; errors name it.
+fn read(path: &Path) -> Result<(Vec<u8>, String)> {
     let what = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
-    from_bytes(&bytes, &what)
+    Ok((bytes, what))
 }
 
-/// Reads a model from the bytes of a model file; `what` names it in errors. The weights are
-/// copied into an aligned buffer.
-fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
-    from_bytes_on(bytes, what, &Device::flex())
-}
-
-/// [`from_bytes`] onto `device` (the trainer resumes onto an autodiff device). Parameter ids
-/// are the saved ones, which the optimiser's saved state refers to.
-pub(super) fn from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedModel> {
+/// Reads a module of kind `M` and its card, as written, from the bytes of a model file onto `device`;
+/// `what` names it in errors. The weights are copied into an aligned buffer. Parameter ids are
+/// the saved ones, which a checkpoint's optimiser state refers to.
+pub(super) fn decode<M: Stored>(bytes: &[u8], what: &str, device: &Device) -> Result<(M, serde_json::Value)> {
     let fail = |reason| Error::ModelFile { what: what.into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
     build(header, copied(weights), device).map_err(fail)
+}
+
+/// Builds the module the header describes on `device` and loads the weights, which must match
+/// it tensor for tensor.
+fn build<M: Stored>(header: Header, store: BurnpackStore, device: &Device) -> Result<(M, serde_json::Value), String> {
+    let config: M::Config = header.config(M::KIND)?;
+    let mut module = M::build(&config, device).map_err(|e| e.to_string())?;
+    load_weights(&mut module, store)?;
+    Ok((module, header.card))
+}
+
+/// Reads a style model file written by [`save`].
+pub fn load(path: &Path) -> Result<LoadedModel> {
+    let (bytes, what) = read(path)?;
+    from_bytes(&bytes, &what)
+}
+
+/// Reads a model from the bytes of a model file; `what` names it in errors.
+fn from_bytes(bytes: &[u8], what: &str) -> Result<LoadedModel> {
+    let (net, card) = decode(bytes, what, &Device::flex())?;
+    Ok(LoadedModel { card: read_card(&net, card), net })
+}
+
+/// A file's card, upgraded to the current version.
+fn read_card<M: Stored>(module: &M, card: serde_json::Value) -> ModelCard {
+    ModelCard::from_json(card).upgraded(M::KIND, &module.chain())
 }
 
 /// Reads a model embedded in the program (`include_bytes!`). Zero-copy when the weights start
@@ -171,7 +246,8 @@ pub fn from_static(bytes: &'static [u8]) -> Result<LoadedModel> {
     let fail = |reason| Error::ModelFile { what: "(embedded)".into(), reason };
     let (header, weights) = parse(bytes).map_err(fail)?;
     let store = if weights.as_ptr().addr() % WEIGHTS_ALIGN == 0 { BurnpackStore::from_static(weights) } else { copied(weights) };
-    build(header, store, &Device::flex()).map_err(fail)
+    let (net, card) = build(header, store, &Device::flex()).map_err(fail)?;
+    Ok(LoadedModel { card: read_card(&net, card), net })
 }
 
 /// A store over a copy of `weights` in a buffer aligned for every tensor element type.
@@ -179,43 +255,22 @@ fn copied(weights: &[u8]) -> BurnpackStore {
     BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights.to_vec())))
 }
 
-/// The bytes of a model file holding `net` and `card`.
-pub(super) fn to_bytes(net: &StyleNet, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Style, net.config(), net, card)
-}
-
-/// The bytes of a model file holding any module of `kind` with its config.
-fn encode<M: Module>(kind: Kind, config: &impl Serialize, module: &M, card: &serde_json::Value) -> Result<Vec<u8>, String> {
+/// The bytes of a model file holding `module` with its config, and `card`.
+pub(super) fn encode<M: Stored>(module: &M, card: &serde_json::Value) -> Result<Vec<u8>, String> {
     let mut store = BurnpackStore::from_bytes(None);
     module.save_into(&mut store).map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))?;
-    let config = serde_json::to_value(config).map_err(|e| format!("cannot serialise the config: {e}"))?;
-    let header =
-        serde_json::to_vec(&Header { kind, config, card: card.clone() }).map_err(|e| format!("cannot serialise the header: {e}"))?;
+    let config = serde_json::to_value(module.stored_config()).map_err(|e| format!("cannot serialise the config: {e}"))?;
+    let header = serde_json::to_vec(&Header { kind: M::KIND, config, card: card.clone() })
+        .map_err(|e| format!("cannot serialise the header: {e}"))?;
     Ok(assemble(&header, &weights))
-}
-
-/// The bytes of a proxy file holding `proxy` and `card`.
-pub(super) fn proxy_to_bytes(proxy: &Proxy, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Proxy, proxy.config(), proxy, card)
-}
-
-/// Writes a proxy and its card to `path` atomically, as [`save`] does for style networks.
-pub fn save_proxy(path: &Path, proxy: &Proxy, card: &serde_json::Value) -> Result<()> {
-    write(path, proxy_to_bytes(proxy, card))
 }
 
 /// Reads a proxy file written by [`save_proxy`] onto `device`.
 pub fn load_proxy_on(path: &Path, device: &Device) -> Result<LoadedProxy> {
-    let what = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
-    proxy_from_bytes_on(&bytes, &what, device)
-}
-
-/// Reads a proxy from the bytes of a proxy file onto `device`; `what` names it in errors.
-pub(super) fn proxy_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedProxy> {
-    let (proxy, card) = decode(bytes, what, Kind::Proxy, ProxyConfig::validate, |c: &ProxyConfig| c.init(device, 0))?;
-    Ok(LoadedProxy { proxy, card })
+    let (bytes, what) = read(path)?;
+    let (proxy, card) = decode(&bytes, &what, device)?;
+    Ok(LoadedProxy { card: read_card(&proxy, card), proxy })
 }
 
 /// Reads a proxy file onto the plain CPU device.
@@ -223,38 +278,42 @@ pub fn load_proxy(path: &Path) -> Result<LoadedProxy> {
     load_proxy_on(path, &Device::flex())
 }
 
-/// The bytes of a model file holding the cTCN `model` and `card`.
-pub(super) fn ctcn_to_bytes(model: &Ctcn, card: &serde_json::Value) -> Result<Vec<u8>, String> {
-    encode(Kind::Ctcn, &model.config(), model, card)
-}
-
-/// Writes a cTCN and its card to `path` atomically, as [`save`] does for style networks.
-pub fn save_ctcn(path: &Path, model: &Ctcn, card: &serde_json::Value) -> Result<()> {
-    write(path, ctcn_to_bytes(model, card))
-}
-
-/// Reads a cTCN from the bytes of a model file onto `device`; `what` names it in errors.
-pub(super) fn ctcn_from_bytes_on(bytes: &[u8], what: &str, device: &Device) -> Result<LoadedCtcn> {
-    let (model, card) = decode(bytes, what, Kind::Ctcn, CtcnConfig::validate, |c: &CtcnConfig| c.init(device, 0))?;
-    Ok(LoadedCtcn { model, card })
-}
-
-/// Whether the model file at `path` holds a cTCN.
-pub fn holds_ctcn(path: &Path) -> Result<bool> {
-    let fail = |reason: String| Error::ModelFile { what: path.display().to_string(), reason };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    Ok(parse(&bytes).map_err(fail)?.0.kind == Kind::Ctcn)
-}
-
 /// Reads a style model or a cTCN, whichever the file at `path` holds (a proxy is an error).
 pub fn load_any(path: &Path) -> Result<AnyModel> {
-    let what = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
+    let (bytes, what) = read(path)?;
     let (header, _) = parse(&bytes).map_err(|reason| Error::ModelFile { what: what.clone(), reason })?;
     match header.kind {
-        Kind::Ctcn => Ok(AnyModel::Ctcn(ctcn_from_bytes_on(&bytes, &what, &Device::flex())?)),
+        Kind::Ctcn => {
+            let (model, card) = decode(&bytes, &what, &Device::flex())?;
+            Ok(AnyModel::Ctcn(LoadedCtcn { card: read_card(&model, card), model }))
+        }
         _ => Ok(AnyModel::Style(from_bytes(&bytes, &what)?)),
     }
+}
+
+/// Copies the model file `from` to `to` with `card` in place of its card (the module's bytes
+/// are not decoded; the copy's checksum is new).
+pub fn copy_with_card(from: &Path, to: &Path, card: &ModelCard) -> Result<()> {
+    let (bytes, what) = read(from)?;
+    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+    let (header, weights) = parse(&bytes).map_err(fail)?;
+    let chain = match header.kind {
+        Kind::Style => header.config::<StyleNetConfig>(Kind::Style).map(|c| c.chain),
+        Kind::Proxy => header.config::<ProxyConfig>(Kind::Proxy).map(|c| c.chain),
+        Kind::Ctcn => header.config::<CtcnConfig>(Kind::Ctcn).map(|c| c.net.chain),
+    }
+    .map_err(fail)?;
+    let card =
+        serde_json::to_value(card.clone().upgraded(header.kind, &chain)).map_err(|e| fail(format!("cannot serialise the card: {e}")))?;
+    let header = serde_json::to_vec(&Header { card, ..header }).map_err(|e| fail(format!("cannot serialise the header: {e}")))?;
+    let fail_to = |reason: String| Error::ModelFile { what: to.display().to_string(), reason };
+    crate::atomic::write_bytes_atomic(to, &assemble(&header, weights)).map_err(|e| fail_to(e.to_string()))
+}
+
+/// The kind of module the model file at `path` holds.
+pub fn kind_of(path: &Path) -> Result<Kind> {
+    let (bytes, what) = read(path)?;
+    Ok(parse(&bytes).map_err(|reason| Error::ModelFile { what, reason })?.0.kind)
 }
 
 /// Lays out prefix, header, padding and weights, and fills in the hash.
@@ -315,17 +374,6 @@ fn truncated(len: usize, expected: usize) -> String {
     format!("truncated: {len} bytes, expected {expected}")
 }
 
-/// Builds the style network the header describes on `device` and loads the weights, which
-/// must match it tensor for tensor.
-fn build(header: Header, store: BurnpackStore, device: &Device) -> Result<LoadedModel, String> {
-    let config: StyleNetConfig = header.config(Kind::Style)?;
-    // Validation includes one network output per knob of the model's chain.
-    config.validate().map_err(|e| e.to_string())?;
-    let mut net = config.init(device, 0);
-    load_weights(&mut net, store)?;
-    Ok(LoadedModel { net, card: header.card })
-}
-
 /// Loads `store` into `module`, whose tensors it must match one for one.
 fn load_weights<M: Module>(module: &mut M, mut store: BurnpackStore) -> Result<(), String> {
     let applied = module.load_from(&mut store).map_err(|e| format!("weights do not match the config: {e}"))?;
@@ -353,8 +401,12 @@ mod tests {
         StyleNetConfig { conv, embedding_dim: 16, hidden_dim: 32, ..StyleNetConfig::default() }
     }
 
-    fn card() -> serde_json::Value {
-        serde_json::json!({ "trained_on": "tests", "mr_stft": 1.25 })
+    fn card() -> ModelCard {
+        ModelCard::from_json(serde_json::json!({ "trained_on": "tests", "mr_stft": 1.25 }))
+    }
+
+    fn card_json() -> serde_json::Value {
+        serde_json::to_value(card()).unwrap()
     }
 
     /// `bytes` copied to a leaked buffer at an address `offset` bytes past a 256-byte boundary.
@@ -383,7 +435,7 @@ mod tests {
 
         let from_file = load(&path).unwrap();
         assert_eq!(from_file.net.config(), &config);
-        assert_eq!(from_file.card, card());
+        assert_eq!(from_file.card, card().upgraded(Kind::Style, &config.chain));
         assert_eq!(from_file.net.predict(&input, &reference), want);
         for offset in [0, 1, 3, 128] {
             let loaded = from_static(leak_at(&bytes, offset)).unwrap();
@@ -419,7 +471,7 @@ mod tests {
 
         let loaded = load_proxy(&proxy_path).unwrap();
         assert_eq!(loaded.proxy.config(), &config);
-        assert_eq!(loaded.card, card());
+        assert_eq!(loaded.card, card().upgraded(Kind::Proxy, &config.chain));
         let run = |p: &Proxy| {
             let x =
                 Tensor::<2>::from_data(TensorData::new((0..40).map(|i| (i as f32).sin()).collect::<Vec<_>>(), [1, 40]), &Device::flex());
@@ -439,9 +491,9 @@ mod tests {
         let old_config = header["config"].as_object_mut().unwrap();
         assert_eq!(old_config.remove("chain").unwrap(), "comp");
         old_config.insert("effect".into(), "comp".into());
-        let old = proxy_from_bytes_on(&assemble(&serde_json::to_vec(&header).unwrap(), weights), "old", &Device::flex()).unwrap();
-        assert_eq!(old.proxy.config(), &config);
-        assert_eq!(run(&old.proxy), run(&proxy));
+        let (old, _) = decode::<Proxy>(&assemble(&serde_json::to_vec(&header).unwrap(), weights), "old", &Device::flex()).unwrap();
+        assert_eq!(old.config(), &config);
+        assert_eq!(run(&old), run(&proxy));
     }
 
     #[test]
@@ -458,7 +510,7 @@ mod tests {
         save_ctcn(&path, &model, &card()).unwrap();
         let AnyModel::Ctcn(loaded) = load_any(&path).unwrap() else { panic!("not read as a cTCN") };
         assert_eq!(loaded.model.config(), config);
-        assert_eq!(loaded.card, card());
+        assert_eq!(loaded.card, card().upgraded(Kind::Ctcn, &config.net.chain));
         let input = noise_features(&config.net.features, 1, 12_000, 1);
         let reference = noise_features(&config.net.features, 1, 12_000, 2);
         let audio = vec![(0..50).map(|i| (i as f32 * 0.2).sin()).collect::<Vec<f32>>()];
@@ -485,9 +537,23 @@ mod tests {
         (&bytes[PREFIX_LEN..PREFIX_LEN + header_len], &bytes[bytes.len() - weights_len..])
     }
 
+    /// The bundled model's card, written before cards were typed, reads as the current version
+    /// with the file's kind and chain and its training record.
+    #[test]
+    fn the_bundled_models_old_card_upgrades() {
+        let card = crate::transfer::bundled_model().unwrap().card;
+        assert_eq!(
+            (card.version, card.kind, card.chain.clone()),
+            (super::super::card::CARD_VERSION, Some(Kind::Style), Some(ChainSpec::default()))
+        );
+        assert_eq!(card.estimator(), Some(crate::train::EstimatorKind::Exact));
+        assert!(card.training.is_some_and(|t| t.steps > 0 && t.config["net"].is_object()));
+        assert!(card.data.is_some_and(|d| d.train.files > 0) && card.validation.is_some_and(|v| v.best_loss.is_some()));
+    }
+
     #[test]
     fn damaged_files_are_errors() {
-        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let good = encode(&small_config().init(&Device::flex(), 1), &card_json()).unwrap();
         let weights_start = good.len() - split(&good).1.len();
         assert_refused("empty", &[]);
         assert_refused("wrong magic", &[b"RIFF".as_slice(), &good[4..]].concat());
@@ -509,7 +575,7 @@ mod tests {
     /// configs that describe another network, and weights that are not a whole burnpack.
     #[test]
     fn well_formed_files_with_wrong_contents_are_errors() {
-        let good = to_bytes(&small_config().init(&Device::flex(), 1), &card()).unwrap();
+        let good = encode(&small_config().init(&Device::flex(), 1), &card_json()).unwrap();
         let (header, weights) = split(&good);
         let small = small_config();
         let extra_conv = ConvSpec { channels: 16, stride: 2 };
@@ -522,7 +588,8 @@ mod tests {
         ];
         for (name, config) in configs {
             let header =
-                serde_json::to_vec(&Header { kind: Kind::Style, config: serde_json::to_value(config).unwrap(), card: card() }).unwrap();
+                serde_json::to_vec(&Header { kind: Kind::Style, config: serde_json::to_value(config).unwrap(), card: card_json() })
+                    .unwrap();
             assert_refused(name, &assemble(&header, weights));
         }
         assert_refused("header not a config", &assemble(br#"{"config": 3, "card": null}"#, weights));

@@ -4,6 +4,7 @@
 //! an input and a reference into normalised knobs ([`network`]); [`Trainer`] fits it through
 //! gradients the caller computes outside burn ([`trainer`]); [`file`](mod@file) saves and loads it.
 
+pub mod card;
 pub mod ctcn;
 pub mod features;
 pub mod file;
@@ -13,6 +14,7 @@ pub mod proxy;
 pub mod proxy_trainer;
 pub mod trainer;
 
+pub use card::ModelCard;
 pub use ctcn::{Ctcn, CtcnConfig, CtcnTrainer};
 pub use features::{ANALYSIS_RATE_HZ, FeatureConfig, Features, LogMel};
 pub use file::LoadedModel;
@@ -27,5 +29,5 @@ pub use trainer::{Trainer, TrainerConfig};
 /// training.
 pub fn untrained(chain: &crate::fx::ChainSpec) -> LoadedModel {
     let net = StyleNetConfig::default().with_chain(chain.clone()).init(&burn::prelude::Device::flex(), 0);
-    LoadedModel { net, card: serde_json::json!({ "untrained": true }) }
+    LoadedModel { card: ModelCard { untrained: true, ..ModelCard::new() }.upgraded(file::Kind::Style, chain), net }
 }

@@ -92,7 +92,7 @@ impl StyleNetConfig {
     /// 1..=kernel.
     pub fn validate(&self) -> Result<()> {
         self.features.validate()?;
-        let fail = |reason: String| Err(Error::Invalid(format!("network settings: {reason}")));
+        let fail = |reason: String| Err(Error::BadConfig { what: "network", reason });
         let widths: Vec<usize> =
             self.conv.iter().map(|c| c.channels).chain([self.embedding_dim, self.hidden_dim, self.num_knobs]).collect();
         if !(1..=MAX_CONV_LAYERS).contains(&self.conv.len()) {

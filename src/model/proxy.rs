@@ -83,7 +83,7 @@ impl ProxyConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let fail = |reason: String| Err(Error::Invalid(format!("proxy settings: {reason}")));
+        let fail = |reason: String| Err(Error::BadConfig { what: "proxy", reason });
         if !(1..=1024).contains(&self.channels) {
             return fail(format!("{} channels, expected 1..=1024", self.channels));
         }
@@ -229,7 +229,7 @@ impl ProxyChain {
         let proxies = paths.iter().map(|path| Ok(super::file::load_proxy_on(path, &device)?.proxy)).collect::<Result<Vec<_>>>()?;
         let chain = Self::new(proxies)?;
         if chain.sample_rate() != sample_rate {
-            return Err(Error::Invalid(format!("the proxies run at {} Hz, not at {sample_rate} Hz", chain.sample_rate())));
+            return Err(Error::RateMismatch { what: "the proxies run", rate: chain.sample_rate(), expected: sample_rate });
         }
         Ok(chain)
     }
@@ -238,11 +238,11 @@ impl ProxyChain {
     /// device.
     pub fn new(proxies: Vec<Proxy>) -> Result<Self> {
         let Some(first) = proxies.first() else {
-            return Err(Error::Invalid("a proxy chain needs at least one proxy".into()));
+            return Err(Error::NoProxies);
         };
         let rate = first.config().sample_rate;
         if let Some(other) = proxies.iter().find(|p| p.config().sample_rate != rate) {
-            return Err(Error::Invalid(format!("the proxies run at {rate} and {} Hz", other.config().sample_rate)));
+            return Err(Error::ProxyRates { first: rate, other: other.config().sample_rate });
         }
         let chain = ChainSpec::concat(proxies.iter().map(|p| &p.config().chain))?;
         let device = Device::flex().autodiff();
@@ -354,7 +354,7 @@ pub(crate) mod test_support {
             .map(|chain| {
                 let config = ProxyConfig { channels: 2, kernel_size: 3, dilations: vec![1], ..ProxyConfig::new(chain.parse().unwrap()) };
                 let path = dir.join(format!("{}.proxy", chain.replace(',', "_")));
-                super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &serde_json::json!({})).unwrap();
+                super::super::file::save_proxy(&path, &config.init(&Device::flex(), 1), &super::super::ModelCard::new()).unwrap();
                 path
             })
             .collect()

@@ -3,32 +3,20 @@
 //! outputs (plain Rust, [`crate::spectral::MrStftBatch`]), and the gradient comes back through
 //! the surrogate `Σ y · stop_gradient(g)`, as for the style network ([`super::trainer`]).
 
-use std::path::Path;
-
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 
-use super::file::{proxy_from_bytes_on, proxy_to_bytes};
 use super::network::{matrix, rows};
 use super::proxy::{Proxy, ProxyConfig};
-use super::trainer::{TrainerConfig, adam, read_checkpoint, surrogate_gradients, write_checkpoint};
+use super::trainer::{Fitting, TrainerConfig};
 use crate::Result;
 
 /// A proxy being trained (flex with autodiff) and its Adam state.
-pub struct ProxyTrainer {
-    proxy: Proxy,
-    optimizer: ModuleOptimizer,
-    config: TrainerConfig,
-}
+pub type ProxyTrainer = Fitting<Proxy>;
 
 impl ProxyTrainer {
     /// A fresh proxy for `proxy`, trained with `config`.
     pub fn new(proxy: &ProxyConfig, config: &TrainerConfig) -> Self {
-        Self { proxy: proxy.init(&Device::flex().autodiff(), config.seed), optimizer: adam(config), config: config.clone() }
-    }
-
-    pub fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.config.learning_rate = learning_rate;
+        Self::start(proxy.init(&Device::flex().autodiff(), config.seed), config)
     }
 
     /// One Adam step on a batch of mono clips `inputs` (equal lengths) with the effect's
@@ -40,43 +28,21 @@ impl ProxyTrainer {
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
         let device = Device::flex().autodiff();
-        let outputs = self.proxy.forward(matrix(inputs, &device), matrix(knobs, &device));
-        let (loss, grads) = surrogate_gradients(&self.proxy, outputs, loss_and_grad, "output")?;
-        self.proxy = self.optimizer.step(self.config.learning_rate, self.proxy.clone(), grads);
-        Ok(loss)
+        let outputs = self.model_ref().forward(matrix(inputs, &device), matrix(knobs, &device));
+        self.descend(outputs, loss_and_grad, "output")
     }
 
     /// The current proxy's outputs, without autodiff.
     pub fn predict(&self, inputs: &[Vec<f32>], knobs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let device = Device::flex();
-        rows(self.proxy.valid().forward(matrix(inputs, &device), matrix(knobs, &device)))
-    }
-
-    /// A copy of the current proxy without autodiff.
-    pub fn proxy(&self) -> Proxy {
-        self.proxy.valid()
-    }
-
-    /// Saves the proxy and Adam's state into the folder `dir`, as
-    /// [`super::Trainer::save_checkpoint`] does for the style network.
-    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
-        write_checkpoint(dir, &self.optimizer, &self.config, state, |card| proxy_to_bytes(&self.proxy(), card))
-    }
-
-    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint), with the saved
-    /// state.
-    pub fn resume(dir: &Path) -> Result<(Self, serde_json::Value)> {
-        let (proxy, optimizer, config, state) = read_checkpoint(dir, |bytes, what| {
-            let loaded = proxy_from_bytes_on(bytes, what, &Device::flex().autodiff())?;
-            Ok((loaded.proxy, loaded.card))
-        })?;
-        Ok((Self { proxy, optimizer, config }, state))
+        rows(self.model().forward(matrix(inputs, &device), matrix(knobs, &device)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::trainer::Resumed;
 
     /// A proxy learns a knob-controlled gain (`y = (0.2 + 1.6·k₀)·x`, the only dependence on
     /// the knobs) from a squared error; a checkpoint resumes bit-identically.
@@ -124,7 +90,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         trainer.save_checkpoint(dir.path(), &serde_json::json!({ "step": 300 })).unwrap();
-        let (mut resumed, state) = ProxyTrainer::resume(dir.path()).unwrap();
+        let Resumed { trainer: mut resumed, state } = ProxyTrainer::resume(dir.path()).unwrap();
         assert_eq!(state["step"], 300);
         let (inputs, knobs, targets) = batch(300);
         let a = trainer.step(&inputs, &knobs, squared_error(&targets)).unwrap();

@@ -16,7 +16,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
-use super::file::{self, from_bytes_on, to_bytes};
+use super::file::{self, Stored};
 use super::network::{StyleNet, StyleNetConfig, matrix, rows};
 use crate::atomic::write_bytes_atomic;
 use crate::{Error, Result};
@@ -50,12 +50,18 @@ impl Default for TrainerConfig {
     }
 }
 
-/// The network being trained (on burn's Flex CPU backend with autodiff) and its Adam state.
-pub struct Trainer {
-    model: StyleNet,
+/// A module being trained (on burn's Flex CPU backend with autodiff) and its Adam state: the
+/// style network ([`Trainer`]), a proxy ([`super::ProxyTrainer`]) or a cTCN
+/// ([`super::CtcnTrainer`]). Each kind adds its own `new`, `step` and `predict`; the optimiser,
+/// the schedule's learning rate and the checkpoints are written once, here.
+pub struct Fitting<M> {
+    model: M,
     optimizer: ModuleOptimizer,
     config: TrainerConfig,
 }
+
+/// The style network being trained.
+pub type Trainer = Fitting<StyleNet>;
 
 /// What a checkpoint's model card says about the optimiser's state, which lives beside it in
 /// its own file (burn's burnpack of Adam's moments and step counts).
@@ -69,9 +75,93 @@ struct CheckpointLink {
 }
 
 /// A trainer restored from a checkpoint, with the training state its caller saved.
-pub struct Resumed {
-    pub trainer: Trainer,
+pub struct Resumed<M> {
+    pub trainer: Fitting<M>,
     pub state: serde_json::Value,
+}
+
+impl<M: Stored> Fitting<M> {
+    /// Trains `model` (on the autodiff device) with a fresh optimiser.
+    pub(super) fn start(model: M, config: &TrainerConfig) -> Self {
+        Self { model, optimizer: adam(config), config: config.clone() }
+    }
+
+    /// Changes the step size from the next step on (for schedules).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+
+    /// The module being trained, with autodiff.
+    pub(super) fn model_ref(&self) -> &M {
+        &self.model
+    }
+
+    /// A copy of the current module without autodiff, to save or to run.
+    pub fn model(&self) -> M {
+        self.model.valid()
+    }
+
+    /// Saves the module and Adam's state into the folder `dir` (created if missing) as
+    /// [`CHECKPOINT_MODEL`], a model file that `afx transfer --model` can also use (for a style
+    /// network), whose card is `state` (any JSON object: the caller's step, history, settings)
+    /// plus the link to the optimiser file. The optimiser file is written first under a name of
+    /// its own and the model file last, each atomically, and the previous optimiser file is
+    /// removed only after that: an interruption at any point leaves a consistent checkpoint.
+    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
+        let fail = |reason: String| Error::ModelFile { what: dir.display().to_string(), reason };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the checkpoint folder: {e}")))?;
+        let optimizer = self.optimizer.into_bytes().map_err(|e| fail(format!("cannot serialise Adam's state: {e}")))?;
+        let optimizer_fnv = file::fnv1a64(&optimizer);
+        let optimizer_file = format!("optimizer-{optimizer_fnv:016x}.bpk");
+        write_bytes_atomic(&dir.join(&optimizer_file), &optimizer).map_err(|e| fail(e.to_string()))?;
+        let previous = read_link(dir).ok();
+        let mut card = state.clone();
+        let link = CheckpointLink { optimizer_file: optimizer_file.clone(), optimizer_fnv, trainer: self.config.clone() };
+        card["checkpoint"] = serde_json::to_value(link).map_err(|e| fail(e.to_string()))?;
+        let bytes = file::encode(&self.model(), &card).map_err(fail)?;
+        write_bytes_atomic(&dir.join(CHECKPOINT_MODEL), &bytes).map_err(|e| fail(e.to_string()))?;
+        if let Some(old) = previous.filter(|old| old.optimizer_file != optimizer_file) {
+            // A stale optimiser file is harmless; failing to remove it is not an error.
+            let _ = std::fs::remove_file(dir.join(old.optimizer_file));
+        }
+        Ok(())
+    }
+
+    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint): the same
+    /// module, Adam moments and step counts, learning rate and clipping, so that training goes
+    /// on exactly as if it had never stopped. Returns the saved state with it.
+    pub fn resume(dir: &Path) -> Result<Resumed<M>> {
+        let model_path = dir.join(CHECKPOINT_MODEL);
+        let what = model_path.display().to_string();
+        let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
+        let bytes = std::fs::read(&model_path).map_err(|e| fail(e.to_string()))?;
+        let (model, mut state) = file::decode::<M>(&bytes, &what, &Device::flex().autodiff())?;
+        let link: CheckpointLink = link_of(&state).map_err(fail)?;
+        let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
+        let optimizer = std::fs::read(&optimizer_path).map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
+        if file::fnv1a64(&optimizer) != link.optimizer_fnv {
+            return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
+        }
+        let optimizer = adam(&link.trainer)
+            .from_bytes(Bytes::from_bytes_vec(optimizer))
+            .map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
+        if let Some(object) = state.as_object_mut() {
+            object.remove("checkpoint");
+        }
+        Ok(Resumed { trainer: Self { model, optimizer, config: link.trainer }, state })
+    }
+
+    /// One Adam step from `outputs` of the module (`[rows, n]`, on the autodiff device) through
+    /// the surrogate ([`surrogate_gradients`]); returns the caller's loss. A non-finite loss or
+    /// gradient is an error and leaves the module unchanged.
+    pub(super) fn descend<F>(&mut self, outputs: Tensor<2>, loss_and_grad: F, what: &'static str) -> Result<f64>
+    where
+        F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
+    {
+        let (loss, grads) = surrogate_gradients(&self.model, outputs, loss_and_grad, what)?;
+        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
+        Ok(loss)
+    }
 }
 
 impl Trainer {
@@ -80,8 +170,7 @@ impl Trainer {
     /// # Panics
     /// If `net` does not [validate](StyleNetConfig::validate).
     pub fn new(net: &StyleNetConfig, config: &TrainerConfig) -> Self {
-        let model = net.init(&Device::flex().autodiff(), config.seed);
-        Self { model, optimizer: adam(config), config: config.clone() }
+        Self::start(net.init(&Device::flex().autodiff(), config.seed), config)
     }
 
     /// A network that starts from the weights of the model file at `path` (fine-tuning), with
@@ -89,40 +178,14 @@ impl Trainer {
     pub fn from_model_file(path: &Path, config: &TrainerConfig) -> Result<Self> {
         let what = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| Error::ModelFile { what: what.clone(), reason: e.to_string() })?;
-        let loaded = from_bytes_on(&bytes, &what, &Device::flex().autodiff())?;
-        Ok(Self { model: loaded.net, optimizer: adam(config), config: config.clone() })
+        let (net, _) = file::decode::<StyleNet>(&bytes, &what, &Device::flex().autodiff())?;
+        Ok(Self::start(net, config))
     }
 
     /// Reads the network's output level as `level` from now on (see
     /// [`StyleNet::with_output_level`]).
     pub fn set_output_level(&mut self, level: crate::fx::level::OutputLevel) {
         self.model = self.model.clone().with_output_level(level);
-    }
-
-    /// Changes the step size from the next step on (for schedules).
-    pub fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.config.learning_rate = learning_rate;
-    }
-
-    /// Saves the network and Adam's state into the folder `dir` (created if missing) as
-    /// [`CHECKPOINT_MODEL`], a model file that `afx transfer --model` can also use, whose card
-    /// is `state` (any JSON object: the caller's step, history, settings) plus the link to the
-    /// optimiser file. The optimiser file is written first under a name of its own and the
-    /// model file last, each atomically, and the previous optimiser file is removed only
-    /// after that: an interruption at any point leaves a consistent checkpoint.
-    pub fn save_checkpoint(&self, dir: &Path, state: &serde_json::Value) -> Result<()> {
-        write_checkpoint(dir, &self.optimizer, &self.config, state, |card| to_bytes(&self.model(), card))
-    }
-
-    /// Restores a trainer saved by [`save_checkpoint`](Self::save_checkpoint): the same
-    /// network, Adam moments and step counts, learning rate and clipping, so that training
-    /// goes on exactly as if it had never stopped. Returns the saved state with it.
-    pub fn resume(dir: &Path) -> Result<Resumed> {
-        let (model, optimizer, config, state) = read_checkpoint(dir, |bytes, what| {
-            let loaded = from_bytes_on(bytes, what, &Device::flex().autodiff())?;
-            Ok((loaded.net, loaded.card))
-        })?;
-        Ok(Resumed { trainer: Trainer { model, optimizer, config }, state })
     }
 
     /// One Adam step on a batch of (input, reference) pairs. `loss_and_grad` receives the
@@ -137,33 +200,32 @@ impl Trainer {
     where
         F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
     {
-        let (loss, grads) = self.gradients(input, reference, loss_and_grad)?;
-        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
-        Ok(loss)
+        let knobs = self.knobs(input, reference);
+        self.descend(knobs, loss_and_grad, "knob")
     }
 
-    /// The loss and the parameter gradients of one step, through the surrogate.
-    fn gradients<F>(&self, input: &[Features], reference: &[Features], loss_and_grad: F) -> Result<(f64, GradientsParams)>
-    where
-        F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
-    {
-        let knobs = if self.config.dropout > 0.0 {
+    /// The predicted knobs of a training step, with the dropout masks of the batch.
+    fn knobs(&self, input: &[Features], reference: &[Features]) -> Tensor<2> {
+        if self.config.dropout > 0.0 {
             let mask_seed = self.config.seed ^ features_fnv(input);
             self.model.forward_features_dropped(input, reference, self.config.dropout, mask_seed)
         } else {
             self.model.forward_features(input, reference)
-        };
-        surrogate_gradients(&self.model, knobs, loss_and_grad, "knob")
+        }
+    }
+
+    /// The loss and the parameter gradients of one step, through the surrogate.
+    #[cfg(test)]
+    fn gradients<F>(&self, input: &[Features], reference: &[Features], loss_and_grad: F) -> Result<(f64, GradientsParams)>
+    where
+        F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
+    {
+        surrogate_gradients(&self.model, self.knobs(input, reference), loss_and_grad, "knob")
     }
 
     /// The current network's knobs for each (input, reference) pair, without autodiff.
     pub fn predict(&self, input: &[Features], reference: &[Features]) -> Vec<Vec<f32>> {
         self.model.valid().predict(input, reference)
-    }
-
-    /// A copy of the current network without autodiff, to save or to run.
-    pub fn model(&self) -> StyleNet {
-        self.model.valid()
     }
 }
 
@@ -181,12 +243,7 @@ fn features_fnv(features: &[Features]) -> u64 {
 ///
 /// # Panics
 /// If the gradient does not have one value per output.
-pub(super) fn surrogate_gradients<M: Module, F>(
-    module: &M,
-    outputs: Tensor<2>,
-    loss_and_grad: F,
-    what: &str,
-) -> Result<(f64, GradientsParams)>
+fn surrogate_gradients<M: Module, F>(module: &M, outputs: Tensor<2>, loss_and_grad: F, what: &'static str) -> Result<(f64, GradientsParams)>
 where
     F: FnOnce(&[Vec<f32>]) -> (f64, Vec<Vec<f32>>),
 {
@@ -197,68 +254,14 @@ where
         "the {what} gradient needs {n} values for each of the {batch} rows"
     );
     if !loss.is_finite() || !grads.iter().flatten().all(|g| g.is_finite()) {
-        return Err(Error::Invalid(format!("non-finite loss ({loss}) or {what} gradient; the step was skipped")));
+        return Err(Error::NonFiniteStep { loss, what });
     }
     let surrogate = (outputs.clone() * matrix(&grads, &outputs.device()).detach()).sum();
     Ok((loss, GradientsParams::from_grads(surrogate.backward(), module)))
 }
 
-/// Writes a checkpoint into `dir`: the optimiser's state in a file of its own, then the model
-/// file that `encode` makes from a card (`state` plus the link to the optimiser file). See
-/// [`Trainer::save_checkpoint`].
-pub(super) fn write_checkpoint(
-    dir: &Path,
-    optimizer: &ModuleOptimizer,
-    config: &TrainerConfig,
-    state: &serde_json::Value,
-    encode: impl FnOnce(&serde_json::Value) -> Result<Vec<u8>, String>,
-) -> Result<()> {
-    let fail = |reason: String| Error::ModelFile { what: dir.display().to_string(), reason };
-    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the checkpoint folder: {e}")))?;
-    let optimizer = optimizer.into_bytes().map_err(|e| fail(format!("cannot serialise Adam's state: {e}")))?;
-    let optimizer_fnv = file::fnv1a64(&optimizer);
-    let optimizer_file = format!("optimizer-{optimizer_fnv:016x}.bpk");
-    write_bytes_atomic(&dir.join(&optimizer_file), &optimizer).map_err(|e| fail(e.to_string()))?;
-    let previous = read_link(dir).ok();
-    let mut card = state.clone();
-    let link = CheckpointLink { optimizer_file: optimizer_file.clone(), optimizer_fnv, trainer: config.clone() };
-    card["checkpoint"] = serde_json::to_value(link).map_err(|e| fail(e.to_string()))?;
-    let bytes = encode(&card).map_err(fail)?;
-    write_bytes_atomic(&dir.join(CHECKPOINT_MODEL), &bytes).map_err(|e| fail(e.to_string()))?;
-    if let Some(old) = previous.filter(|old| old.optimizer_file != optimizer_file) {
-        // A stale optimiser file is harmless; failing to remove it is not an error.
-        let _ = std::fs::remove_file(dir.join(old.optimizer_file));
-    }
-    Ok(())
-}
-
-/// Reads a checkpoint written by [`write_checkpoint`]: the module and card that `decode` reads
-/// from the model file's bytes, the optimiser, its settings and the saved state.
-pub(super) fn read_checkpoint<M>(
-    dir: &Path,
-    decode: impl FnOnce(&[u8], &str) -> Result<(M, serde_json::Value)>,
-) -> Result<(M, ModuleOptimizer, TrainerConfig, serde_json::Value)> {
-    let model_path = dir.join(CHECKPOINT_MODEL);
-    let what = model_path.display().to_string();
-    let fail = |reason: String| Error::ModelFile { what: what.clone(), reason };
-    let bytes = std::fs::read(&model_path).map_err(|e| fail(e.to_string()))?;
-    let (model, mut state) = decode(&bytes, &what)?;
-    let link: CheckpointLink = link_of(&state).map_err(fail)?;
-    let optimizer_path: PathBuf = dir.join(&link.optimizer_file);
-    let optimizer = std::fs::read(&optimizer_path).map_err(|e| fail(format!("optimiser state {}: {e}", optimizer_path.display())))?;
-    if file::fnv1a64(&optimizer) != link.optimizer_fnv {
-        return Err(fail(format!("optimiser state {} does not belong to this checkpoint", optimizer_path.display())));
-    }
-    let optimizer =
-        adam(&link.trainer).from_bytes(Bytes::from_bytes_vec(optimizer)).map_err(|e| fail(format!("unreadable optimiser state: {e}")))?;
-    if let Some(object) = state.as_object_mut() {
-        object.remove("checkpoint");
-    }
-    Ok((model, optimizer, link.trainer, state))
-}
-
 /// Adam as the trainer uses it, with `config`'s clipping.
-pub(super) fn adam(config: &TrainerConfig) -> ModuleOptimizer {
+fn adam(config: &TrainerConfig) -> ModuleOptimizer {
     AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init()
 }
 
@@ -428,7 +431,7 @@ mod tests {
         original.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("start.afx");
-        file::save(&path, &original.model(), &serde_json::json!({})).unwrap();
+        file::save(&path, &original.model(), &crate::model::ModelCard::new()).unwrap();
         let mut tuned = Trainer::from_model_file(&path, &TrainerConfig::default()).unwrap();
         assert_eq!(tuned.predict(&input, &reference), original.predict(&input, &reference));
         let before = tuned.step(&input, &reference, |p| squared_error(p, &targets)).unwrap();
@@ -461,7 +464,7 @@ mod tests {
         let mut trainer = Trainer::new(&config, &TrainerConfig::default());
         let before = trainer.predict(&feats, &feats);
         let result = trainer.step(&feats, &feats, |p| (1.0, vec![vec![f32::NAN; NUM_KNOBS]; p.len()]));
-        assert!(matches!(result, Err(Error::Invalid(_))));
+        assert!(matches!(result, Err(Error::NonFiniteStep { what: "knob", .. })));
         assert_eq!(trainer.predict(&feats, &feats), before);
     }
 

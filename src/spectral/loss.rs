@@ -51,14 +51,14 @@ impl MrStftConfig {
     /// the weights are finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         if let Some(n) = self.fft_sizes.iter().find(|&&n| n < 2) {
-            return Err(Error::Invalid(format!("MR-STFT loss: FFT size {n} is smaller than 2")));
+            return Err(Error::BadConfig { what: "MR-STFT loss", reason: format!("FFT size {n} is smaller than 2") });
         }
         if !(self.hop_fraction.is_finite() && self.hop_fraction > 0.0) {
-            return Err(Error::Invalid(format!("MR-STFT loss: hop fraction {} must be positive", self.hop_fraction)));
+            return Err(Error::BadConfig { what: "MR-STFT loss", reason: format!("hop fraction {} must be positive", self.hop_fraction) });
         }
         let weights = [("w_log_mag", self.w_log_mag), ("w_lin_mag", self.w_lin_mag), ("w_sc", self.w_sc), ("l1_weight", self.l1_weight)];
         if let Some((name, w)) = weights.iter().find(|(_, w)| !(w.is_finite() && *w >= 0.0)) {
-            return Err(Error::Invalid(format!("MR-STFT loss: {name} = {w} must be finite and >= 0")));
+            return Err(Error::BadConfig { what: "MR-STFT loss", reason: format!("{name} = {w} must be finite and >= 0") });
         }
         Ok(())
     }

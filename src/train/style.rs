@@ -9,40 +9,46 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_bytes_atomic;
+use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::fx::ChainSpec;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono, loss_and_knob_gradients,
 };
-use crate::model::file::AnyModel;
-use crate::model::{self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ProxyChain, StyleNetConfig, Trainer, TrainerConfig};
-use crate::plot::{self, Chart, Scale, Series};
+use crate::model::card::{DataCard, SplitCard};
+use crate::model::{
+    self, CtcnConfig, CtcnTrainer, FeatureConfig, Features, LogMel, ModelCard, ProxyChain, StyleNetConfig, Trainer, TrainerConfig,
+};
 use crate::spectral::{MrStftBatch, MrStftConfig};
 use crate::{Error, Result};
 
 /// How the knob gradients are obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum EstimatorKind {
     /// The chain's hand-written adjoint.
     Exact,
     /// SPSA with [`TrainConfig::spsa_pairs`] perturbations of size [`TrainConfig::epsilon`].
     Spsa,
     /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
+    // The names model cards record (`finite_diff`), and clap's kebab-case spelling.
+    #[cfg_attr(feature = "cli", value(name = "finite_diff", alias = "finite-diff"))]
     FiniteDiff,
     /// NP: the loss of the proxies' output, differentiated through the proxies
     /// ([`TrainConfig::proxies`]).
     Proxy,
     /// NP-HH: trained as NP; the name records that the model is meant to run with the real
     /// chain (as every afx model does at inference).
+    #[cfg_attr(feature = "cli", value(name = "proxy_half", alias = "proxy-half"))]
     ProxyHalf,
     /// NP-FH: the real chain's output and loss, the gradient through the proxies evaluated on
     /// the real signals ([`crate::grad::ProxyFull`]).
+    #[cfg_attr(feature = "cli", value(name = "proxy_full", alias = "proxy-full"))]
     ProxyFull,
     /// Not an estimator: the cTCN baseline, where a TCN conditioned by the network replaces
     /// the chain and both are trained end to end on the output ([`crate::model::Ctcn`]). The
@@ -173,273 +179,205 @@ impl TrainConfig {
         MrStftBatch::new(MrStftConfig { l1_weight: self.l1_weight, ..MrStftConfig::default() })
     }
 
-    /// The learning rate at `step`: [`TrainConfig::learning_rate`], divided by 10 from 80 %
-    /// of the steps on.
-    pub fn learning_rate_at(&self, step: u64) -> f64 {
-        step_decay(self.learning_rate, self.steps, step)
-    }
-
     pub fn validate(&self) -> Result<()> {
         check_run_settings(
             &[
-                ("--steps", self.steps),
-                ("--batch-size", self.batch_size as u64),
-                ("--log-every", self.log_every),
-                ("--validate-every", self.validate_every),
-                ("--checkpoint-every", self.checkpoint_every),
-                ("--spsa-pairs", self.spsa_pairs as u64),
-                ("--validation-pairs", self.validation_pairs as u64),
+                ("steps", self.steps),
+                ("batch_size", self.batch_size as u64),
+                ("log_every", self.log_every),
+                ("validate_every", self.validate_every),
+                ("checkpoint_every", self.checkpoint_every),
+                ("spsa_pairs", self.spsa_pairs as u64),
+                ("validation_pairs", self.validation_pairs as u64),
             ],
             self.learning_rate,
         )?;
-        if self.estimator.uses_proxies() == self.proxies.is_empty() {
-            return Err(Error::Invalid(format!(
-                "--proxy goes with the proxy estimators (and those need at least one); estimator {}",
-                self.estimator.name()
-            )));
+        let estimator = self.estimator.name();
+        match (self.estimator.uses_proxies(), self.proxies.is_empty()) {
+            (true, true) => return Err(Error::MissingProxies { estimator }),
+            (false, false) => return Err(Error::UnusedProxies { estimator }),
+            _ => {}
         }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
-            return Err(Error::Invalid("--init starts a style network; a cTCN run starts fresh".into()));
+            return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
         }
-        if self.half_frames < self.net.features.min_samples() {
-            return Err(Error::Invalid(format!("clips of {} frames are too short for the features", self.half_frames)));
+        let min = self.net.features.min_samples();
+        if self.half_frames < min {
+            return Err(Error::ClipTooShort { frames: self.half_frames, min });
         }
-        for (name, weight) in [("--l1-weight", self.l1_weight), ("--level-weight", self.level_weight)] {
+        let setting = |name, value: f64, expected: &str| Error::Setting { name, value: value.to_string(), expected: expected.into() };
+        for (name, weight) in [("l1_weight", self.l1_weight), ("level_weight", self.level_weight)] {
             if !(weight.is_finite() && weight >= 0.0) {
-                return Err(Error::Invalid(format!("{name} {weight} must be a finite number of at least 0")));
+                return Err(setting(name, weight, "a finite number of at least 0"));
             }
         }
         if !(0.0..=1.0).contains(&self.mix) {
-            return Err(Error::Invalid(format!("--mix {} must lie in [0, 1]", self.mix)));
+            return Err(setting("mix", self.mix, "in [0, 1]"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Invalid(format!("--dropout {} must lie in [0, 1)", self.dropout)));
+            return Err(setting("dropout", self.dropout, "in [0, 1)"));
         }
         if self.estimator == EstimatorKind::Ctcn && self.dropout > 0.0 {
-            return Err(Error::Invalid("--dropout is for the style network's controller; a cTCN run has none".into()));
+            return Err(Error::CtcnSetting { setting: "dropout", reason: "is for the style network's controller; a cTCN run has none" });
         }
         if !(self.epsilon > 0.0 && self.epsilon < 0.5) {
-            return Err(Error::Invalid(format!("epsilon {} must lie in (0, 0.5)", self.epsilon)));
+            return Err(setting("epsilon", f64::from(self.epsilon), "in (0, 0.5)"));
         }
         self.net.validate()
     }
 }
 
-/// Refuses to start a run in a folder that already holds one (its checkpoint would be lost).
-pub(crate) fn ensure_new_run(run_dir: &Path) -> Result<()> {
-    if run_dir.join(model::trainer::CHECKPOINT_MODEL).exists() {
-        return Err(Error::Invalid(format!(
-            "{} already holds a training run; pass --resume to continue it or choose another --run-dir",
-            run_dir.display()
-        )));
+/// The network a run trains: that of the initial model `init` (fine-tuning), else the one in
+/// the JSON file `net_file` (a model file header's `config`), else the default; with `chain` and
+/// `output_level` where given. An initial model's chain cannot change.
+pub fn network_for(
+    init: Option<&Path>,
+    net_file: Option<&Path>,
+    chain: Option<ChainSpec>,
+    output_level: Option<OutputLevel>,
+) -> Result<StyleNetConfig> {
+    let net = match (init, net_file) {
+        (Some(model), _) => model::file::load(model)?.net.config().clone(),
+        (None, Some(path)) => {
+            let fail = |reason: String| Error::NetConfigFile { path: path.to_path_buf(), reason };
+            let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| fail(format!("not a network config: {e}")))?
+        }
+        (None, None) => StyleNetConfig::default(),
+    };
+    let net = StyleNetConfig { output_level: output_level.unwrap_or(net.output_level), ..net };
+    match chain {
+        Some(chain) if init.is_some() && chain != net.chain => {
+            Err(Error::ChainMismatch { expected: net.chain.to_string(), got: chain.to_string() })
+        }
+        Some(chain) => Ok(net.with_chain(chain)),
+        None => Ok(net),
     }
-    Ok(())
 }
 
-/// The step decay both trainings use: `base` for the first 80 % of `steps`, then `base / 10`.
-pub(crate) fn step_decay(base: f64, steps: u64, step: u64) -> f64 {
-    if step * 5 >= steps * 4 { base / 10.0 } else { base }
-}
-
-/// Checks settings every training run has: counts of at least 1 and a positive learning rate.
-pub(crate) fn check_run_settings(counts: &[(&str, u64)], learning_rate: f64) -> Result<()> {
-    if let Some((name, _)) = counts.iter().find(|(_, v)| *v == 0) {
-        return Err(Error::Invalid(format!("{name} must be at least 1")));
+impl RunConfig for TrainConfig {
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            steps: self.steps,
+            learning_rate: self.learning_rate,
+            log_every: self.log_every,
+            validate_every: self.validate_every,
+            checkpoint_every: self.checkpoint_every,
+        }
     }
-    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-        return Err(Error::Invalid(format!("learning rate {learning_rate} must be positive")));
+
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
     }
-    Ok(())
-}
 
-/// Closes a log window: `row` (whose training loss is the mean of `window`, which is emptied)
-/// goes onto the progress bar and into `history`. Returns whether its validation loss beats
-/// `best`, which it then becomes.
-pub(crate) fn record(
-    mut row: LogRow,
-    window: &mut Vec<f64>,
-    history: &mut Vec<LogRow>,
-    best: &mut Option<(u64, f64)>,
-    progress: &indicatif::ProgressBar,
-) -> bool {
-    row.train_loss = (!window.is_empty()).then(|| window.iter().sum::<f64>() / window.len() as f64);
-    window.clear();
-    let improved = row.validation.is_some_and(|v| best.is_none_or(|(_, b)| v.loss < b));
-    if let Some(v) = row.validation.filter(|_| improved) {
-        *best = Some((row.step, v.loss));
+    fn check(&self) -> Result<()> {
+        self.validate()
     }
-    progress.set_message(row.summary());
-    history.push(row);
-    improved
-}
 
-/// One row of the training log: a training-loss mean over the last `log_every` steps, a
-/// validation, or both.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LogRow {
-    pub step: u64,
-    pub elapsed_s: f64,
-    pub learning_rate: f64,
-    pub train_loss: Option<f64>,
-    pub validation: Option<Validation>,
-}
+    fn title(&self) -> String {
+        "afx train".into()
+    }
 
-/// The network measured on the fixed validation pairs: means over the pairs.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Validation {
-    /// The training loss (MR-STFT + L1) of the output against the target.
-    pub loss: f64,
-    /// The same for the unprocessed input: the level to beat.
-    pub input_loss: f64,
+    fn upgrade_saved(saved: serde_json::Value) -> serde_json::Value {
+        upgrade_proxy_files(saved)
+    }
 }
-
-/// What a checkpoint holds besides the network and Adam's state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct RunState {
-    config: TrainConfig,
-    /// Steps done.
-    step: u64,
-    /// Training time so far, over all sessions of the run.
-    elapsed_s: f64,
-    history: Vec<LogRow>,
-    /// The step and validation loss of `best.afx`.
-    best: Option<(u64, f64)>,
-}
-
-/// What a finished run reports.
-#[derive(Clone, Debug)]
-pub struct TrainSummary {
-    pub steps: u64,
-    pub elapsed_s: f64,
-    pub best: Option<(u64, f64)>,
-    pub last_validation: Option<Validation>,
-    pub out: PathBuf,
-}
-
-/// Files of a run folder.
-const LOG_CSV: &str = "log.csv";
-const CURVES_PNG: &str = "curves.png";
-const BEST_MODEL: &str = "best.afx";
 
 /// Trains a network and writes it to `out` (the weights with the best validation loss, with a
-/// model card). `run_dir` holds the checkpoint, `log.csv`, `curves.png` and `best.afx`. With
-/// `resume`, the run in `run_dir` goes on from its checkpoint (its saved configuration wins;
-/// `steps_override` may extend it); otherwise `run_dir` must not hold a checkpoint yet.
-pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, steps_override: Option<u64>) -> Result<TrainSummary> {
-    let checkpoint = run_dir.join(model::trainer::CHECKPOINT_MODEL);
-    let (mut learner, mut state) = if resume {
-        let (learner, saved) = if model::file::holds_ctcn(&checkpoint)? {
-            let (trainer, state) = CtcnTrainer::resume(run_dir)?;
-            (Learner::Ctcn(trainer), state)
-        } else {
-            let resumed = Trainer::resume(run_dir)?;
-            (Learner::Knobs(resumed.trainer), resumed.state)
-        };
-        let mut state: RunState = serde_json::from_value(upgrade_proxy_files(saved)).map_err(|e| Error::ModelFile {
-            what: checkpoint.display().to_string(),
-            reason: format!("not an afx training checkpoint: {e}"),
-        })?;
-        if let Some(steps) = steps_override {
-            state.config.steps = steps;
-        }
-        state.config.validate()?;
-        (learner, state)
-    } else {
-        ensure_new_run(run_dir)?;
-        config.validate()?;
+/// model card) through the one training loop ([`run`]); `run_dir` holds the checkpoint,
+/// `log.csv`, `curves.png` and `best.afx`. With `resume`, the run in `run_dir` goes on from
+/// its checkpoint (its saved configuration wins; `steps_override` may extend it).
+pub fn train(config: &TrainConfig, run_dir: &Path, out: &Path, resume: bool, steps_override: Option<u64>) -> Result<Summary> {
+    run::<StyleTraining>(config, run_dir, out, resume, steps_override)
+}
+
+/// A style network (any estimator) or a cTCN in training, with its data, effects and fixed
+/// validation pairs.
+struct StyleTraining {
+    config: TrainConfig,
+    learner: Learner,
+    generator: Arc<PairGenerator>,
+    loader: Loader,
+    validation: ValidationSet,
+    effects: Effects,
+    loss: MrStftBatch<f32>,
+}
+
+impl Training for StyleTraining {
+    type Config = TrainConfig;
+    type Model = Learner;
+
+    fn fresh(config: &TrainConfig) -> Result<Learner> {
         let trainer_config = TrainerConfig {
             learning_rate: config.learning_rate,
             grad_clip_norm: config.grad_clip_norm,
             seed: config.seed,
             dropout: config.dropout,
         };
-        let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
-        let learner = if config.estimator == EstimatorKind::Ctcn {
-            Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config))
-        } else {
-            let trainer = match &config.init {
-                Some(path) => {
-                    let mut trainer = Trainer::from_model_file(path, &trainer_config)?;
-                    trainer.set_output_level(config.net.output_level);
-                    trainer
-                }
-                None => Trainer::new(&config.net, &trainer_config),
-            };
-            if trainer.model().config() != &config.net {
-                return Err(Error::Invalid("the --init model's network differs from the run's network settings".into()));
+        if config.estimator == EstimatorKind::Ctcn {
+            return Ok(Learner::Ctcn(CtcnTrainer::new(&CtcnConfig::new(config.net.clone()), &trainer_config)));
+        }
+        let trainer = match &config.init {
+            Some(path) => {
+                let mut trainer = Trainer::from_model_file(path, &trainer_config)?;
+                trainer.set_output_level(config.net.output_level);
+                trainer
             }
-            Learner::Knobs(trainer)
+            None => Trainer::new(&config.net, &trainer_config),
         };
-        (learner, state)
-    };
-    // Validated above, on each path before anything is built from it.
-    let config = state.config.clone();
-    std::fs::create_dir_all(run_dir)?;
-
-    let generator = Arc::new(load_pairs(&config)?);
-    let validation = ValidationSet::new(&generator, &config)?;
-    let fx = ChainFx::new(config.net.chain.clone(), generator.corpus().sample_rate());
-    let proxies = (!config.proxies.is_empty()).then(|| ProxyChain::load(&config.proxies, fx.sample_rate)).transpose()?;
-    if let Some(proxies) = &proxies {
-        proxies.check_imitates(&config.net.chain)?;
-    }
-    let effects = Effects { chain: fx.clone(), proxies };
-    let mut loss = config.loss();
-
-    let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
-    let plan = BatchPlan { split: Split::Train, batch_size: config.batch_size, seed: config.seed };
-    let loader = Loader::spawn(Arc::clone(&generator), plan, state.step..config.steps, 2)?;
-    let session_start = Instant::now();
-    let elapsed_before = state.elapsed_s;
-    let mut window = Vec::new();
-    for batch in loader {
-        let batch = batch?;
-        let step = batch.index;
-        learner.set_learning_rate(config.learning_rate_at(step));
-        let value = train_step(&mut learner, &config, &effects, &mut loss, &batch.pairs, step)?;
-        window.push(value);
-        state.step = step + 1;
-        state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
-        progress.set_position(state.step);
-
-        let (log_due, validation_due) = (state.step % config.log_every == 0, state.step % config.validate_every == 0);
-        let last = state.step == config.steps;
-        if log_due || validation_due || last {
-            let measured = (validation_due || last).then(|| validation.measure(&learner, &fx, &mut loss));
-            let row = LogRow {
-                step: state.step,
-                elapsed_s: state.elapsed_s,
-                learning_rate: config.learning_rate_at(step),
-                train_loss: None,
-                validation: measured,
-            };
-            if record(row, &mut window, &mut state.history, &mut state.best, &progress) {
-                learner.save_model(&run_dir.join(BEST_MODEL), &model_card(&state, &generator))?;
-            }
+        if trainer.model().config() != &config.net {
+            let path = config.init.clone().unwrap_or_default();
+            return Err(Error::InitMismatch { path });
         }
-        if state.step % config.checkpoint_every == 0 || last {
-            learner.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
-            write_log(run_dir, &state.history, "afx train")?;
+        Ok(Learner::Knobs(trainer))
+    }
+
+    fn resume(run_dir: &Path) -> Result<(Learner, serde_json::Value)> {
+        if model::file::kind_of(&run_dir.join(model::trainer::CHECKPOINT_MODEL))? == model::file::Kind::Ctcn {
+            let resumed = CtcnTrainer::resume(run_dir)?;
+            Ok((Learner::Ctcn(resumed.trainer), resumed.state))
+        } else {
+            let resumed = Trainer::resume(run_dir)?;
+            Ok((Learner::Knobs(resumed.trainer), resumed.state))
         }
     }
-    progress.finish();
-    if state.step < config.steps {
-        return Err(Error::Invalid("the data loader stopped early".into()));
+
+    fn open(config: &TrainConfig, learner: Learner, first_step: u64) -> Result<Self> {
+        let generator = Arc::new(load_pairs(config)?);
+        let validation = ValidationSet::new(&generator, config)?;
+        let chain = ChainFx::new(config.net.chain.clone(), generator.corpus().sample_rate());
+        let proxies = (!config.proxies.is_empty()).then(|| ProxyChain::load(&config.proxies, chain.sample_rate)).transpose()?;
+        if let Some(proxies) = &proxies {
+            proxies.check_imitates(&config.net.chain)?;
+        }
+        let plan = BatchPlan { split: Split::Train, batch_size: config.batch_size, seed: config.seed };
+        let loader = Loader::spawn(Arc::clone(&generator), plan, first_step..config.steps, 2)?;
+        let effects = Effects { chain, proxies };
+        Ok(StyleTraining { config: config.clone(), learner, generator, loader, validation, effects, loss: config.loss() })
     }
-    // The best weights (the last ones if no validation ever ran) with the final card.
-    let card = model_card(&state, &generator);
-    match model::file::load_any(&run_dir.join(BEST_MODEL)) {
-        Ok(AnyModel::Style(best)) => model::file::save(out, &best.net, &card)?,
-        Ok(AnyModel::Ctcn(best)) => model::file::save_ctcn(out, &best.model, &card)?,
-        Err(_) => learner.save_model(out, &card)?,
+
+    fn step(&mut self, step: u64, learning_rate: f64) -> Result<f64> {
+        let batch = self.loader.next().ok_or(Error::LoaderStopped { step })??;
+        debug_assert_eq!(batch.index, step, "the loader yields the batches in order");
+        self.learner.set_learning_rate(learning_rate);
+        train_step(&mut self.learner, &self.config, &self.effects, &mut self.loss, &batch.pairs, step)
     }
-    Ok(TrainSummary {
-        steps: state.step,
-        elapsed_s: state.elapsed_s,
-        best: state.best,
-        last_validation: state.history.iter().rev().find_map(|r| r.validation),
-        out: out.to_path_buf(),
-    })
+
+    fn validate(&mut self) -> Validation {
+        self.validation.measure(&self.learner, &self.effects.chain, &mut self.loss)
+    }
+
+    fn save_checkpoint(&self, run_dir: &Path, state: &serde_json::Value) -> Result<()> {
+        self.learner.save_checkpoint(run_dir, state)
+    }
+
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
+        self.learner.save_model(path, card)
+    }
+
+    fn card(&self, state: &RunState<TrainConfig>) -> ModelCard {
+        model_card(state, &self.generator)
+    }
 }
 
 /// A checkpoint's saved state with the proxy files of a run saved before
@@ -479,7 +417,7 @@ impl Learner {
     }
 
     /// Writes the current model (without the optimiser) to `path`.
-    fn save_model(&self, path: &Path, card: &serde_json::Value) -> Result<()> {
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
         match self {
             Learner::Knobs(t) => model::file::save(path, &t.model(), card),
             Learner::Ctcn(t) => model::file::save_ctcn(path, &t.model(), card),
@@ -639,85 +577,18 @@ fn mean_loss(loss: &mut MrStftBatch<f32>, estimates: &[Vec<f32>], pairs: &[Pair]
     loss.value(&views, &targets)
 }
 
-impl LogRow {
-    pub(crate) fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(train) = self.train_loss {
-            parts.push(format!("loss {train:.3}"));
-        }
-        if let Some(v) = self.validation {
-            parts.push(format!("val {:.3} (input {:.3})", v.loss, v.input_loss));
-        }
-        parts.join(", ")
-    }
-}
-
 /// The model card of a run: what it was trained on, how, for how long, and how it did.
-fn model_card(state: &RunState, generator: &PairGenerator) -> serde_json::Value {
+fn model_card(state: &RunState<TrainConfig>, generator: &PairGenerator) -> ModelCard {
     let corpus = generator.corpus();
-    let split = |split: Split| serde_json::json!({"files": corpus.num_files(split), "hours": corpus.duration_s(split) / 3600.0});
-    serde_json::json!({
-        "afx_version": env!("CARGO_PKG_VERSION"),
-        "data": {
-            "roots": state.config.data,
-            "train": split(Split::Train),
-            "validation": split(Split::Validation),
-            "sample_rate_hz": corpus.sample_rate(),
-        },
-        "training": {
-            "estimator": state.config.estimator.name(),
-            "steps": state.step,
-            "seconds": state.elapsed_s,
-            "config": state.config,
-        },
-        "validation": {
-            "best_step": state.best.map(|(step, _)| step),
-            "best_loss": state.best.map(|(_, loss)| loss),
-            "input_loss": state.history.iter().find_map(|r| r.validation.map(|v| v.input_loss)),
-        },
-    })
-}
-
-/// Writes the run's history as CSV (one row per log entry; empty fields where a row has no
-/// value) and its curves as PNG.
-pub(crate) fn write_log(run_dir: &Path, history: &[LogRow], title: &str) -> Result<()> {
-    let mut csv = String::from("step,elapsed_s,learning_rate,train_loss,validation_loss,validation_input_loss\n");
-    let field = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-    for row in history {
-        csv.push_str(&format!(
-            "{},{:.1},{:.3e},{},{},{}\n",
-            row.step,
-            row.elapsed_s,
-            row.learning_rate,
-            field(row.train_loss),
-            field(row.validation.map(|v| v.loss)),
-            field(row.validation.map(|v| v.input_loss)),
-        ));
-    }
-    write_bytes_atomic(&run_dir.join(LOG_CSV), csv.as_bytes())?;
-    let png = plot::render_png(&curves(history, title), 1000, 600).map_err(Error::Invalid)?;
-    write_bytes_atomic(&run_dir.join(CURVES_PNG), &png)?;
-    Ok(())
-}
-
-/// The training loss, the validation loss and the unprocessed input's validation loss over
-/// the steps.
-fn curves(history: &[LogRow], title: &str) -> Chart {
-    let series = |name: &str, value: &dyn Fn(&LogRow) -> Option<f64>| Series {
-        name: name.into(),
-        points: history.iter().filter_map(|r| value(r).map(|v| (r.step as f64, v))).collect(),
-    };
-    Chart {
-        title: title.into(),
-        x_label: "step".into(),
-        y_label: "MR-STFT + L1 loss".into(),
-        x_scale: Scale::Linear,
-        y_scale: Scale::Linear,
-        series: vec![
-            series("train", &|r| r.train_loss),
-            series("validation", &|r| r.validation.map(|v| v.loss)),
-            series("input (unprocessed)", &|r| r.validation.map(|v| v.input_loss)),
-        ],
+    let split = |split: Split| SplitCard { files: corpus.num_files(split), hours: corpus.duration_s(split) / 3600.0 };
+    ModelCard {
+        data: Some(DataCard {
+            roots: state.config.data.clone(),
+            train: split(Split::Train),
+            validation: split(Split::Validation),
+            sample_rate_hz: corpus.sample_rate(),
+        }),
+        ..state.card(Some(state.config.estimator))
     }
 }
 
@@ -729,6 +600,8 @@ mod tests {
     use crate::example::groove;
     use crate::fx::params::default_chain;
     use crate::fx::{self, Knobs};
+    use crate::model::file::AnyModel;
+    use crate::train::run::{CURVES_PNG, LOG_CSV};
 
     /// The style every pair of the learning test is given: a clear tilt and level change that
     /// the loss can see.
@@ -970,7 +843,7 @@ mod tests {
         // A fresh cTCN is the identity with a make-up gain of the controller's choosing.
         assert!(validation.loss > 0.0);
         let AnyModel::Ctcn(model) = model::file::load_any(&out).unwrap() else { panic!("not a cTCN file") };
-        assert_eq!(model.card["training"]["estimator"], "ctcn");
+        assert_eq!(model.card.estimator(), Some(EstimatorKind::Ctcn));
         assert!(model::file::load(&out).is_err());
         let resumed = train(&config, &run, &out, true, Some(2)).unwrap();
         assert_eq!(resumed.steps, 2);
@@ -999,15 +872,15 @@ mod tests {
         let summary = train(&config, &run, &out, false, None).unwrap();
         assert_eq!(summary.steps, 4);
         let model = model::file::load(&out).unwrap();
-        assert_eq!(model.card["training"]["steps"], 4);
-        assert_eq!(model.card["training"]["estimator"], "exact");
+        assert_eq!(model.card.training.as_ref().unwrap().steps, 4);
+        assert_eq!(model.card.estimator(), Some(EstimatorKind::Exact));
         let csv = std::fs::read_to_string(run.join(LOG_CSV)).unwrap();
         assert_eq!(csv.lines().count(), 5, "{csv}");
         let png = std::fs::read(run.join(CURVES_PNG)).unwrap();
         assert_eq!(&png[1..4], b"PNG");
 
-        let error = train(&config, &run, &out, false, None).unwrap_err().to_string();
-        assert!(error.contains("--resume"), "{error}");
+        let error = train(&config, &run, &out, false, None).unwrap_err();
+        assert!(matches!(&error, Error::RunExists { run_dir } if run_dir == &run), "{error}");
 
         // Two steps, then resumed to four: the same network as four steps in one go.
         let (split_run, split_out) = (dir.path().join("split"), dir.path().join("split.afx"));

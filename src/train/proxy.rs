@@ -10,21 +10,20 @@
 //! the proxy with the best validation loss goes to `out`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::ChainSpec;
 use crate::grad::ChainFx;
 use crate::metrics::{self, Metrics};
 use crate::model::file::{load_proxy, save_proxy};
-use crate::model::{ProxyConfig, ProxyTrainer, TrainerConfig};
+use crate::model::{ModelCard, ProxyConfig, ProxyTrainer, TrainerConfig};
 use crate::spectral::{MrStftBatch, MrStftConfig};
-use crate::train::{LogRow, Validation, check_run_settings, ensure_new_run, record, step_decay, write_log};
 use crate::{Error, Result};
 
 /// Everything that defines a proxy training run.
@@ -66,149 +65,134 @@ impl ProxyTrainConfig {
         }
     }
 
-    fn learning_rate_at(&self, step: u64) -> f64 {
-        step_decay(self.learning_rate, self.steps, step)
-    }
-
     pub fn validate(&self) -> Result<()> {
         check_run_settings(
             &[
-                ("--steps", self.steps),
-                ("--batch-size", self.batch_size as u64),
-                ("--validate-every", self.validate_every),
-                ("--checkpoint-every", self.checkpoint_every),
-                ("--log-every", self.log_every),
-                ("validation clips", self.validation_clips as u64),
+                ("steps", self.steps),
+                ("batch_size", self.batch_size as u64),
+                ("validate_every", self.validate_every),
+                ("checkpoint_every", self.checkpoint_every),
+                ("log_every", self.log_every),
+                ("validation_clips", self.validation_clips as u64),
             ],
             self.learning_rate,
         )?;
         let min_frames = 2 * self.proxy.receptive_field().max(2048);
         if self.clip_frames < min_frames || !self.clip_frames.is_multiple_of(2) {
-            return Err(Error::Invalid(format!(
-                "--clip-frames {} must be even and at least {min_frames} (twice the proxy's receptive field or 2048)",
-                self.clip_frames
-            )));
+            return Err(Error::Setting {
+                name: "clip_frames",
+                value: self.clip_frames.to_string(),
+                expected: format!("even and at least {min_frames} (twice the proxy's receptive field or 2048)"),
+            });
         }
         let rate = CorpusConfig::default().sample_rate;
         if self.proxy.sample_rate != rate {
-            return Err(Error::Invalid(format!("proxies train at the corpus rate, {rate} Hz")));
+            return Err(Error::RateMismatch { what: "a proxy trains", rate: self.proxy.sample_rate, expected: rate });
         }
         self.proxy.validate()
     }
 }
 
-/// What a proxy checkpoint holds besides the weights and Adam's state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct RunState {
-    config: ProxyTrainConfig,
-    step: u64,
-    elapsed_s: f64,
-    history: Vec<LogRow>,
-    best: Option<(u64, f64)>,
-}
-
-/// What a finished run reports.
-#[derive(Clone, Debug)]
-pub struct ProxySummary {
-    pub steps: u64,
-    pub elapsed_s: f64,
-    pub best: Option<(u64, f64)>,
-    pub last_validation: Option<Validation>,
-}
-
-const BEST_PROXY: &str = "best.afx";
-
-/// Trains a proxy and writes the best one (by validation loss) to `out`; `run_dir` holds the
-/// checkpoint, `log.csv`, `curves.png` and `best.afx`. With `resume`, continues the run in
-/// `run_dir` (its saved settings; `steps_override` may extend it).
-pub fn train_proxy(
-    config: &ProxyTrainConfig,
-    run_dir: &Path,
-    out: &Path,
-    resume: bool,
-    steps_override: Option<u64>,
-) -> Result<ProxySummary> {
-    let (mut trainer, mut state) = if resume {
-        let (trainer, state) = ProxyTrainer::resume(run_dir)?;
-        let mut state: RunState = serde_json::from_value(state)
-            .map_err(|e| Error::Invalid(format!("{}: not an afx proxy checkpoint: {e}", run_dir.display())))?;
-        if let Some(steps) = steps_override {
-            state.config.steps = steps;
-        }
-        (trainer, state)
-    } else {
-        // Checked before anything is built from it (a proxy of 0 channels cannot be built).
-        config.validate()?;
-        ensure_new_run(run_dir)?;
-        let trainer_config =
-            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: 0.0 };
-        let state = RunState { config: config.clone(), step: 0, elapsed_s: 0.0, history: Vec::new(), best: None };
-        (ProxyTrainer::new(&config.proxy, &trainer_config), state)
-    };
-    let config = state.config.clone();
-    // A resumed run's saved settings (with its new step count) are checked here.
-    config.validate()?;
-    std::fs::create_dir_all(run_dir)?;
-
-    let generator = clip_source(&config)?;
-    let fx = ChainFx::new(config.proxy.chain.clone(), generator.corpus().sample_rate());
-    let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
-    let validation = (0..config.validation_clips as u64)
-        .into_par_iter()
-        .map(|i| example(&generator, &config, Split::Validation, i, config.seed ^ 0x5A11, &fx))
-        .collect::<Result<Vec<_>>>()?;
-    let (validation_inputs, validation_knobs) = columns(&validation);
-    let input_loss = mean_loss(&mut loss, &validation_inputs, &validation);
-
-    let title = format!("afx proxy train ({})", config.proxy.chain);
-    let progress = crate::progress::bar(config.steps, "steps").with_position(state.step);
-    let (session_start, elapsed_before) = (Instant::now(), state.elapsed_s);
-    let mut window = Vec::new();
-    for step in state.step..config.steps {
-        let batch = (0..config.batch_size as u64)
-            .into_par_iter()
-            .map(|b| example(&generator, &config, Split::Train, step * config.batch_size as u64 + b, config.seed, &fx))
-            .collect::<Result<Vec<_>>>()?;
-        trainer.set_learning_rate(config.learning_rate_at(step));
-        let (inputs, knobs) = columns(&batch);
-        let value = trainer.step(&inputs, &knobs, |outputs| loss.value_and_grads(outputs, &targets(&batch)))?;
-        window.push(value);
-        state.step = step + 1;
-        state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
-        progress.set_position(state.step);
-
-        let last = state.step == config.steps;
-        let validation_due = state.step % config.validate_every == 0 || last;
-        if state.step % config.log_every == 0 || validation_due {
-            let measured = validation_due.then(|| {
-                let outputs = trainer.predict(&validation_inputs, &validation_knobs);
-                Validation { loss: mean_loss(&mut loss, &outputs, &validation), input_loss }
-            });
-            let row = LogRow {
-                step: state.step,
-                elapsed_s: state.elapsed_s,
-                learning_rate: config.learning_rate_at(step),
-                train_loss: None,
-                validation: measured,
-            };
-            if record(row, &mut window, &mut state.history, &mut state.best, &progress) {
-                save_proxy(&run_dir.join(BEST_PROXY), &trainer.proxy(), &card(&state))?;
-            }
-        }
-        if state.step % config.checkpoint_every == 0 || last {
-            trainer.save_checkpoint(run_dir, &serde_json::to_value(&state).expect("serialisable state"))?;
-            write_log(run_dir, &state.history, &title)?;
+impl RunConfig for ProxyTrainConfig {
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            steps: self.steps,
+            learning_rate: self.learning_rate,
+            log_every: self.log_every,
+            validate_every: self.validate_every,
+            checkpoint_every: self.checkpoint_every,
         }
     }
-    progress.finish();
-    let proxy = load_proxy(&run_dir.join(BEST_PROXY)).map(|p| p.proxy).unwrap_or_else(|_| trainer.proxy());
-    save_proxy(out, &proxy, &card(&state))?;
-    Ok(ProxySummary {
-        steps: state.step,
-        elapsed_s: state.elapsed_s,
-        best: state.best,
-        last_validation: state.history.iter().rev().find_map(|r| r.validation),
-    })
+
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+
+    fn title(&self) -> String {
+        format!("afx proxy train ({})", self.proxy.chain)
+    }
+}
+
+/// Trains a proxy through the one training loop ([`run`]) and writes the best one (by
+/// validation loss) to `out`; `run_dir` holds the checkpoint, `log.csv`, `curves.png` and
+/// `best.afx`. With `resume`, continues the run in `run_dir` (its saved settings;
+/// `steps_override` may extend it).
+pub fn train_proxy(config: &ProxyTrainConfig, run_dir: &Path, out: &Path, resume: bool, steps_override: Option<u64>) -> Result<Summary> {
+    run::<ProxyTraining>(config, run_dir, out, resume, steps_override)
+}
+
+/// A proxy in training, with its clips, its chain and its fixed validation clips.
+struct ProxyTraining {
+    config: ProxyTrainConfig,
+    trainer: ProxyTrainer,
+    generator: PairGenerator,
+    fx: ChainFx,
+    loss: MrStftBatch<f32>,
+    validation: Vec<ProxyExample>,
+    input_loss: f64,
+}
+
+impl Training for ProxyTraining {
+    type Config = ProxyTrainConfig;
+    type Model = ProxyTrainer;
+
+    fn fresh(config: &ProxyTrainConfig) -> Result<ProxyTrainer> {
+        let trainer_config =
+            TrainerConfig { learning_rate: config.learning_rate, grad_clip_norm: config.grad_clip_norm, seed: config.seed, dropout: 0.0 };
+        Ok(ProxyTrainer::new(&config.proxy, &trainer_config))
+    }
+
+    fn resume(run_dir: &Path) -> Result<(ProxyTrainer, serde_json::Value)> {
+        let resumed = ProxyTrainer::resume(run_dir)?;
+        Ok((resumed.trainer, resumed.state))
+    }
+
+    fn open(config: &ProxyTrainConfig, trainer: ProxyTrainer, _first_step: u64) -> Result<Self> {
+        let generator = clip_source(config)?;
+        let fx = ChainFx::new(config.proxy.chain.clone(), generator.corpus().sample_rate());
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig::default());
+        let validation = (0..config.validation_clips as u64)
+            .into_par_iter()
+            .map(|i| example(&generator, config, Split::Validation, i, config.seed ^ 0x5A11, &fx))
+            .collect::<Result<Vec<_>>>()?;
+        let (inputs, _) = columns(&validation);
+        let input_loss = mean_loss(&mut loss, &inputs, &validation);
+        Ok(ProxyTraining { config: config.clone(), trainer, generator, fx, loss, validation, input_loss })
+    }
+
+    fn step(&mut self, step: u64, learning_rate: f64) -> Result<f64> {
+        let (config, generator, fx) = (&self.config, &self.generator, &self.fx);
+        let batch = (0..config.batch_size as u64)
+            .into_par_iter()
+            .map(|b| example(generator, config, Split::Train, step * config.batch_size as u64 + b, config.seed, fx))
+            .collect::<Result<Vec<_>>>()?;
+        self.trainer.set_learning_rate(learning_rate);
+        let (inputs, knobs) = columns(&batch);
+        let loss = &mut self.loss;
+        self.trainer.step(&inputs, &knobs, |outputs| loss.value_and_grads(outputs, &targets(&batch)))
+    }
+
+    fn validate(&mut self) -> Validation {
+        let (inputs, knobs) = columns(&self.validation);
+        let outputs = self.trainer.predict(&inputs, &knobs);
+        Validation { loss: mean_loss(&mut self.loss, &outputs, &self.validation), input_loss: self.input_loss }
+    }
+
+    fn save_checkpoint(&self, run_dir: &Path, state: &serde_json::Value) -> Result<()> {
+        self.trainer.save_checkpoint(run_dir, state)
+    }
+
+    fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
+        save_proxy(path, &self.trainer.model(), card)
+    }
+
+    fn card(&self, state: &RunState<ProxyTrainConfig>) -> ModelCard {
+        state.card(None)
+    }
 }
 
 /// How closely a proxy imitates its chain on held-out audio: the metrics of the proxy's output
@@ -230,7 +214,7 @@ pub struct ProxyMatch {
 /// clips that the real chain leaves below the loudness gate.
 pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: usize, seed: u64) -> Result<ProxyMatch> {
     if clips == 0 {
-        return Err(Error::Invalid("--clips must be at least 1".into()));
+        return Err(Error::Setting { name: "clips", value: "0".into(), expected: "at least 1".into() });
     }
     let proxy = load_proxy(path)?.proxy;
     let config = ProxyTrainConfig {
@@ -241,11 +225,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
     };
     let corpus = Corpus::from_roots(data, &[Split::Test], "measuring a proxy")?;
     if corpus.sample_rate() != proxy.config().sample_rate {
-        return Err(Error::Invalid(format!(
-            "the proxy runs at {} Hz, the clips at {} Hz",
-            proxy.config().sample_rate,
-            corpus.sample_rate()
-        )));
+        return Err(Error::RateMismatch { what: "the clips are", rate: corpus.sample_rate(), expected: proxy.config().sample_rate });
     }
     let generator = PairGenerator::new(corpus, PairConfig { half_frames: clip_frames / 2, ..PairConfig::default() })?;
     let fx = ChainFx::new(proxy.config().chain.clone(), generator.corpus().sample_rate());
@@ -261,7 +241,7 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         .take(clips)
         .collect();
     if examples.len() < clips {
-        return Err(Error::Invalid(format!("only {} of {} drawn clips are audible after the chain", examples.len(), 4 * clips)));
+        return Err(Error::TooFewAudibleClips { audible: examples.len(), drawn: 4 * clips });
     }
     let outputs: Vec<Vec<f32>> = examples.iter().map(|e| proxy.process(&e.input, &e.knobs)).collect();
     let inputs: Vec<Vec<f32>> = examples.iter().map(|e| e.input.clone()).collect();
@@ -354,19 +334,6 @@ fn clip_source(config: &ProxyTrainConfig) -> Result<PairGenerator> {
     PairGenerator::new(corpus, PairConfig { half_frames: config.clip_frames / 2, ..PairConfig::default() })
 }
 
-/// The proxy's card: its settings, training time and validation losses.
-fn card(state: &RunState) -> serde_json::Value {
-    serde_json::json!({
-        "afx_version": env!("CARGO_PKG_VERSION"),
-        "training": { "steps": state.step, "seconds": state.elapsed_s, "config": state.config },
-        "validation": {
-            "best_step": state.best.map(|(step, _)| step),
-            "best_loss": state.best.map(|(_, loss)| loss),
-            "input_loss": state.history.iter().find_map(|r| r.validation.map(|v| v.input_loss)),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,7 +376,7 @@ mod tests {
         let measured = evaluate_proxy(&out, &config.data, 4, 12_000, 7).unwrap();
         assert!(measured.proxy_loss.is_finite() && measured.proxy_loss != measured.identity_loss, "{measured:?}");
         let fresh = dir.path().join("fresh.afx");
-        save_proxy(&fresh, &config.proxy.init(&burn::prelude::Device::flex(), 3), &serde_json::json!({})).unwrap();
+        save_proxy(&fresh, &config.proxy.init(&burn::prelude::Device::flex(), 3), &ModelCard::new()).unwrap();
         let same = evaluate_proxy(&fresh, &config.data, 4, 12_000, 7).unwrap();
         assert!((same.proxy_loss - same.identity_loss).abs() <= 1e-6 * same.identity_loss, "{same:?}");
         assert!((same.proxy.mrstft - same.identity.mrstft).abs() <= 1e-6 * same.identity.mrstft, "{same:?}");
