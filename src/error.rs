@@ -47,6 +47,12 @@ pub enum Error {
     ModelFile { what: String, reason: String },
     #[error("the proxies imitate the chain `{proxies}`, the network sets the chain `{network}`")]
     ProxyChainMismatch { proxies: String, network: String },
+    #[error("{processor}: setting `{setting}` = {value} {reason}")]
+    ForeignSetting { processor: &'static str, setting: &'static str, value: f64, reason: &'static str },
+    #[error("`sox` cannot be run ({reason}); install SoX to use its effects")]
+    SoxMissing { reason: String },
+    #[error("`sox {effects}` failed: {reason}")]
+    SoxFailed { effects: String, reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

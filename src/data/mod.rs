@@ -9,6 +9,7 @@
 //! `reference = style(B)` → [`Batch`] → [`Loader`] → the training step.
 
 pub mod corrupt;
+pub mod foreign;
 pub mod pairs;
 pub mod source;
 pub mod styles;
