@@ -101,7 +101,7 @@ mod tests {
     /// of three seconds.
     fn settled_gain_db(amplitude: f64, settings: &RmsCompressorSettings, sample_rate: u32) -> f64 {
         let x = sine(1_000.0, amplitude, sample_rate, 3 * sample_rate as usize);
-        let y = rms_compress(&[x.clone()], sample_rate, settings).unwrap().remove(0);
+        let y = rms_compress(std::slice::from_ref(&x), sample_rate, settings).unwrap().remove(0);
         let tail = x.len() - sample_rate as usize / 2;
         20.0 * (rms(&y[tail..]) / rms(&x[tail..])).log10()
     }
@@ -134,7 +134,7 @@ mod tests {
             let mut x = sine(1_000.0, 0.9, sample_rate, burst + quiet);
             x[burst..].iter_mut().for_each(|v| *v *= 0.01);
             let compressor = settings(-30.0, 8.0);
-            let y = rms_compress(&[x.clone()], sample_rate, &compressor).unwrap().remove(0);
+            let y = rms_compress(std::slice::from_ref(&x), sample_rate, &compressor).unwrap().remove(0);
             let probe = burst + quiet / 2..burst + quiet;
             20.0 * (rms(&y[probe.clone()]) / rms(&x[probe])).log10() - compressor.makeup_db
         };

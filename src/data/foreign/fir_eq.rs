@@ -54,8 +54,8 @@ impl FirEqSettings {
         Ok(())
     }
 
-    /// The curve's gain in dB at `freq_hz`.
-    pub fn gain_db_at(&self, freq_hz: f64) -> f64 {
+    /// The curve's gain in dB at `freq_hz` (the points must not be empty).
+    fn gain_db_at(&self, freq_hz: f64) -> f64 {
         let (first, last) = (self.points[0], self.points[self.points.len() - 1]);
         if freq_hz <= first.freq_hz {
             return first.gain_db;

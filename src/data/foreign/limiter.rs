@@ -41,7 +41,7 @@ impl LimiterSettings {
 /// followed by a `D`-frame moving average, `g[n] = (1/D) Σ_{k<D} min_{j∈[n+k−D+1, n+k]} q[j]`: each
 /// term's window holds `n`, so `g[n] ≤ q[n]`, and the gain falls smoothly over `D` frames before
 /// the peak (the hold-then-average design of Geraint Luff, "Designing a straightforward limiter",
-/// Signalsmith Audio, 2022). Recovery is an exponential release, `g'[n] = g[n]` when it is lower
+/// Signalsmith Audio). Recovery is an exponential release, `g'[n] = g[n]` when it is lower
 /// than `g'[n−1]`, else `g'[n−1] + (1 − a)(g[n] − g'[n−1])`, which never rises above `g`. The
 /// look-ahead needs no delay here: the whole signal is at hand, so output frame `n` lines up with
 /// input frame `n`. A final clamp to ±ceiling only guards against rounding.
@@ -50,8 +50,9 @@ pub fn limit(channels: &[Vec<f32>], sample_rate: u32, settings: &LimiterSettings
     settings.check()?;
     let input_gain = db_to_gain(settings.input_gain_db);
     let ceiling = db_to_gain(settings.ceiling_db);
-    let driven: Vec<Vec<f32>> = channels.iter().map(|c| c.iter().map(|&x| (f64::from(x) * input_gain) as f32).collect()).collect();
-    let asked: Vec<f64> = peaks(&driven, sample_rate)?.into_iter().map(|peak| if peak > ceiling { ceiling / peak } else { 1.0 }).collect();
+    let driven =
+        Audio { sample_rate, channels: channels.iter().map(|c| c.iter().map(|&x| (f64::from(x) * input_gain) as f32).collect()).collect() };
+    let asked: Vec<f64> = peaks(&driven)?.into_iter().map(|peak| if peak > ceiling { ceiling / peak } else { 1.0 }).collect();
     let lookahead = ms_to_samples(settings.lookahead_ms, sample_rate);
     let held = running_min(&asked, lookahead);
     let release = one_pole_coeff(settings.release_ms, sample_rate);
@@ -64,18 +65,21 @@ pub fn limit(channels: &[Vec<f32>], sample_rate: u32, settings: &LimiterSettings
         window_sum += held[n + lookahead] - held[n];
     }
     let ceiling = ceiling as f32;
-    Ok(driven.iter().map(|c| c.iter().zip(&gains).map(|(&x, &g)| ((f64::from(x) * g) as f32).clamp(-ceiling, ceiling)).collect()).collect())
+    Ok(driven
+        .channels
+        .iter()
+        .map(|c| c.iter().zip(&gains).map(|(&x, &g)| ((f64::from(x) * g) as f32).clamp(-ceiling, ceiling)).collect())
+        .collect())
 }
 
 /// The peak magnitude per frame over all channels: the sample and the oversampled signal within
 /// half a frame of it.
-fn peaks(channels: &[Vec<f32>], sample_rate: u32) -> Result<Vec<f64>> {
-    let oversampled = resample(&Audio { sample_rate, channels: channels.to_vec() }, sample_rate * PEAK_OVERSAMPLING)?;
+fn peaks(audio: &Audio) -> Result<Vec<f64>> {
+    let oversampled = resample(audio, audio.sample_rate * PEAK_OVERSAMPLING)?;
     let factor = PEAK_OVERSAMPLING as usize;
     let reach = factor / 2;
-    let frames = channels[0].len();
-    let mut peaks = vec![0.0f64; frames];
-    for (channel, fine) in channels.iter().zip(&oversampled.channels) {
+    let mut peaks = vec![0.0f64; audio.frames()];
+    for (channel, fine) in audio.channels.iter().zip(&oversampled.channels) {
         for (n, peak) in peaks.iter_mut().enumerate() {
             let around = (n * factor).saturating_sub(reach)..(n * factor + reach + 1).min(fine.len());
             let fine_peak = fine[around].iter().fold(0.0f32, |p, x| p.max(x.abs()));
@@ -149,7 +153,7 @@ mod tests {
         let (sample_rate, click) = (48_000, 4_800);
         let mut x = vec![0.1f32; 9_600];
         x[click] = 1.0;
-        let output = limit(&[x.clone()], sample_rate, &settings(0.0, -6.0)).unwrap().remove(0);
+        let output = limit(std::slice::from_ref(&x), sample_rate, &settings(0.0, -6.0)).unwrap().remove(0);
         let peak = output.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
         assert_eq!(peak, click, "the click stays at its frame");
         let lookahead = ms_to_samples(3.0, sample_rate);

@@ -59,7 +59,8 @@ pub fn tape(channels: &[Vec<f32>], sample_rate: u32, settings: &TapeSettings) ->
         *x = (((g * f64::from(*x) + bias).tanh() - offset) / slope) as f32;
     }
     let saturated = resample(&oversampled, sample_rate)?;
-    Ok(saturated.channels.iter().map(|c| emphasis.inverse().run(&dc_block.run(c))).collect())
+    let de_emphasis = emphasis.inverse();
+    Ok(saturated.channels.iter().map(|c| de_emphasis.run(&dc_block.run(c))).collect())
 }
 
 #[cfg(test)]
