@@ -42,7 +42,7 @@ impl RmsCompressorSettings {
     }
 
     /// The static curve: the gain in dB that a steady input at `level_db` (dBFS RMS) settles to,
-    /// `makeup − r*(level)` with the reduction [`reduction_db`](Self::reduction_db).
+    /// `makeup − r*`, `r* = max(0, (level − threshold)(1 − 1/ratio))` (hard knee).
     pub fn static_gain_db(&self, level_db: f64) -> f64 {
         self.makeup_db - self.reduction_db(level_db)
     }
@@ -62,9 +62,10 @@ impl RmsCompressorSettings {
 /// target reduction `r*[n]`. Ballistics, opto style (two time constants in parallel, the idea of
 /// program-dependent release in the Teletronix LA-2A's electro-optical cell and of two-stage
 /// "auto" release): a fast path follows `r*` with `attack_ms` going up and `release_ms` going
-/// down; a slow path charges toward `r*` with [`SLOW_CHARGE_MS`] and releases
-/// [`SLOW_RELEASE_FACTOR`] × slower; the reduction is the larger of the two. A short burst
-/// releases quickly, long compression slowly. Output `y_c[n] = x_c[n] · 10^((makeup − r[n]) / 20)`.
+/// down; a slow path charges toward `r*` with a time constant of 1.5 s (`SLOW_CHARGE_MS`) and
+/// releases with 15 × `release_ms` (`SLOW_RELEASE_FACTOR`); the reduction `r[n]` is the larger of
+/// the two. A short burst releases quickly, long compression slowly. Output
+/// `y_c[n] = x_c[n] · 10^((makeup − r[n]) / 20)`.
 pub fn rms_compress(channels: &[Vec<f32>], sample_rate: u32, settings: &RmsCompressorSettings) -> Result<Vec<Vec<f32>>> {
     check_input(channels, sample_rate, "rms_compressor")?;
     settings.check()?;

@@ -75,7 +75,7 @@ impl FirEqSettings {
 /// Design by frequency sampling (Oppenheim & Schafer, *Discrete-Time Signal Processing*, 3rd ed.,
 /// §7.5, window method): the curve `|H(f_k)|` on a dense grid of `M` bins is taken as a zero-phase
 /// spectrum, inverted to `h₀[n] = (1/M) Σ_k |H(f_k)| e^{2πikn/M}` (real and even), cut to `N`
-/// taps (`N` odd, [`FILTER_LENGTH_S`] long) about `n = 0`, tapered by a Blackman window
+/// taps (`N` odd, 0.25 s long, `FILTER_LENGTH_S`) about `n = 0`, tapered by a Blackman window
 /// `w[m] = 0.42 − 0.5 cos(2πm/(N−1)) + 0.08 cos(4πm/(N−1))` and made exactly symmetric, so the
 /// phase is linear and the delay `(N−1)/2` samples, which the output drops: output frame `n` lines
 /// up with input frame `n`, and the output has the input's length. Convolution by overlap-add

@@ -35,7 +35,7 @@ impl LimiterSettings {
 /// Limits all channels by one gain (linked) so that no output sample exceeds the ceiling.
 ///
 /// After the input gain, the peak at frame `n` is the largest magnitude over the channels of the
-/// sample itself and of the [`PEAK_OVERSAMPLING`]× oversampled signal from `n − ½` to `n + ½`, so
+/// sample itself and of the 4× oversampled signal from `n − ½` to `n + ½`, so
 /// most inter-sample peaks count too; it asks for the gain `q[n] = min(1, ceiling / peak[n])`.
 /// With `D` the look-ahead in samples, the gain is a running minimum of `q` over `D` frames
 /// followed by a `D`-frame moving average, `g[n] = (1/D) Σ_{k<D} min_{j∈[n+k−D+1, n+k]} q[j]`: each

@@ -89,12 +89,14 @@ pub struct ForeignRecipe {
 }
 
 impl ForeignRecipe {
-    /// A recipe of 1–[`MAX_STEPS`] processors of any kind (see [`random_from`](Self::random_from)).
+    /// A recipe of 1–4 processors of any kind (see [`random_from`](Self::random_from)); its SoX
+    /// steps need the `sox` command ([`sox_available`](super::sox_available)), so without it draw
+    /// from [`ForeignKind::NATIVE`].
     pub fn random<R: Rng + ?Sized>(rng: &mut R, domain: Domain) -> Self {
         Self::random_from(rng, domain, &ForeignKind::ALL)
     }
 
-    /// A recipe of 1–[`MAX_STEPS`] distinct processors drawn from `kinds` (fewer when `kinds` is
+    /// A recipe of 1–4 distinct processors drawn from `kinds` (fewer when `kinds` is
     /// shorter, none when it is empty), run in [`ForeignKind::ALL`]'s order, with settings drawn
     /// from `domain`'s ranges. Every random choice comes from `rng`: the same seed gives the same
     /// recipe.

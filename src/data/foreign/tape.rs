@@ -38,14 +38,14 @@ impl TapeSettings {
 
 /// Saturates every channel like tape.
 ///
-/// Pre-emphasis `E(z)`: the first-order high shelf [`FirstOrder::shelf`] from 0 dB to
+/// Pre-emphasis `E(z)`: the first-order high shelf of [`tilt`](super::tilt) from 0 dB to
 /// `emphasis_db` with its pole at `emphasis_hz` (a record equaliser, as in NAB/IEC tape
-/// emphasis). Then, at [`OVERSAMPLING`]× the rate (afx's FFT resampler), the asymmetric soft
+/// emphasis). Then, at 4× the rate (afx's FFT resampler), the asymmetric soft
 /// clipper `f(x) = (tanh(g x + b) − tanh b) / (g (1 − tanh² b))`, `g = 10^(drive_db/20)`,
 /// `b = asymmetry`: `f(0) = 0` and `f'(0) = 1`, so small signals pass at unity, and the halves
 /// saturate at `(±1 − tanh b) / (g (1 − tanh² b))`, unequally for `b > 0` (the classic tanh tape
 /// model, e.g. Zölzer, *DAFX*, ch. 4, with bias for asymmetry). Back at the file's rate, a
-/// first-order high-pass at [`DC_BLOCK_HZ`] and the de-emphasis `1/E(z)`.
+/// first-order high-pass at 10 Hz (tape passes no DC) and the de-emphasis `1/E(z)`.
 pub fn tape(channels: &[Vec<f32>], sample_rate: u32, settings: &TapeSettings) -> Result<Vec<Vec<f32>>> {
     check_input(channels, sample_rate, "tape")?;
     settings.check()?;

@@ -25,7 +25,7 @@ impl TiltSettings {
 /// `H(s) = (A s + ω_p) / (s + A ω_p)`, `A = 10^(tilt_db / 40)`: DC gain `1/A` (−tilt/2 dB), high
 /// frequency gain `A` (+tilt/2 dB), unity at `ω_p`, 6 dB/octave between (the one-knob tilt of
 /// hi-fi tone stages such as the Quad 44's; first-order shelving prototype as in Zölzer, *DAFX*,
-/// ch. 2), discretised by the bilinear transform [`FirstOrder::shelf`], so the Nyquist frequency
+/// ch. 2), discretised by the bilinear transform prewarped at the pole, so the Nyquist frequency
 /// keeps exactly +tilt/2 dB. The pole is held below 0.45 × the sample rate.
 pub fn tilt(channels: &[Vec<f32>], sample_rate: u32, settings: &TiltSettings) -> Result<Vec<Vec<f32>>> {
     check_input(channels, sample_rate, "tilt")?;
