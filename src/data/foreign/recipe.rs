@@ -138,8 +138,9 @@ fn log_uniform<R: Rng + ?Sized>(rng: &mut R, (low, high): (f64, f64)) -> f64 {
 }
 
 /// Settings for one step of `kind`. Thresholds and drives are set relative to the staged
-/// loudness, ranges per domain: gentle broad moves for music, stronger voice shaping (low cut,
-/// presence, firmer compression) for speech.
+/// loudness (the limiter's drive aims at a loudness: −14 to −9 LUFS for a music master, −19 to
+/// −14 LUFS for speech, as streaming and podcast norms ask), ranges per domain: gentle broad
+/// moves for music, stronger voice shaping (low cut, presence, firmer compression) for speech.
 fn draw_step<R: Rng + ?Sized>(rng: &mut R, kind: ForeignKind, domain: Domain, stage_lufs: f64) -> ForeignStep {
     match kind {
         ForeignKind::FirEq => ForeignStep::FirEq(draw_fir_eq(rng, domain)),
@@ -166,7 +167,7 @@ fn draw_step<R: Rng + ?Sized>(rng: &mut R, kind: ForeignKind, domain: Domain, st
             emphasis_hz: log_uniform(rng, (2_000.0, 8_000.0)),
         }),
         ForeignKind::Limiter => ForeignStep::Limiter(LimiterSettings {
-            input_gain_db: uniform(rng, pick(domain, (0.0, 6.0), (0.0, 4.0))),
+            input_gain_db: uniform(rng, pick(domain, (-14.0, -9.0), (-19.0, -14.0))) - stage_lufs,
             ceiling_db: uniform(rng, pick(domain, (-1.0, -0.1), (-3.0, -1.0))),
             lookahead_ms: log_uniform(rng, (1.0, 5.0)),
             release_ms: log_uniform(rng, pick(domain, (20.0, 300.0), (30.0, 200.0))),
