@@ -101,7 +101,12 @@ pub enum Error {
     ChannelMismatch { estimate: PathBuf, estimate_channels: usize, target: PathBuf, target_channels: usize },
     #[error("cannot draw the chart: {reason}")]
     Plot { reason: String },
-    /// Kept for the effects' and estimators' own checks (`fx/`, `grad/`), still to be typed.
+    #[error("{processor}: setting `{setting}` = {value} {reason}")]
+    ForeignSetting { processor: &'static str, setting: &'static str, value: f64, reason: &'static str },
+    #[error("`sox` cannot be run ({reason}); install SoX to use its effects")]
+    SoxMissing { reason: String },
+    #[error("`sox {effects}` failed: {reason}")]
+    SoxFailed { effects: String, reason: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -80,27 +80,10 @@ impl Audio {
     /// one channel, channels of equal, non-zero length and only finite samples. `what` names the
     /// audio in the error (usually the file).
     pub fn validate(&self, what: &str) -> Result<()> {
-        let fail = |reason: String| Err(Error::BadAudio { what: what.to_string(), reason });
         if self.sample_rate == 0 {
-            return fail("sample rate is 0 Hz".into());
+            return Err(Error::BadAudio { what: what.to_string(), reason: "sample rate is 0 Hz".into() });
         }
-        if self.channels.is_empty() {
-            return fail("has no channels".into());
-        }
-        let frames = self.frames();
-        if let Some((c, channel)) = self.channels.iter().enumerate().find(|(_, ch)| ch.len() != frames) {
-            return fail(format!("channel {c} has {} frames but channel 0 has {frames}", channel.len()));
-        }
-        if frames == 0 {
-            return fail("contains no audio samples".into());
-        }
-        for (c, channel) in self.channels.iter().enumerate() {
-            if let Some(frame) = channel.iter().position(|x| !x.is_finite()) {
-                let value = channel[frame];
-                return fail(format!("non-finite sample ({value}) in channel {c} at frame {frame}"));
-            }
-        }
-        Ok(())
+        validate_channels(&self.channels, what)
     }
 
     /// True when every sample is below [`SILENCE_THRESHOLD`] in magnitude (−120 dBFS).
@@ -115,6 +98,29 @@ impl Audio {
         }
         Ok(())
     }
+}
+
+/// Checks planar samples: at least one channel, channels of equal, non-zero length and only
+/// finite samples. `what` names the audio in the error.
+pub fn validate_channels(channels: &[Vec<f32>], what: &str) -> Result<()> {
+    let fail = |reason: String| Err(Error::BadAudio { what: what.to_string(), reason });
+    let Some(first) = channels.first() else {
+        return fail("has no channels".into());
+    };
+    let frames = first.len();
+    if let Some((c, channel)) = channels.iter().enumerate().find(|(_, ch)| ch.len() != frames) {
+        return fail(format!("channel {c} has {} frames but channel 0 has {frames}", channel.len()));
+    }
+    if frames == 0 {
+        return fail("contains no audio samples".into());
+    }
+    for (c, channel) in channels.iter().enumerate() {
+        if let Some(frame) = channel.iter().position(|x| !x.is_finite()) {
+            let value = channel[frame];
+            return fail(format!("non-finite sample ({value}) in channel {c} at frame {frame}"));
+        }
+    }
+    Ok(())
 }
 
 /// Fails with [`Error::SampleRate`] unless `min <= sample_rate <= max`.

@@ -7,8 +7,12 @@
 //! One recording travels like this: file → [`Corpus`] (mono, training rate) → a 2L clip cut by
 //! [`PairGenerator::pair`] → halves A and B → `input = corrupt(A)`, `target = style(A)`,
 //! `reference = style(B)` → [`Batch`] → [`Loader`] → the training step.
+//!
+//! [`foreign`] holds processors that are not afx's chain (SoX's effects and designs of its own)
+//! and seeded recipes of them, for the styles and corruptions of an evaluation.
 
 pub mod corrupt;
+pub mod foreign;
 pub mod pairs;
 pub mod source;
 pub mod styles;
