@@ -24,6 +24,7 @@ pub mod plot;
 pub mod probe;
 pub mod progress;
 pub mod real;
+pub mod real_eval;
 pub mod refine;
 pub mod simd;
 pub mod spectral;

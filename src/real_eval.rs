@@ -1,0 +1,516 @@
+//! The real-use evaluation (`afx real-eval`): style transfer as users meet it, beside the
+//! paper's synthetic protocol of [`crate::eval`].
+//!
+//! Held-out audio (the test split of the folders, as training splits them) at its own rate and
+//! channel count → items: a passage `A` of one recording and a passage `B`, either the next
+//! passage of the same recording or a passage of *another* recording (another track, another
+//! speaker: another folder) → input = corruption(A), reference = style(B), target = style(A),
+//! where corruption and style are random chains of *foreign* processors
+//! ([`crate::data::foreign`]: SoX's effects and designs of our own that are not afx's effects,
+//! so no model can win by recognising its own chain) → each peer's output for (input,
+//! reference) → metrics against the target.
+//!
+//! Peers: the input as it is; a loudness-only match ([`baseline::loudness_match`], one gain,
+//! peak-safe); RB-DSP ([`baseline::rb_dsp`], run on each channel with the reference's mono
+//! mix); matchering 2.0 (run outside by `scripts/matchering.sh` on the items this evaluation
+//! writes, read back when present); and each style model through [`transfer::transfer`], the
+//! path `afx transfer` takes on a user's file.
+//!
+//! For every metric the report gives the ratio of the peer's mean error to the input's mean
+//! error (1: as far from the target as the untouched input; lower is better) and the share of
+//! items on which the peer's error is below the input's.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::audio::{self, Audio, WavFormat};
+use crate::baseline;
+use crate::data::foreign::{Domain, ForeignRecipe};
+use crate::data::source::{SplitFractions, content_hash, scan};
+use crate::data::Split;
+use crate::metrics::{self, Metrics};
+use crate::model::StyleNet;
+use crate::transfer::{self, TransferOptions};
+use crate::{Error, Result};
+
+/// Where an item's reference comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceFrom {
+    /// The passage after the input's, in the same recording.
+    Same,
+    /// A passage of another recording (another file; for speech, another folder: another voice).
+    Other,
+}
+
+/// How the items are drawn.
+#[derive(Clone, Debug)]
+pub struct RealEvalConfig {
+    /// Audio folders of one domain; their test split is used.
+    pub data: Vec<PathBuf>,
+    pub domain: Domain,
+    pub reference_from: ReferenceFrom,
+    pub items: usize,
+    /// Length of every passage.
+    pub seconds: f64,
+    pub seed: u64,
+    pub fractions: SplitFractions,
+}
+
+/// Peak ceiling of the loudness-only peer.
+pub const LOUDNESS_PEER_CEILING_DBFS: f64 = -1.0;
+/// A clean passage quieter than this is drawn again (too quiet to judge a style on).
+const QUIETEST_PASSAGE_LUFS: f64 = -50.0;
+/// Draws allowed per item before the data is declared too small.
+const DRAWS_PER_ITEM: usize = 40;
+
+/// One recording of the test split: a file, or for speech the test files of one folder (one
+/// voice) joined in path order.
+#[derive(Clone, Debug)]
+struct Recording {
+    files: Vec<PathBuf>,
+}
+
+impl Recording {
+    /// Decodes the recording at its first file's rate and channel count (a joined file of
+    /// another rate is resampled, of another channel count mixed to mono and spread).
+    fn decode(&self) -> Result<Audio> {
+        let mut joined: Option<Audio> = None;
+        for path in &self.files {
+            let mut audio = audio::read(path)?;
+            if let Some(first) = &mut joined {
+                if audio.sample_rate != first.sample_rate {
+                    audio = audio::resample(&audio, first.sample_rate)?;
+                }
+                if audio.num_channels() != first.num_channels() {
+                    let mono = audio.to_mono().channels.swap_remove(0);
+                    audio.channels = vec![mono; first.num_channels()];
+                }
+                for (c, extra) in first.channels.iter_mut().zip(audio.channels) {
+                    c.extend(extra);
+                }
+            } else {
+                joined = Some(audio);
+            }
+        }
+        joined.ok_or_else(|| Error::NoClips { reason: "an empty recording".into() })
+    }
+}
+
+/// The recordings of the test split of `data`: music, one per file; speech, one per folder.
+fn test_recordings(config: &RealEvalConfig) -> Result<Vec<Recording>> {
+    config.fractions.validate()?;
+    let mut files = scan(&config.data)?;
+    files.sort();
+    let mut seen = std::collections::HashSet::new();
+    let mut test: Vec<PathBuf> = Vec::new();
+    for path in files {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let hash = content_hash(&bytes);
+        if seen.insert(hash) && config.fractions.split_of(hash) == Split::Test {
+            test.push(path);
+        }
+    }
+    let recordings = match config.domain {
+        Domain::Music => test.into_iter().map(|f| Recording { files: vec![f] }).collect(),
+        Domain::Speech => {
+            let mut by_folder: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+            for f in test {
+                let folder = f.parent().unwrap_or(Path::new("")).to_path_buf();
+                match by_folder.iter_mut().find(|(d, _)| *d == folder) {
+                    Some((_, files)) => files.push(f),
+                    None => by_folder.push((folder, vec![f])),
+                }
+            }
+            by_folder.into_iter().map(|(_, files)| Recording { files }).collect()
+        }
+    };
+    Ok(recordings)
+}
+
+/// One item: what a user would give afx, and what a perfect transfer would return.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// `<domain>-<seed>-<index>`: also the stem of the files written for outside peers.
+    pub name: String,
+    pub input: Audio,
+    pub reference: Audio,
+    /// At the input's rate and channel count.
+    pub target: Vec<Vec<f32>>,
+    pub about: ItemInfo,
+}
+
+/// What made an item (printed with the report).
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemInfo {
+    pub name: String,
+    pub input_from: Vec<PathBuf>,
+    pub input_at_s: f64,
+    pub reference_from: Vec<PathBuf>,
+    pub reference_at_s: f64,
+    pub corruption: ForeignRecipe,
+    pub style: ForeignRecipe,
+}
+
+/// A passage of `frames` frames from `start`.
+fn passage(audio: &Audio, start: usize, frames: usize) -> Vec<Vec<f32>> {
+    audio.channels.iter().map(|c| c[start..start + frames].to_vec()).collect()
+}
+
+/// Whether a clean passage is loud enough to judge a style on.
+fn audible(channels: &[Vec<f32>], sample_rate: u32) -> Result<bool> {
+    Ok(metrics::integrated_loudness(channels, sample_rate, "passage")?.is_some_and(|l| l > QUIETEST_PASSAGE_LUFS))
+}
+
+/// Draws the items (deterministic for a seed and a set of files).
+pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
+    let recordings = test_recordings(config)?;
+    let needed = match config.reference_from {
+        ReferenceFrom::Same => 1,
+        ReferenceFrom::Other => 2,
+    };
+    if recordings.len() < needed {
+        return Err(Error::NoClips { reason: format!("the test split has {} recording(s); real-use items need {needed}", recordings.len()) });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut items = Vec::with_capacity(config.items);
+    let mut draws = 0;
+    while items.len() < config.items {
+        draws += 1;
+        if draws > DRAWS_PER_ITEM * config.items.max(1) {
+            return Err(Error::NoClips {
+                reason: format!("only {} of {} real-use items could be drawn: too few long, audible test recordings", items.len(), config.items),
+            });
+        }
+        let a = rng.random_range(0..recordings.len());
+        let input_audio = recordings[a].decode()?;
+        let rate = input_audio.sample_rate;
+        let frames = (config.seconds * f64::from(rate)).round() as usize;
+        let span = if config.reference_from == ReferenceFrom::Same { 2 * frames } else { frames };
+        if frames == 0 || input_audio.frames() < span {
+            continue;
+        }
+        let start = rng.random_range(0..=input_audio.frames() - span);
+        let clean_a = passage(&input_audio, start, frames);
+        let (reference_audio, b, reference_start) = match config.reference_from {
+            ReferenceFrom::Same => (input_audio.clone(), a, start + frames),
+            ReferenceFrom::Other => {
+                let others: Vec<usize> = (0..recordings.len()).filter(|&i| i != a).collect();
+                let b = *others.choose(&mut rng).expect("at least two recordings");
+                let audio = recordings[b].decode()?;
+                let b_frames = (config.seconds * f64::from(audio.sample_rate)).round() as usize;
+                if audio.frames() < b_frames {
+                    continue;
+                }
+                let at = rng.random_range(0..=audio.frames() - b_frames);
+                (audio, b, at)
+            }
+        };
+        let b_frames = (config.seconds * f64::from(reference_audio.sample_rate)).round() as usize;
+        let clean_b = passage(&reference_audio, reference_start, b_frames);
+        if !audible(&clean_a, rate)? || !audible(&clean_b, reference_audio.sample_rate)? {
+            continue;
+        }
+        let corruption = ForeignRecipe::random(&mut rng, config.domain);
+        let style = ForeignRecipe::random(&mut rng, config.domain);
+        let input = Audio { sample_rate: rate, channels: corruption.apply(&clean_a, rate)? };
+        let reference = Audio { sample_rate: reference_audio.sample_rate, channels: style.apply(&clean_b, reference_audio.sample_rate)? };
+        let target = style.apply(&clean_a, rate)?;
+        if !audible(&input.channels, rate)? || !audible(&target, rate)? {
+            continue;
+        }
+        let name = format!("{}-{}-{:03}", domain_name(config.domain), config.seed, items.len());
+        let about = ItemInfo {
+            name: name.clone(),
+            input_from: recordings[a].files.clone(),
+            input_at_s: start as f64 / f64::from(rate),
+            reference_from: recordings[b].files.clone(),
+            reference_at_s: reference_start as f64 / f64::from(reference_audio.sample_rate),
+            corruption,
+            style,
+        };
+        items.push(Item { name, input, reference, target, about });
+    }
+    Ok(items)
+}
+
+fn domain_name(domain: Domain) -> &'static str {
+    match domain {
+        Domain::Music => "music",
+        Domain::Speech => "speech",
+    }
+}
+
+/// Writes every item's input and reference as `DIR/NAME.input.wav` and `DIR/NAME.reference.wav`
+/// (32-bit float), for peers that run outside afx (`scripts/matchering.sh DIR`).
+pub fn write_items(dir: &Path, items: &[Item]) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for item in items {
+        audio::write_wav(&dir.join(format!("{}.input.wav", item.name)), &item.input, WavFormat::F32)?;
+        audio::write_wav(&dir.join(format!("{}.reference.wav", item.name)), &item.reference, WavFormat::F32)?;
+    }
+    Ok(())
+}
+
+/// A peer of the evaluation.
+pub enum Peer<'a> {
+    /// The input, untouched.
+    Input,
+    /// One gain to the reference's loudness, peak-safe.
+    Loudness,
+    /// The rule-based baseline of DeepAFx-ST.
+    RbDsp,
+    /// Outputs written by another tool as `DIR/NAME.<suffix>.wav` (matchering: suffix
+    /// `matchering`); an item without one is counted as missing.
+    Files { name: String, dir: PathBuf, suffix: String },
+    /// A style model through `afx transfer`'s path.
+    Model { name: String, net: &'a StyleNet },
+}
+
+impl Peer<'_> {
+    fn name(&self) -> String {
+        match self {
+            Peer::Input => "Input (untouched)".into(),
+            Peer::Loudness => "Loudness match".into(),
+            Peer::RbDsp => "RB-DSP".into(),
+            Peer::Files { name, .. } | Peer::Model { name, .. } => name.clone(),
+        }
+    }
+
+    /// The peer's output for an item at the input's rate and channel count, or `None` where an
+    /// outside tool left none.
+    fn output(&self, item: &Item) -> Result<Option<Vec<Vec<f32>>>> {
+        let rate = item.input.sample_rate;
+        let reference_here = || -> Result<Audio> {
+            if item.reference.sample_rate == rate { Ok(item.reference.clone()) } else { audio::resample(&item.reference, rate) }
+        };
+        Ok(Some(match self {
+            Peer::Input => item.input.channels.clone(),
+            Peer::Loudness => baseline::loudness_match(&item.input.channels, &reference_here()?.channels, rate, LOUDNESS_PEER_CEILING_DBFS)?,
+            Peer::RbDsp => {
+                let reference = reference_here()?.to_mono().channels.swap_remove(0);
+                item.input.channels.iter().map(|c| baseline::rb_dsp(c, &reference, rate)).collect::<Result<_>>()?
+            }
+            Peer::Files { dir, suffix, .. } => {
+                let path = dir.join(format!("{}.{suffix}.wav", item.name));
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let mut out = audio::read(&path)?;
+                if out.sample_rate != rate {
+                    out = audio::resample(&out, rate)?;
+                }
+                if out.num_channels() != item.input.num_channels() {
+                    let mono = out.to_mono().channels.swap_remove(0);
+                    out.channels = vec![mono; item.input.num_channels()];
+                }
+                out.channels
+            }
+            Peer::Model { net, .. } => transfer::transfer(net, &item.input, &item.reference, &TransferOptions::default())?.output.channels,
+        }))
+    }
+}
+
+/// The metrics the report gives, by name.
+pub const METRICS: [&str; 5] = ["MR-STFT", "mel", "centroid", "RMS", "loudness"];
+
+fn errors(m: &Metrics) -> [f64; 5] {
+    [m.mrstft, m.mel_distance, m.centroid_error_hz, m.rms_error_db, m.loudness_error_lu]
+}
+
+/// One peer's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealRow {
+    pub peer: String,
+    /// Items the peer produced an output for (others are left out of its row).
+    pub items: usize,
+    /// Mean error per metric ([`METRICS`] order), over the row's items.
+    pub mean_error: [f64; 5],
+    /// The mean error divided by the input's mean error over the same items.
+    pub ratio: [f64; 5],
+    /// Share of the row's items whose error is below the input's.
+    pub better: [f64; 5],
+}
+
+/// The evaluation's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealReport {
+    pub domain: Domain,
+    pub reference_from: ReferenceFrom,
+    pub seconds: f64,
+    pub seed: u64,
+    pub rows: Vec<RealRow>,
+    pub items: Vec<ItemInfo>,
+}
+
+/// Runs every peer on every item and measures it against the target.
+pub fn evaluate(config: &RealEvalConfig, items: &[Item], peers: &[Peer]) -> Result<RealReport> {
+    let input_errors: Vec<[f64; 5]> = items
+        .iter()
+        .map(|item| Ok(errors(&metrics::compare_floored(&item.input.channels, &item.target, item.input.sample_rate)?.0)))
+        .collect::<Result<_>>()?;
+    let bar = crate::progress::bar((items.len() * peers.len()) as u64, "peers");
+    let mut rows = Vec::with_capacity(peers.len());
+    for peer in peers {
+        let mut sums = ([0.0; 5], [0.0; 5], [0usize; 5]);
+        let mut count = 0;
+        for (item, base) in items.iter().zip(&input_errors) {
+            bar.inc(1);
+            let Some(output) = peer.output(item)? else { continue };
+            let e = errors(&metrics::compare_floored(&output, &item.target, item.input.sample_rate)?.0);
+            count += 1;
+            for k in 0..5 {
+                sums.0[k] += e[k];
+                sums.1[k] += base[k];
+                sums.2[k] += usize::from(e[k] < base[k]);
+            }
+        }
+        let n = count.max(1) as f64;
+        rows.push(RealRow {
+            peer: peer.name(),
+            items: count,
+            mean_error: sums.0.map(|s| s / n),
+            ratio: std::array::from_fn(|k| if sums.1[k] > 0.0 { sums.0[k] / sums.1[k] } else { f64::NAN }),
+            better: sums.2.map(|b| b as f64 / n),
+        });
+    }
+    bar.finish_and_clear();
+    Ok(RealReport {
+        domain: config.domain,
+        reference_from: config.reference_from,
+        seconds: config.seconds,
+        seed: config.seed,
+        rows,
+        items: items.iter().map(|i| i.about.clone()).collect(),
+    })
+}
+
+impl RealReport {
+    /// The table: per metric the ratio to the input's error, the share of items made better in
+    /// brackets.
+    pub fn markdown(&self) -> String {
+        let reference = match self.reference_from {
+            ReferenceFrom::Same => "the next passage of the same recording",
+            ReferenceFrom::Other => "another recording",
+        };
+        let mut out = format!(
+            "Real-use evaluation, {}: {} items of {} s, reference = {reference}, foreign corruptions and styles, seed {}.\n\n",
+            domain_name(self.domain),
+            self.items.len(),
+            self.seconds,
+            self.seed
+        );
+        out += &format!("| peer | items | {} |\n|---|---:|{}\n", METRICS.join(" | "), "---:|".repeat(METRICS.len()));
+        for row in &self.rows {
+            let cells: Vec<String> = (0..5).map(|k| format!("{:.2} ({:.0} %)", row.ratio[k], 100.0 * row.better[k])).collect();
+            out += &format!("| {} | {} | {} |\n", row.peer, row.items, cells.join(" | "));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Program-like stereo material: two tones under a tremolo, a little noise, per file its own.
+    fn program(seed: u64, seconds: f64, sample_rate: u32) -> Audio {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (f1, f2, trem) = (rng.random_range(80.0..300.0), rng.random_range(900.0..3000.0), rng.random_range(2.0..6.0));
+        let frames = (seconds * f64::from(sample_rate)) as usize;
+        let channels = (0..2)
+            .map(|c| {
+                (0..frames)
+                    .map(|n| {
+                        let t = n as f64 / f64::from(sample_rate);
+                        let env = 0.3 + 0.6 * (0.5 + 0.5 * (std::f64::consts::TAU * trem * t + c as f64).sin());
+                        let tone = 0.4 * (std::f64::consts::TAU * f1 * t).sin() + 0.2 * (std::f64::consts::TAU * f2 * t).sin();
+                        (env * tone + 0.02 * rng.random_range(-1.0..1.0)) as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        Audio { sample_rate, channels }
+    }
+
+    fn config(dir: &Path, reference_from: ReferenceFrom, seed: u64) -> RealEvalConfig {
+        RealEvalConfig {
+            data: vec![dir.to_path_buf()],
+            domain: Domain::Music,
+            reference_from,
+            items: 3,
+            seconds: 2.0,
+            seed,
+            fractions: SplitFractions { validation: 0.0, test: 1.0 },
+        }
+    }
+
+    fn folder_of_tracks() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, rate) in [44_100, 48_000, 48_000].into_iter().enumerate() {
+            audio::write_wav(&dir.path().join(format!("track{i}.wav")), &program(i as u64, 5.0, rate), WavFormat::F32).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn items_are_drawn_from_other_recordings_reproducibly() {
+        let dir = folder_of_tracks();
+        let items = make_items(&config(dir.path(), ReferenceFrom::Other, 7)).unwrap();
+        let again = make_items(&config(dir.path(), ReferenceFrom::Other, 7)).unwrap();
+        let other = make_items(&config(dir.path(), ReferenceFrom::Other, 8)).unwrap();
+        assert_eq!(items.len(), 3);
+        for ((a, b), c) in items.iter().zip(&again).zip(&other) {
+            assert_eq!(a.input, b.input);
+            assert_eq!(a.target, b.target);
+            assert_ne!(a.about.input_from, a.about.reference_from, "{}: the reference must come from another recording", a.name);
+            assert_eq!(a.input.num_channels(), 2);
+            assert_eq!(a.target.len(), 2);
+            assert_eq!(a.target[0].len(), a.input.frames());
+            assert_eq!(a.input.frames(), (2.0 * f64::from(a.input.sample_rate)) as usize);
+            assert_ne!(a.input, c.input);
+        }
+        let same = make_items(&config(dir.path(), ReferenceFrom::Same, 7)).unwrap();
+        for item in &same {
+            assert_eq!(item.about.input_from, item.about.reference_from);
+            assert!((item.about.reference_at_s - item.about.input_at_s - 2.0).abs() < 1e-3, "the next passage");
+        }
+    }
+
+    /// The input peer is the yardstick (ratio 1, nothing better); a peer that returns the target
+    /// itself (written as an outside tool's files) has no error at all; a missing file leaves
+    /// the item out of that peer's row.
+    #[test]
+    fn ratios_measure_against_the_input_and_outside_files_are_read_back() {
+        let dir = folder_of_tracks();
+        let config = config(dir.path(), ReferenceFrom::Other, 3);
+        let items = make_items(&config).unwrap();
+        let outputs = tempfile::tempdir().unwrap();
+        write_items(outputs.path(), &items).unwrap();
+        assert!(outputs.path().join(format!("{}.reference.wav", items[0].name)).exists());
+        for item in &items[..2] {
+            let target = Audio { sample_rate: item.input.sample_rate, channels: item.target.clone() };
+            audio::write_wav(&outputs.path().join(format!("{}.oracle.wav", item.name)), &target, WavFormat::F32).unwrap();
+        }
+        let peers = [
+            Peer::Input,
+            Peer::Loudness,
+            Peer::Files { name: "Oracle".into(), dir: outputs.path().to_path_buf(), suffix: "oracle".into() },
+        ];
+        let report = evaluate(&config, &items, &peers).unwrap();
+        let input = &report.rows[0];
+        assert_eq!(input.items, 3);
+        assert!(input.ratio.iter().all(|&r| (r - 1.0).abs() < 1e-12) && input.better.iter().all(|&b| b == 0.0), "{input:?}");
+        let oracle = &report.rows[2];
+        assert_eq!(oracle.items, 2);
+        assert!(oracle.mean_error.iter().all(|&e| e.abs() < 1e-6), "{oracle:?}");
+        assert!(oracle.better.iter().all(|&b| b == 1.0), "{oracle:?}");
+        let table = report.markdown();
+        assert!(table.contains("| Oracle | 2 |") && table.contains("another recording"), "{table}");
+    }
+}
