@@ -2,6 +2,8 @@
 //! measure one recording against another.
 
 use std::path::Path;
+#[cfg(feature = "cli")]
+use std::path::PathBuf;
 
 use crate::audio::{self, Audio, WavFormat};
 use crate::fx::{self, ChainKnobs};
@@ -61,4 +63,60 @@ pub fn analyze_files(estimate: &Path, target: &Path) -> Result<Metrics> {
         estimate_audio = audio::resample(&estimate_audio, target_audio.sample_rate)?;
     }
     metrics::compare(&estimate_audio.channels, &target_audio.channels, target_audio.sample_rate)
+}
+
+/// `afx analyze`'s report: [`analyze_files`] as a table, or as one line of JSON.
+pub fn analysis(estimate: &Path, target: &Path, json: bool) -> Result<String> {
+    let m = analyze_files(estimate, target)?;
+    Ok(if json { serde_json::to_string(&m).expect("metrics serialise") + "\n" } else { m.table() })
+}
+
+/// `afx apply`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// Input audio (WAV, FLAC, OGG Vorbis or MP3; any rate from 8 to 192 kHz; mono or stereo).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output WAV file (written atomically; never the input).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Knob file (`{"chain": ..., "knobs": {...}}`, or a flat object of knob names to values);
+    /// absent knobs keep their defaults. Its chain is rendered unless --chain is given.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// The effects in order, comma-separated, e.g. `hpf,eq,comp` (`afx params --effects`
+    /// lists them; default `eq,comp`, or the knob file's chain).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Set one knob, e.g. `--set comp.ratio=4` (repeatable; applied after --params).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Output sample format.
+    #[arg(long, value_enum, default_value_t = WavFormat::F32)]
+    pub format: WavFormat,
+    /// Also draw the chain's response and static curve into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+#[cfg(feature = "cli")]
+impl ApplyArgs {
+    /// `afx apply`: the knobs (defaults, then the knob file, then `--set`), the file rendered
+    /// with them, what was written reported to `out`, and the plot.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let chain: Option<fx::ChainSpec> = self.chain.as_deref().map(str::parse).transpose()?;
+        let mut knobs = match &self.params {
+            Some(path) => ChainKnobs::from_json_file(path, chain.as_ref())?,
+            None => ChainKnobs::defaults(chain.unwrap_or_default()),
+        };
+        knobs.apply_assignments(&self.set)?;
+        let audio = apply_file(&self.input, &self.output, &knobs, self.format)?;
+        let (channels, rate, seconds) = (audio.num_channels(), audio.sample_rate, audio.duration_s());
+        writeln!(out, "wrote {} ({channels} ch, {rate} Hz, {seconds:.2} s)", self.output.display())?;
+        if let Some(path) = &self.plot {
+            crate::curves::write_png(path, &knobs, audio.sample_rate)?;
+        }
+        Ok(())
+    }
 }

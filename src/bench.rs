@@ -349,3 +349,10 @@ pub fn run() -> BenchReport {
         effects,
     }
 }
+
+/// `afx bench`: [`run`]'s report as one line of JSON, or (`json` false) pretty-printed.
+pub fn report(json: bool) -> String {
+    let report = run();
+    let text = if json { serde_json::to_string(&report) } else { serde_json::to_string_pretty(&report) };
+    text.expect("report serialises") + "\n"
+}

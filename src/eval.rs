@@ -114,6 +114,102 @@ impl Default for EvalConfig {
     }
 }
 
+/// `afx eval`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Model files to evaluate (repeatable); `bundled` names the model inside afx, `untrained` a
+    /// freshly initialised network.
+    #[arg(long = "model", default_value = "bundled")]
+    pub models: Vec<String>,
+    /// Folders (or files) of audio; only their test split (10 % of files, never used in
+    /// training) is used.
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = StyleSet::Random)]
+    pub styles: StyleSet,
+    /// The input's corruption: afx's (a random EQ and compressor) or DeepAFx-ST's own (an
+    /// EQ in three pairs of four, never a compressor), to compare with its published figures.
+    #[arg(long, value_enum, default_value_t = InputCorruption::EqAndCompressor)]
+    pub corruption: InputCorruption,
+    #[arg(long, default_value_t = 100)]
+    pub pairs: usize,
+    /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
+    #[arg(long, default_value_t = 100)]
+    pub oracle_steps: usize,
+    /// The chain of the oracle's fit and of `--model untrained` (default `eq,comp`, the
+    /// chain the target styles are made with); a trained model renders its own chain.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Also evaluate the first model with this many steps of inference-time refinement (as
+    /// `afx transfer --refine`); 0 leaves that row out.
+    #[arg(long, default_value_t = 0)]
+    pub refine: usize,
+    /// Also render the knobs of each model trained through proxies (`--estimator proxy`)
+    /// through these neural proxies, in chain order (repeatable; their chains together
+    /// must be the model's): its NP row (its own row, with the real chain, is NP-HH).
+    #[arg(long = "proxy", value_name = "FILE")]
+    pub proxies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub old_proxies: crate::train::OldProxyArgs,
+    /// Also a row per model whose reference is the target itself (a reference with the
+    /// input's content): the controller's error without the content gap between the halves.
+    #[arg(long)]
+    pub same_content: bool,
+    /// The reference's length in frames at 24 kHz (default: the clip length, 131072, as in
+    /// DeepAFx-ST): a longer reference is more of the same recording beside the input.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub reference_frames: Option<u64>,
+    /// The files the pairs come from. Results are the test split's; the training split
+    /// (files the model learned from) measures its generalisation gap.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the markdown table to this file.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// Print JSON instead of the markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "cli")]
+impl EvalArgs {
+    /// `afx eval`: evaluates the named models and writes the report to `out` (markdown or
+    /// JSON) and, with `--table`, the markdown to its file.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let chain: ChainSpec = self.chain.as_deref().map(str::parse).transpose()?.unwrap_or_default();
+        let loaded = load_named_models(&self.models, &chain)?;
+        let config = EvalConfig {
+            oracle_chain: chain,
+            data: self.data.clone(),
+            styles: self.styles,
+            pairs: self.pairs,
+            oracle_steps: self.oracle_steps,
+            refine_steps: self.refine,
+            proxies: self.old_proxies.files(&self.proxies),
+            same_content: self.same_content,
+            reference_frames: self.reference_frames.map(|r| r as usize),
+            corruption: self.corruption,
+            split: self.split,
+            seed: self.seed,
+            ..EvalConfig::default()
+        };
+        let report = evaluate(&config, &candidates(&self.models, &loaded))?;
+        let markdown = report.markdown();
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"))?;
+        } else {
+            write!(out, "{markdown}")?;
+        }
+        if let Some(path) = &self.table {
+            crate::atomic::write_bytes_atomic(path, markdown.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
 /// One row of the table: metric means over the pairs.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {

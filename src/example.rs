@@ -100,3 +100,50 @@ pub fn groove(seconds: f64, sample_rate: u32, channels: usize, seed: u64) -> Aud
     }
     Audio { sample_rate, channels: chans }
 }
+
+/// `afx example`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct ExampleArgs {
+    #[arg(long)]
+    pub output: std::path::PathBuf,
+    #[arg(long, default_value_t = 8.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 44_100)]
+    pub sample_rate: u32,
+    #[arg(long, default_value_t = 2)]
+    pub channels: usize,
+    /// Seed for the voicings and noise (and the style's draw).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Render it in one of the named production styles (`afx styles` lists them), e.g.
+    /// to make a reference for `afx transfer`.
+    #[arg(long)]
+    pub style: Option<String>,
+}
+
+#[cfg(feature = "cli")]
+impl ExampleArgs {
+    /// `afx example`: the groove, rendered in the style if one is named, written as a 32-bit
+    /// float WAV and reported to `out`.
+    pub fn run(&self, out: &mut impl std::io::Write) -> crate::Result<()> {
+        use crate::Error;
+        let (seconds, sample_rate, channels) = (self.seconds, self.sample_rate, self.channels);
+        if !(0.5..=600.0).contains(&seconds) {
+            return Err(Error::Setting { name: "seconds", value: seconds.to_string(), expected: "in 0.5..=600".into() });
+        }
+        if !(1..=2).contains(&channels) {
+            return Err(Error::Setting { name: "channels", value: channels.to_string(), expected: "1 or 2".into() });
+        }
+        crate::fx::check_sample_rate(sample_rate)?;
+        let style: Option<crate::data::Style> = self.style.as_deref().map(str::parse).transpose()?;
+        let mut audio = groove(seconds, sample_rate, channels, self.seed);
+        if let Some(style) = style {
+            crate::apply::render(&mut audio, &style.sample_seeded(self.seed).chain_knobs())?;
+        }
+        crate::audio::write_wav(&self.output, &audio, crate::audio::WavFormat::F32)?;
+        let styled = style.map(|s| format!(", {} style", s.name())).unwrap_or_default();
+        writeln!(out, "wrote {} ({channels} ch, {sample_rate} Hz, {seconds:.2} s{styled})", self.output.display())?;
+        Ok(())
+    }
+}

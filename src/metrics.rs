@@ -37,6 +37,30 @@ pub struct Metrics {
     pub centroid_bias_hz: f64,
 }
 
+impl Metrics {
+    /// The metrics as `afx analyze` prints them: one per line, with its unit.
+    pub fn table(&self) -> String {
+        format!(
+            "MR-STFT distance        {:>10.4}\n\
+             mel spectral distance   {:>10.4}\n\
+             spectral centroid error {:>10.1} Hz\n\
+             RMS error               {:>10.2} dB\n\
+             crest factor error      {:>10.2} dB\n\
+             loudness error          {:>10.2} LU\n\
+             loudness difference     {:>+10.2} LU (estimate - target)\n\
+             centroid difference     {:>+10.1} Hz (estimate - target)\n",
+            self.mrstft,
+            self.mel_distance,
+            self.centroid_error_hz,
+            self.rms_error_db,
+            self.crest_factor_error_db,
+            self.loudness_error_lu,
+            self.loudness_bias_lu,
+            self.centroid_bias_hz
+        )
+    }
+}
+
 /// BS.1770's absolute gate: a recording with no 400 ms block above it has no integrated
 /// loudness (−∞).
 pub const ABSOLUTE_GATE_LUFS: f64 = -70.0;

@@ -40,6 +40,51 @@ impl Default for ProbeConfig {
     }
 }
 
+/// `afx probe`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct ProbeArgs {
+    /// Model files (repeatable); `bundled` names the model inside afx, `untrained` a freshly
+    /// initialised network (the control).
+    #[arg(long = "model", default_value = "bundled")]
+    pub models: Vec<String>,
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    /// Clips per style to fit the probe on.
+    #[arg(long, default_value_t = 40)]
+    pub train_clips: usize,
+    /// Clips per style to score it on.
+    #[arg(long, default_value_t = 20)]
+    pub test_clips: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print JSON instead of the markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "cli")]
+impl ProbeArgs {
+    /// `afx probe`: probes the named models and writes the rows to `out` (markdown or JSON).
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let loaded = crate::eval::load_named_models(&self.models, &fx::ChainSpec::default())?;
+        let config = ProbeConfig {
+            data: self.data.clone(),
+            train_clips_per_style: self.train_clips,
+            test_clips_per_style: self.test_clips,
+            seed: self.seed,
+            ..ProbeConfig::default()
+        };
+        let rows = probe(&config, &crate::eval::candidates(&self.models, &loaded))?;
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows).expect("rows serialise"))?;
+        } else {
+            write!(out, "{}", markdown(&rows))?;
+        }
+        Ok(())
+    }
+}
+
 /// One encoder's result.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProbeRow {

@@ -20,6 +20,8 @@
 //! `afx apply`, as long as they stay in range and the chain can take the gains.
 
 use std::path::Path;
+#[cfg(feature = "cli")]
+use std::path::PathBuf;
 
 use crate::apply::read_checked;
 use crate::atomic::write_bytes_atomic;
@@ -93,6 +95,88 @@ pub struct TransferOptions {
     pub set: Vec<String>,
     /// Steps of [`refine::refine`] on the analysis copies (0: none).
     pub refine_steps: usize,
+}
+
+/// `afx transfer`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct TransferArgs {
+    /// Recording to process (WAV, FLAC, OGG Vorbis or MP3; 16–96 kHz; mono or stereo).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Recording whose style to take on (any length, rate and channel count as above).
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Output WAV file, at the input's rate and channel count (never an input).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Also save the chosen knobs as the flat JSON `afx apply --params` reads.
+    #[arg(long)]
+    pub params_out: Option<PathBuf>,
+    /// A model file from `afx train` instead of the bundled model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output sample format.
+    #[arg(long, value_enum, default_value_t = WavFormat::F32)]
+    pub format: WavFormat,
+    /// Print the knobs as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the chosen EQ curve and compressor curve into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Refine the network's knobs by this many steps of exact-gradient descent on a style
+    /// distance to the reference (average spectrum and dynamics; about 20 ms per step per
+    /// minute of input).
+    #[arg(long, default_value_t = 0)]
+    pub refine: usize,
+    /// The whole chain: the model's, then effects that process the output at its final
+    /// level, e.g. `eq,comp,limiter` for the bundled model (at their defaults unless --set).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Set a knob after the model chose them, e.g. `--set limiter.ceiling_db=-1`
+    /// (repeatable; overrides the model's value for its own knobs).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[cfg(feature = "cli")]
+impl TransferArgs {
+    /// `afx transfer`: transfers the files, writes the knobs to `out` (a table or JSON) and
+    /// what was written, the loudness and any warning to `log`.
+    pub fn run(&self, out: &mut impl std::io::Write, log: &mut impl std::io::Write) -> Result<()> {
+        let options =
+            TransferOptions { chain: self.chain.as_deref().map(str::parse).transpose()?, set: self.set.clone(), refine_steps: self.refine };
+        let model = match &self.model {
+            Some(path) => crate::model::file::load(path)?,
+            None => bundled_model()?,
+        };
+        let (done, loudness) =
+            transfer_files(&model.net, &self.input, &self.reference, &self.output, self.params_out.as_deref(), self.format, &options)?;
+        if self.json {
+            writeln!(out, "{}", done.file_knobs.to_json())?;
+        } else {
+            for (k, v) in done.file_knobs.chain().knobs().iter().zip(done.file_knobs.values()) {
+                writeln!(out, "{:<24} {:>10.2} {}", k.name, v, k.unit)?;
+            }
+            let lufs = |l: Option<f64>| l.map_or_else(|| "below −70 LUFS".to_string(), |l| format!("{l:.1} LUFS"));
+            writeln!(log, "wrote {} (loudness {}; reference {})", self.output.display(), lufs(loudness.output), lufs(loudness.reference))?;
+        }
+        if let Some(warning) = loudness.warning() {
+            writeln!(log, "{warning}")?;
+        }
+        if let Some(path) = &self.plot {
+            crate::curves::write_png(path, &done.file_knobs, done.output.sample_rate)?;
+        }
+        if !done.file_knobs_exact {
+            writeln!(
+                log,
+                "note: the input's and reference's levels do not fold into these knobs (a level knob out of range, \
+                 or no output gain in the chain); they differ from what was rendered in level"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The effects that `chain` adds after the model's chain, at their defaults; an error if

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::fx::params::{KNOBS_PER_SECTION, NUM_EQ_SECTIONS, default_chain, knob_index};
 use crate::fx::{KNOBS, Knobs};
@@ -157,6 +158,33 @@ impl Style {
         }
         knobs
     }
+
+    /// [`Style::sample`] with a generator seeded by `seed` (`afx styles --sample`, `afx example
+    /// --style`).
+    pub fn sample_seeded(&self, seed: u64) -> Knobs {
+        self.sample(&mut ChaCha8Rng::seed_from_u64(seed))
+    }
+}
+
+/// `afx styles`: every named style, its description and how each of its knobs is drawn.
+pub fn listing() -> String {
+    let mut out = String::new();
+    for style in Style::ALL {
+        out += &format!("{:<10} {}\n", style.name(), style.description());
+        for (knob, draw) in style.distribution() {
+            out += &match draw {
+                Fixed(v) => format!("    {knob:<22} {v}\n"),
+                Uniform { low, high } => format!("    {knob:<22} {low} .. {high}\n"),
+            };
+        }
+    }
+    out
+}
+
+/// `afx styles --sample NAME`: a draw of the style named `name` as the flat JSON knob file
+/// `afx apply --params` reads.
+pub fn sample_file(name: &str, seed: u64) -> Result<String> {
+    Ok(name.parse::<Style>()?.sample_seeded(seed).to_json() + "\n")
 }
 
 impl fmt::Display for Style {

@@ -275,6 +275,42 @@ pub fn knob_table_markdown() -> String {
     out
 }
 
+/// `afx params --effects`: every effect with its number of knobs and its description, as a
+/// table or as JSON.
+pub fn effect_listing(json: bool) -> String {
+    let effects = super::EffectKind::ALL;
+    if json {
+        let list: Vec<_> = effects
+            .iter()
+            .map(|e| serde_json::json!({ "name": e.name(), "description": e.description(), "knobs": e.knobs().len() }))
+            .collect();
+        return serde_json::to_string_pretty(&list).expect("effect list serialises") + "\n";
+    }
+    effects.iter().map(|e| format!("{:<10} {:>2} knobs  {}\n", e.name(), e.knobs().len(), e.description())).collect()
+}
+
+/// `afx params`: every knob of `chain` with its unit, range, default, skew and description, as
+/// a table or as JSON.
+pub fn knob_listing(chain: &ChainSpec, json: bool) -> String {
+    let knobs = chain.knobs();
+    if json {
+        let list: Vec<_> = knobs
+            .iter()
+            .map(|k| {
+                serde_json::json!({ "name": k.name, "unit": k.unit, "min": k.min, "max": k.max,
+                    "default": k.default, "skew": k.skew.name(), "description": k.description })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&list).expect("knob list serialises") + "\n";
+    }
+    let mut out = format!("{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  description\n", "knob", "unit", "min", "max", "default", "skew");
+    for k in &knobs {
+        let [min, max, default] = [k.min, k.max, k.default].map(super::knob::short_number);
+        out += &format!("{:<26} {:>6} {min:>9} {max:>9} {default:>9}  {:<7}  {}\n", k.name, k.unit, k.skew.name(), k.description);
+    }
+    out
+}
+
 /// Number of EQ sections (low shelf, four peaking bands, high shelf).
 pub const NUM_EQ_SECTIONS: usize = 6;
 /// Knobs per EQ section (gain, frequency, Q).

@@ -9,3 +9,9 @@ pub mod style;
 pub use proxy::{ProxyMatch, ProxyTrainConfig, evaluate_proxy, train_proxy};
 pub use run::{LogRow, RunState, Summary, Validation};
 pub use style::{EstimatorKind, TrainConfig, train};
+#[cfg(feature = "cli")]
+pub use {
+    proxy::{ProxyEvalArgs, ProxyTrainArgs},
+    run::{BudgetArgs, RunArgs},
+    style::{OldProxyArgs, TrainArgs},
+};

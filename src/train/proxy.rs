@@ -16,6 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "cli")]
+use super::run::{BudgetArgs, RunArgs};
 use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::ChainSpec;
@@ -114,6 +116,66 @@ impl RunConfig for ProxyTrainConfig {
 
     fn title(&self) -> String {
         format!("afx proxy train ({})", self.proxy.chain)
+    }
+}
+
+/// `afx proxy train`'s options; unset ones take [`ProxyTrainConfig::new`]'s values.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct ProxyTrainArgs {
+    /// The chain to imitate, e.g. `eq`, `comp` or `hpf,gain` (`afx params --effects` lists the
+    /// effects; with --resume, the run's own is kept).
+    #[arg(long, required_unless_present_any = ["resume", "effect"])]
+    pub chain: Option<String>,
+    /// Deprecated spelling of --chain: `eq`, `comp`, or `chain` for `eq,comp`.
+    #[arg(long, value_parser = old_effect(), conflicts_with = "chain")]
+    pub effect: Option<ChainSpec>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+    /// Channels of every TCN block (published: 64).
+    #[arg(long)]
+    pub channels: Option<usize>,
+}
+
+/// `--effect`, the old spelling of `--chain`: `eq`, `comp`, or `chain` for `eq,comp`.
+#[cfg(feature = "cli")]
+fn old_effect() -> impl clap::builder::TypedValueParser<Value = ChainSpec> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let whole = PossibleValue::new("chain").help("The whole chain in one proxy (the published \"channel\" proxy)");
+    PossibleValuesParser::new([PossibleValue::new("eq"), PossibleValue::new("comp"), whole])
+        .try_map(|name| if name == "chain" { "eq,comp" } else { name.as_str() }.parse::<ChainSpec>())
+}
+
+#[cfg(feature = "cli")]
+impl ProxyTrainArgs {
+    /// The run's configuration: the options given, [`ProxyTrainConfig::new`]'s for the others.
+    pub fn config(&self) -> Result<ProxyTrainConfig> {
+        let chain = match (&self.chain, &self.effect) {
+            (Some(chain), _) => chain.parse()?,
+            (None, Some(chain)) => chain.clone(),
+            // Resumed: the run's own settings are used.
+            (None, None) => "eq".parse()?,
+        };
+        let d = ProxyTrainConfig::new(chain);
+        Ok(ProxyTrainConfig {
+            data: self.run.data.clone(),
+            proxy: ProxyConfig { channels: self.channels.unwrap_or(d.proxy.channels), ..d.proxy.clone() },
+            steps: self.budget.steps.unwrap_or(d.steps),
+            batch_size: self.budget.batch_size.unwrap_or(d.batch_size),
+            clip_frames: self.budget.clip_frames.unwrap_or(d.clip_frames),
+            learning_rate: self.budget.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.budget.seed.unwrap_or(d.seed),
+            ..d
+        })
+    }
+
+    /// `afx proxy train`: trains (or resumes) the run and reports it to `out`.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let run_dir = self.run.run_dir();
+        let summary = train_proxy(&self.config()?, &run_dir, &self.run.out, self.run.resume, self.budget.steps)?;
+        Ok(writeln!(out, "{}", summary.line(&self.run.out, &run_dir, true))?)
     }
 }
 
@@ -263,6 +325,40 @@ pub fn evaluate_proxy(path: &Path, data: &[PathBuf], clips: usize, clip_frames: 
         proxy: metrics(&outputs)?,
         identity: metrics(&inputs)?,
     })
+}
+
+/// `afx proxy eval`'s options.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct ProxyEvalArgs {
+    #[arg(long)]
+    pub proxy: PathBuf,
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    pub clips: usize,
+    /// Clip length in frames at the proxy's rate.
+    #[arg(long, default_value_t = 65_536)]
+    pub clip_frames: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print JSON instead of the markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "cli")]
+impl ProxyEvalArgs {
+    /// `afx proxy eval`: writes the match to `out` as a markdown table, or as JSON.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let measured = evaluate_proxy(&self.proxy, &self.data, self.clips, self.clip_frames, self.seed)?;
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&measured).expect("the match serialises"))?;
+        } else {
+            write!(out, "{}", measured.markdown())?;
+        }
+        Ok(())
+    }
 }
 
 impl ProxyMatch {

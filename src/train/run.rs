@@ -8,6 +8,8 @@
 //! `log.csv`, `curves.png` and the final model file.
 
 use std::path::Path;
+#[cfg(feature = "cli")]
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -141,6 +143,73 @@ pub struct Summary {
     pub elapsed_s: f64,
     pub best: Option<(u64, f64)>,
     pub last_validation: Option<Validation>,
+}
+
+impl Summary {
+    /// The line a finished run prints: its steps and time, where the model and the run folder
+    /// went, the best validation loss and, with `unprocessed`, the last validation's loss of
+    /// the unprocessed input beside it.
+    pub fn line(&self, out: &Path, run_dir: &Path, unprocessed: bool) -> String {
+        let best = self.best.map(|(step, loss)| format!("{loss:.4} at step {step}")).unwrap_or("-".into());
+        let input_loss = self.last_validation.map(|v| format!("{:.4}", v.input_loss)).unwrap_or("-".into());
+        let unprocessed = if unprocessed { format!(", unprocessed {input_loss}") } else { String::new() };
+        format!(
+            "trained {} steps in {:.0} s; wrote {} (best validation loss {best}{unprocessed}) and {}",
+            self.steps,
+            self.elapsed_s,
+            out.display(),
+            run_dir.display()
+        )
+    }
+}
+
+/// Where a training run reads and writes, for `afx train` and `afx proxy train`.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Folders (or files) of training audio, any decodable format and rate; split by file into
+    /// train (80 %), validation (10 %) and test (10 %, for `afx eval`).
+    #[arg(long, num_args = 1.., required_unless_present = "resume")]
+    pub data: Vec<PathBuf>,
+    /// Where the result goes (the weights with the best validation loss).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Run folder: checkpoint, log.csv, curves.png, best.afx. Default: OUT with `.run` appended.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in the run folder from its checkpoint (its settings are kept).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[cfg(feature = "cli")]
+impl RunArgs {
+    /// `--run-dir`, or OUT with `.run` appended.
+    pub fn run_dir(&self) -> PathBuf {
+        self.run_dir.clone().unwrap_or_else(|| {
+            let mut dir = self.out.as_os_str().to_owned();
+            dir.push(".run");
+            PathBuf::from(dir)
+        })
+    }
+}
+
+/// The budget every training takes (`afx train`, `afx proxy train`); unset ones keep the
+/// training's defaults, and with --resume only `--steps` counts (it extends the run).
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct BudgetArgs {
+    #[arg(long)]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Clip length L in frames at 24 kHz.
+    #[arg(long)]
+    pub clip_frames: Option<usize>,
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Trains a `T` and writes it to `out` (the weights with the best validation loss, with the

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "cli")]
+use super::run::{BudgetArgs, RunArgs};
 use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
 use crate::fx::ChainSpec;
@@ -252,6 +254,171 @@ pub fn network_for(
         }
         Some(chain) => Ok(net.with_chain(chain)),
         None => Ok(net),
+    }
+}
+
+/// `afx train`'s options; unset ones take [`TrainConfig::default`]'s values.
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long, value_enum, default_value_t = EstimatorKind::Exact)]
+    pub estimator: EstimatorKind,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+    /// SPSA perturbations per example.
+    #[arg(long)]
+    pub spsa_pairs: Option<usize>,
+    /// SPSA / finite-difference step, normalised knob units.
+    #[arg(long)]
+    pub epsilon: Option<f32>,
+    #[arg(long)]
+    pub validate_every: Option<u64>,
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Validation pairs, measured every --validate-every steps.
+    #[arg(long)]
+    pub validation_pairs: Option<usize>,
+    /// The network's shape as JSON (the `config` of a model file's header; see
+    /// `StyleNetConfig`); default: the 398 k-parameter network.
+    #[arg(long)]
+    pub net: Option<PathBuf>,
+    /// Start from this model file's weights (fine-tuning, e.g. with longer clips); its network
+    /// shape replaces `--net`.
+    #[arg(long, conflicts_with = "net")]
+    pub init: Option<PathBuf>,
+    /// The chain the network sets, e.g. `hpf,eq,comp,limiter` (`afx params --effects` lists the
+    /// effects); default: that of --net / --init, else `eq,comp`. The target styles are made
+    /// with `eq,comp` whatever the network's chain.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// How the output level is set: `absolute` (the make-up knob is a plain gain) or
+    /// `reference` (the output is scaled to the reference's K-weighted level plus the make-up
+    /// knob). Default: that of --net / --init, else absolute.
+    #[arg(long, value_enum)]
+    pub output_level: Option<OutputLevel>,
+    /// Weight of the time-domain L1 term of the loss (MR-STFT + weight·L1); default 100, as
+    /// DeepAFx-ST.
+    #[arg(long)]
+    pub l1_weight: Option<f64>,
+    /// Weight of a level term in the loss: weight x mean |L(output) - L(target)|, K-weighted
+    /// levels in dB; default 0 (none).
+    #[arg(long)]
+    pub level_weight: Option<f64>,
+    /// The inputs' corruption: afx's (a random EQ and compressor; the default) or DeepAFx-ST's
+    /// own (an EQ in three pairs of four, never a compressor).
+    #[arg(long, value_enum)]
+    pub corruption: Option<InputCorruption>,
+    /// Speed augmentation: half the training clips are played faster or slower by up to this
+    /// many cents (pitch and tempo together); default 0 (none). Validation pairs are never
+    /// changed.
+    #[arg(long, value_parser = parse_speed_cents)]
+    pub speed_cents: Option<f64>,
+    /// Colour augmentation: half the training clips are coloured as a whole (both halves
+    /// alike) by random broad shelves and a broad band of up to ± this many dB; default 0
+    /// (none). Validation pairs are never changed.
+    #[arg(long, value_parser = parse_colour_db)]
+    pub colour_db: Option<f64>,
+    /// Mix augmentation: the probability, in [0, 1], that a training clip has a second one
+    /// mixed into it (0 to 12 dB quieter, both halves alike); default 0 (none). Validation
+    /// pairs are never changed.
+    #[arg(long)]
+    pub mix: Option<f64>,
+    /// Dropout in the controller: the probability, in [0, 1), that each of its inputs and
+    /// hidden units is dropped in a training step; default 0 (none).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// A proxy file (`afx proxy train --chain C`), for the proxy estimators; repeatable, in
+    /// chain order, their chains together the network's (e.g. `--proxy eq.afx --proxy comp.afx`).
+    #[arg(long = "proxy", value_name = "FILE")]
+    pub proxies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub old_proxies: OldProxyArgs,
+}
+
+/// `--eq-proxy E --comp-proxy C`, the old spelling of `--proxy E --proxy C` (`afx train`,
+/// `afx eval`).
+#[cfg(feature = "cli")]
+#[derive(clap::Args)]
+pub struct OldProxyArgs {
+    /// Old spelling of --proxy E --proxy C (with --comp-proxy C).
+    #[arg(long, requires = "comp_proxy", conflicts_with = "proxies")]
+    pub eq_proxy: Option<PathBuf>,
+    /// Old spelling, with --eq-proxy.
+    #[arg(long, requires = "eq_proxy", conflicts_with = "proxies")]
+    pub comp_proxy: Option<PathBuf>,
+}
+
+#[cfg(feature = "cli")]
+impl OldProxyArgs {
+    /// The proxy files of `--proxy`, or of the old `--eq-proxy`, `--comp-proxy`.
+    pub fn files(&self, proxies: &[PathBuf]) -> Vec<PathBuf> {
+        self.eq_proxy.iter().chain(&self.comp_proxy).chain(proxies).cloned().collect()
+    }
+}
+
+/// `--speed-cents`: 0 to 1200 (an octave either way).
+#[cfg(feature = "cli")]
+fn parse_speed_cents(text: &str) -> std::result::Result<f64, String> {
+    parse_within(text, 1200.0, "cents")
+}
+
+/// `--colour-db`: 0 to 12 dB.
+#[cfg(feature = "cli")]
+fn parse_colour_db(text: &str) -> std::result::Result<f64, String> {
+    parse_within(text, 12.0, "dB")
+}
+
+/// A number in `0..=max`.
+#[cfg(feature = "cli")]
+fn parse_within(text: &str, max: f64, unit: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=max).contains(&x) => Ok(x),
+        Ok(x) => Err(format!("{x} is outside 0..={max} {unit}")),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
+#[cfg(feature = "cli")]
+impl TrainArgs {
+    /// The run's configuration: the options given, [`TrainConfig::default`]'s for the others.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let d = TrainConfig::default();
+        let chain = self.chain.as_deref().map(str::parse).transpose()?;
+        let net = network_for(self.init.as_deref(), self.net.as_deref(), chain, self.output_level)?;
+        Ok(TrainConfig {
+            net,
+            init: self.init.clone(),
+            proxies: self.old_proxies.files(&self.proxies),
+            data: self.run.data.clone(),
+            estimator: self.estimator,
+            spsa_pairs: self.spsa_pairs.unwrap_or(d.spsa_pairs),
+            epsilon: self.epsilon.unwrap_or(d.epsilon),
+            steps: self.budget.steps.unwrap_or(d.steps),
+            batch_size: self.budget.batch_size.unwrap_or(d.batch_size),
+            half_frames: self.budget.clip_frames.unwrap_or(d.half_frames),
+            learning_rate: self.budget.learning_rate.unwrap_or(d.learning_rate),
+            seed: self.budget.seed.unwrap_or(d.seed),
+            validate_every: self.validate_every.unwrap_or(d.validate_every),
+            checkpoint_every: self.checkpoint_every.unwrap_or(d.checkpoint_every),
+            validation_pairs: self.validation_pairs.unwrap_or(d.validation_pairs),
+            l1_weight: self.l1_weight.unwrap_or(d.l1_weight),
+            level_weight: self.level_weight.unwrap_or(d.level_weight),
+            corruption: self.corruption.unwrap_or(d.corruption),
+            speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
+            colour_db: self.colour_db.unwrap_or(d.colour_db),
+            mix: self.mix.unwrap_or(d.mix),
+            dropout: self.dropout.unwrap_or(d.dropout),
+            ..d
+        })
+    }
+
+    /// `afx train`: trains (or resumes) the run and reports it to `out`.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        let run_dir = self.run.run_dir();
+        let summary = train(&self.config()?, &run_dir, &self.run.out, self.run.resume, self.budget.steps)?;
+        Ok(writeln!(out, "{}", summary.line(&self.run.out, &run_dir, false))?)
     }
 }
 
