@@ -10,6 +10,7 @@ use afx::apply::ApplyArgs;
 use afx::eval::EvalArgs;
 use afx::example::ExampleArgs;
 use afx::probe::ProbeArgs;
+use afx::real_eval::RealEvalArgs;
 use afx::train::{ProxyEvalArgs, ProxyTrainArgs, TrainArgs};
 use afx::transfer::TransferArgs;
 
@@ -76,6 +77,9 @@ enum Command {
     },
     /// Measure models on held-out files with the DeepAFx-ST synthetic protocol.
     Eval(Box<EvalArgs>),
+    /// Measure models and their peers as users use them: held-out recordings at their own
+    /// rate, references from another recording (or the same), foreign corruptions and styles.
+    RealEval(Box<RealEvalArgs>),
     /// Run the speed benchmarks.
     Bench {
         /// Print one flat JSON object.
@@ -176,6 +180,7 @@ fn run(cli: Cli) -> afx::Result<()> {
         Command::Proxy { command: ProxyCommand::Train(args) } => args.run(out)?,
         Command::Proxy { command: ProxyCommand::Eval(args) } => args.run(out)?,
         Command::Eval(args) => args.run(out)?,
+        Command::RealEval(args) => args.run(out)?,
         Command::Bench { json } => write!(out, "{}", afx::bench::report(json))?,
     }
     Ok(())

@@ -29,9 +29,9 @@ use serde::Serialize;
 
 use crate::audio::{self, Audio, WavFormat};
 use crate::baseline;
+use crate::data::Split;
 use crate::data::foreign::{Domain, ForeignRecipe};
 use crate::data::source::{SplitFractions, content_hash, scan};
-use crate::data::Split;
 use crate::metrics::{self, Metrics};
 use crate::model::StyleNet;
 use crate::transfer::{self, TransferOptions};
@@ -60,6 +60,94 @@ pub struct RealEvalConfig {
     pub seconds: f64,
     pub seed: u64,
     pub fractions: SplitFractions,
+}
+
+/// `afx real-eval`'s options.
+#[cfg(feature = "cli")]
+#[derive(Clone, Debug, clap::Args)]
+pub struct RealEvalArgs {
+    /// Style models to evaluate (repeatable): model files, or `bundled` for the model inside afx.
+    #[arg(long = "model", default_value = "bundled")]
+    pub models: Vec<String>,
+    /// Folders (or files) of audio of one domain; only their test split (10 % of files, never
+    /// used in training) is used.
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    /// What the audio is: it sets the ranges of the foreign corruptions and styles, and
+    /// whether a recording is a file (music) or a folder's files joined (speech: one voice).
+    #[arg(long, value_enum)]
+    pub domain: Domain,
+    /// Where each item's reference comes from.
+    #[arg(long, value_enum, default_value_t = ReferenceFrom::Other)]
+    pub reference: ReferenceFrom,
+    #[arg(long, default_value_t = 30)]
+    pub items: usize,
+    /// Length of each passage in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write each item's input and reference here (`NAME.input.wav`, `NAME.reference.wav`) and
+    /// read outside tools' outputs back from it: after `scripts/matchering.sh DIR`, a second
+    /// run has a matchering row.
+    #[arg(long, value_name = "DIR")]
+    pub items_dir: Option<PathBuf>,
+    /// Also write the markdown table to this file.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// Print JSON (with every item's recipes) instead of the markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "cli")]
+impl RealEvalArgs {
+    /// `afx real-eval`: draws the items, runs the peers and the models, writes the report.
+    pub fn run(&self, out: &mut impl std::io::Write) -> Result<()> {
+        if !(self.seconds > 0.0 && self.seconds.is_finite()) || self.items == 0 {
+            return Err(Error::BadConfig { what: "real-use evaluation", reason: "items and seconds must be positive".into() });
+        }
+        let loaded = crate::eval::load_named_models(&self.models, &crate::fx::ChainSpec::default())?;
+        let config = RealEvalConfig {
+            data: self.data.clone(),
+            domain: self.domain,
+            reference_from: self.reference,
+            items: self.items,
+            seconds: self.seconds,
+            seed: self.seed,
+            fractions: SplitFractions::default(),
+        };
+        let items = make_items(&config)?;
+        let mut peers = vec![Peer::Input, Peer::Loudness, Peer::RbDsp];
+        if let Some(dir) = &self.items_dir {
+            write_items(dir, &items)?;
+            peers.push(Peer::Files { name: "matchering 2.0".into(), dir: dir.clone(), suffix: "matchering".into() });
+        }
+        for (name, model) in self.models.iter().zip(&loaded) {
+            let crate::model::file::AnyModel::Style(model) = model else {
+                return Err(Error::BadConfig { what: "real-use evaluation", reason: format!("{name} is not a style model") });
+            };
+            let label = if name == "bundled" { "afx (bundled)".to_string() } else { format!("afx ({})", file_stem(name)) };
+            peers.push(Peer::Model { name: label, net: &model.net });
+        }
+        let report = evaluate(&config, &items, &peers)?;
+        let markdown = report.markdown();
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"))?;
+        } else {
+            write!(out, "{markdown}")?;
+        }
+        if let Some(path) = &self.table {
+            crate::atomic::write_bytes_atomic(path, markdown.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// A model file's stem, for its row's name.
+#[cfg(feature = "cli")]
+fn file_stem(path: &str) -> String {
+    Path::new(path).file_stem().map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 /// Peak ceiling of the loudness-only peer.
@@ -175,7 +263,9 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
         ReferenceFrom::Other => 2,
     };
     if recordings.len() < needed {
-        return Err(Error::NoClips { reason: format!("the test split has {} recording(s); real-use items need {needed}", recordings.len()) });
+        return Err(Error::NoClips {
+            reason: format!("the test split has {} recording(s); real-use items need {needed}", recordings.len()),
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut items = Vec::with_capacity(config.items);
@@ -184,7 +274,11 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
         draws += 1;
         if draws > DRAWS_PER_ITEM * config.items.max(1) {
             return Err(Error::NoClips {
-                reason: format!("only {} of {} real-use items could be drawn: too few long, audible test recordings", items.len(), config.items),
+                reason: format!(
+                    "only {} of {} real-use items could be drawn: too few long, audible test recordings",
+                    items.len(),
+                    config.items
+                ),
             });
         }
         let a = rng.random_range(0..recordings.len());
@@ -291,7 +385,9 @@ impl Peer<'_> {
         };
         Ok(Some(match self {
             Peer::Input => item.input.channels.clone(),
-            Peer::Loudness => baseline::loudness_match(&item.input.channels, &reference_here()?.channels, rate, LOUDNESS_PEER_CEILING_DBFS)?,
+            Peer::Loudness => {
+                baseline::loudness_match(&item.input.channels, &reference_here()?.channels, rate, LOUDNESS_PEER_CEILING_DBFS)?
+            }
             Peer::RbDsp => {
                 let reference = reference_here()?.to_mono().channels.swap_remove(0);
                 item.input.channels.iter().map(|c| baseline::rb_dsp(c, &reference, rate)).collect::<Result<_>>()?

@@ -19,6 +19,7 @@ const MAX_SOX_EFFECTS: usize = 3;
 
 /// What the audio is, which sets the ranges the settings are drawn from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
     Music,
