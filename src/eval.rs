@@ -197,17 +197,28 @@ impl EvalArgs {
             ..EvalConfig::default()
         };
         let report = evaluate(&config, &candidates(&self.models, &loaded))?;
-        let markdown = report.markdown();
-        if self.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"))?;
-        } else {
-            write!(out, "{markdown}")?;
-        }
-        if let Some(path) = &self.table {
-            crate::atomic::write_bytes_atomic(path, markdown.as_bytes())?;
-        }
-        Ok(())
+        write_report(out, &report, &report.markdown(), self.json, self.table.as_deref())
     }
+}
+
+/// Writes a report to `out`, as JSON or as its markdown table, and the table to `table` if given.
+#[cfg(feature = "cli")]
+pub fn write_report(
+    out: &mut impl std::io::Write,
+    report: &impl Serialize,
+    markdown: &str,
+    json: bool,
+    table: Option<&std::path::Path>,
+) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report).expect("report serialises"))?;
+    } else {
+        write!(out, "{markdown}")?;
+    }
+    if let Some(path) = table {
+        crate::atomic::write_bytes_atomic(path, markdown.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// One row of the table: metric means over the pairs.
@@ -634,13 +645,24 @@ mod tests {
     use super::*;
     use crate::data::test_files::write_grooves;
 
+    /// Forty generated one-second recordings at 24 kHz.
+    fn grooves() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        dir
+    }
+
+    /// `pairs` pairs of half-clips long enough for the loudness meter (one 400 ms block).
+    fn small_config(dir: &std::path::Path, pairs: usize) -> EvalConfig {
+        EvalConfig { data: vec![dir.to_path_buf()], pairs, half_frames: 12_000, ..EvalConfig::default() }
+    }
+
     /// The protocol on generated recordings: the rows come in order, the input is the unit of
     /// the ratios, the oracle fit beats the unprocessed input, and with named styles the five
     /// styles' means average to the overall mean (equal group sizes).
     #[test]
     fn evaluation_rows_and_per_style_means() {
-        let dir = tempfile::tempdir().unwrap();
-        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let dir = grooves();
         let model = crate::transfer::bundled_model().unwrap();
         let ctcn = crate::model::CtcnConfig {
             net: model.net.config().clone(),
@@ -656,17 +678,7 @@ mod tests {
         let candidates = [bundled, Candidate { tcn: Some(&ctcn.tcn), ..Candidate::new("ctcn", &ctcn.net) }];
         // Tiny untrained proxies: the row exists and is measured, whatever its quality.
         let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path(), &["eq", "comp"]);
-        let config = EvalConfig {
-            data: vec![dir.path().to_path_buf()],
-            styles: StyleSet::Named,
-            pairs: 10,
-            // Loudness needs at least one 400 ms block.
-            half_frames: 12_000,
-            oracle_steps: 20,
-            proxies,
-            same_content: true,
-            ..EvalConfig::default()
-        };
+        let config = EvalConfig { styles: StyleSet::Named, oracle_steps: 20, proxies, same_content: true, ..small_config(dir.path(), 10) };
         let report = evaluate(&config, &candidates).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
         let bundled = ["bundled", "bundled, same-content reference", "bundled (proxies)"];
@@ -706,14 +718,7 @@ mod tests {
         write_grooves(dir.path(), 20, 1.0, 24_000, 900);
         let model = crate::transfer::bundled_model().unwrap();
         let proxies = crate::model::proxy::test_support::write_tiny_proxies(dir.path(), &["eq", "limiter"]);
-        let config = EvalConfig {
-            data: vec![dir.path().to_path_buf()],
-            pairs: 2,
-            half_frames: 12_000,
-            oracle_steps: 0,
-            proxies,
-            ..EvalConfig::default()
-        };
+        let config = EvalConfig { oracle_steps: 0, proxies, ..small_config(dir.path(), 2) };
         let error = evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap_err().to_string();
         assert_eq!(error, "the proxies imitate the chain `eq,limiter`, the network sets the chain `eq,comp`");
     }
@@ -723,9 +728,8 @@ mod tests {
     /// floor's distance to its target, each measured here on its own; the table says so.
     #[test]
     fn a_silent_output_counts_against_its_row() {
-        let dir = tempfile::tempdir().unwrap();
-        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
-        let config = EvalConfig { data: vec![dir.path().to_path_buf()], pairs: 4, half_frames: 12_000, ..EvalConfig::default() };
+        let dir = grooves();
+        let config = small_config(dir.path(), 4);
         let pairs = make_pairs(Corpus::from_roots(&config.data, &[Split::Test], "test").unwrap(), &config).unwrap();
         let mut outputs: Vec<(Vec<f32>, f64)> = pairs.iter().map(|p| (p.input.clone(), 0.0)).collect();
         outputs[1].0.iter_mut().for_each(|v| *v *= 1e-5);
@@ -747,18 +751,10 @@ mod tests {
     /// to the files written, and the training split, the largest, gives other pairs.
     #[test]
     fn pairs_from_the_split_asked_for() {
-        let dir = tempfile::tempdir().unwrap();
-        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let dir = grooves();
         let model = crate::transfer::bundled_model().unwrap();
         let report = |split| {
-            let config = EvalConfig {
-                data: vec![dir.path().to_path_buf()],
-                pairs: 3,
-                half_frames: 12_000,
-                oracle_steps: 0,
-                split,
-                ..EvalConfig::default()
-            };
+            let config = EvalConfig { oracle_steps: 0, split, ..small_config(dir.path(), 3) };
             evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap()
         };
         let [train, validation, test] = Split::ALL.map(report);
@@ -773,17 +769,9 @@ mod tests {
     /// row, which metrics truncate, is the loudness gap of its first L frames.
     #[test]
     fn a_longer_reference_and_the_row_that_says_what_it_measures() {
-        let dir = tempfile::tempdir().unwrap();
-        write_grooves(dir.path(), 40, 1.0, 24_000, 900);
+        let dir = grooves();
         let model = crate::transfer::bundled_model().unwrap();
-        let config = EvalConfig {
-            data: vec![dir.path().to_path_buf()],
-            pairs: 4,
-            half_frames: 12_000,
-            reference_frames: Some(36_000),
-            oracle_steps: 0,
-            ..EvalConfig::default()
-        };
+        let config = EvalConfig { reference_frames: Some(36_000), oracle_steps: 0, ..small_config(dir.path(), 4) };
         let report = evaluate(&config, &[Candidate::new("bundled", &model.net)]).unwrap();
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["Input", "Reference (as is, its first L frames)", "RB-DSP", "bundled", "Style knobs"]);

@@ -131,16 +131,7 @@ impl RealEvalArgs {
             peers.push(Peer::Model { name: label, net: &model.net });
         }
         let report = evaluate(&config, &items, &peers)?;
-        let markdown = report.markdown();
-        if self.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"))?;
-        } else {
-            write!(out, "{markdown}")?;
-        }
-        if let Some(path) = &self.table {
-            crate::atomic::write_bytes_atomic(path, markdown.as_bytes())?;
-        }
-        Ok(())
+        crate::eval::write_report(out, &report, &report.markdown(), self.json, self.table.as_deref())
     }
 }
 

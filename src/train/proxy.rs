@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cli")]
 use super::run::{BudgetArgs, RunArgs};
-use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
+use super::run::{RunConfig, RunState, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{Corpus, CorpusConfig, PairConfig, PairGenerator, Split};
 use crate::fx::ChainSpec;
 use crate::grad::ChainFx;
@@ -96,19 +96,7 @@ impl ProxyTrainConfig {
 }
 
 impl RunConfig for ProxyTrainConfig {
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            steps: self.steps,
-            learning_rate: self.learning_rate,
-            log_every: self.log_every,
-            validate_every: self.validate_every,
-            checkpoint_every: self.checkpoint_every,
-        }
-    }
-
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
+    super::run::schedule_from_fields!();
 
     fn check(&self) -> Result<()> {
         self.validate()

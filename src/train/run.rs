@@ -40,6 +40,27 @@ pub struct Schedule {
     pub checkpoint_every: u64,
 }
 
+/// [`RunConfig::schedule`] and [`RunConfig::set_steps`] of a config that holds the schedule as
+/// its fields `steps`, `learning_rate`, `log_every`, `validate_every` and `checkpoint_every`.
+macro_rules! schedule_from_fields {
+    () => {
+        fn schedule(&self) -> $crate::train::run::Schedule {
+            $crate::train::run::Schedule {
+                steps: self.steps,
+                learning_rate: self.learning_rate,
+                log_every: self.log_every,
+                validate_every: self.validate_every,
+                checkpoint_every: self.checkpoint_every,
+            }
+        }
+
+        fn set_steps(&mut self, steps: u64) {
+            self.steps = steps;
+        }
+    };
+}
+pub(crate) use schedule_from_fields;
+
 /// A run's configuration as the loop sees it; saved in every checkpoint.
 pub trait RunConfig: Clone + Serialize + DeserializeOwned {
     fn schedule(&self) -> Schedule;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cli")]
 use super::run::{BudgetArgs, RunArgs};
-use super::run::{RunConfig, RunState, Schedule, Summary, Training, Validation, check_run_settings, run};
+use super::run::{RunConfig, RunState, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
 use crate::fx::ChainSpec;
 use crate::fx::level::{OutputLevel, level_db};
@@ -423,19 +423,7 @@ impl TrainArgs {
 }
 
 impl RunConfig for TrainConfig {
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            steps: self.steps,
-            learning_rate: self.learning_rate,
-            log_every: self.log_every,
-            validate_every: self.validate_every,
-            checkpoint_every: self.checkpoint_every,
-        }
-    }
-
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
+    super::run::schedule_from_fields!();
 
     fn check(&self) -> Result<()> {
         self.validate()
