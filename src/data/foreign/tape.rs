@@ -7,13 +7,6 @@ use super::{below_nyquist, check_input, check_setting, db_to_gain};
 use crate::Result;
 use crate::audio::{Audio, resample};
 
-/// Oversampling of the nonlinearity, so its harmonics up to 4× the Nyquist frequency are
-/// filtered out by the way down rather than folded back.
-const OVERSAMPLING: u32 = 4;
-
-/// Corner of the high-pass that removes the offset the asymmetric curve adds (tape passes no DC).
-const DC_BLOCK_HZ: f64 = 10.0;
-
 /// Tape saturation: `drive_db` sets how hard the signal hits the curve (the small-signal gain
 /// stays 1, so more drive means a lower clipping level), `asymmetry` the bias that bends one
 /// half-wave more than the other (even harmonics), and `emphasis_db` at `emphasis_hz` the high
@@ -35,6 +28,13 @@ impl TapeSettings {
         check("emphasis_hz", self.emphasis_hz, 100.0, 20_000.0)
     }
 }
+
+/// Oversampling of the nonlinearity, so its harmonics up to 4× the Nyquist frequency are
+/// filtered out by the way down rather than folded back.
+const OVERSAMPLING: u32 = 4;
+
+/// Corner of the high-pass that removes the offset the asymmetric curve adds (tape passes no DC).
+const DC_BLOCK_HZ: f64 = 10.0;
 
 /// Saturates every channel like tape.
 ///
