@@ -2,7 +2,7 @@
 //! paper's synthetic protocol of [`crate::eval`].
 //!
 //! Held-out audio (the test split of the folders, as training splits them) at its own rate and
-//! channel count → items: a passage `A` of one recording and a passage `B`, either the next
+//! channel count (16–96 kHz, the rates `afx transfer` takes) → items: a passage `A` of one recording and a passage `B`, either the next
 //! passage of the same recording or a passage of *another* recording (another track, another
 //! speaker: another folder) → input = corruption(A), reference = style(B), target = style(A),
 //! where corruption and style are random chains of *foreign* processors
@@ -12,7 +12,7 @@
 //!
 //! Peers: the input as it is; a loudness-only match ([`baseline::loudness_match`], one gain,
 //! peak-safe); RB-DSP ([`baseline::rb_dsp`], run on each channel with the reference's mono
-//! mix); matchering 2.0 (run outside by `scripts/matchering.sh` on the items this evaluation
+//! mix; a silent channel passes); matchering 2.0 (run outside by `scripts/matchering.sh` on the items this evaluation
 //! writes, read back when present); and each style model through [`transfer::transfer`], the
 //! path `afx transfer` takes on a user's file.
 //!
@@ -145,6 +145,9 @@ fn file_stem(path: &str) -> String {
 pub const LOUDNESS_PEER_CEILING_DBFS: f64 = -1.0;
 /// A clean passage quieter than this is drawn again (too quiet to judge a style on).
 const QUIETEST_PASSAGE_LUFS: f64 = -50.0;
+/// An error counts as below the input's only if lower by this fraction: a gain leaves the
+/// centroid as it is up to rounding, which is not an improvement.
+const BETTER_BY: f64 = 1e-6;
 /// Draws allowed per item before the data is declared too small.
 const DRAWS_PER_ITEM: usize = 40;
 
@@ -157,11 +160,19 @@ struct Recording {
 
 impl Recording {
     /// Decodes the recording at its first file's rate and channel count (a joined file of
-    /// another rate is resampled, of another channel count mixed to mono and spread).
-    fn decode(&self) -> Result<Audio> {
+    /// another rate is resampled, of another channel count mixed to mono and spread). A file
+    /// that cannot be decoded is left out with a warning on stderr, as training leaves it out;
+    /// `None` if none can be.
+    fn decode(&self) -> Result<Option<Audio>> {
         let mut joined: Option<Audio> = None;
         for path in &self.files {
-            let mut audio = audio::read(path)?;
+            let mut audio = match audio::read(path) {
+                Ok(audio) => audio,
+                Err(e) => {
+                    eprintln!("warning: leaving out {e}");
+                    continue;
+                }
+            };
             if let Some(first) = &mut joined {
                 if audio.sample_rate != first.sample_rate {
                     audio = audio::resample(&audio, first.sample_rate)?;
@@ -177,7 +188,7 @@ impl Recording {
                 joined = Some(audio);
             }
         }
-        joined.ok_or_else(|| Error::NoClips { reason: "an empty recording".into() })
+        Ok(joined)
     }
 }
 
@@ -273,8 +284,12 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
             });
         }
         let a = rng.random_range(0..recordings.len());
-        let input_audio = recordings[a].decode()?;
+        let Some(input_audio) = recordings[a].decode()? else { continue };
         let rate = input_audio.sample_rate;
+        if !(transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&rate) {
+            // Narrow-band telephone prompts and the like: not what `afx transfer` takes.
+            continue;
+        }
         let frames = (config.seconds * f64::from(rate)).round() as usize;
         let span = if config.reference_from == ReferenceFrom::Same { 2 * frames } else { frames };
         if frames == 0 || input_audio.frames() < span {
@@ -287,7 +302,10 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
             ReferenceFrom::Other => {
                 let others: Vec<usize> = (0..recordings.len()).filter(|&i| i != a).collect();
                 let b = *others.choose(&mut rng).expect("at least two recordings");
-                let audio = recordings[b].decode()?;
+                let Some(audio) = recordings[b].decode()? else { continue };
+                if !(transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&audio.sample_rate) {
+                    continue;
+                }
                 let b_frames = (config.seconds * f64::from(audio.sample_rate)).round() as usize;
                 if audio.frames() < b_frames {
                     continue;
@@ -381,7 +399,13 @@ impl Peer<'_> {
             }
             Peer::RbDsp => {
                 let reference = reference_here()?.to_mono().channels.swap_remove(0);
-                item.input.channels.iter().map(|c| baseline::rb_dsp(c, &reference, rate)).collect::<Result<_>>()?
+                // A channel silent to the meter (a stereo file with one side empty) passes as it is.
+                let silent = |c: &Vec<f32>| Ok::<_, Error>(metrics::integrated_loudness(std::slice::from_ref(c), rate, "input")?.is_none());
+                item.input
+                    .channels
+                    .iter()
+                    .map(|c| if silent(c)? { Ok(c.clone()) } else { baseline::rb_dsp(c, &reference, rate) })
+                    .collect::<Result<_>>()?
             }
             Peer::Files { dir, suffix, .. } => {
                 let path = dir.join(format!("{}.{suffix}.wav", item.name));
@@ -454,7 +478,7 @@ pub fn evaluate(config: &RealEvalConfig, items: &[Item], peers: &[Peer]) -> Resu
             for k in 0..5 {
                 sums.0[k] += e[k];
                 sums.1[k] += base[k];
-                sums.2[k] += usize::from(e[k] < base[k]);
+                sums.2[k] += usize::from(e[k] < base[k] * (1.0 - BETTER_BY));
             }
         }
         let n = count.max(1) as f64;
