@@ -44,11 +44,6 @@ impl<'a> Track<'a> {
         self.width
     }
 
-    /// Whether the settings never change.
-    pub fn is_constant(&self) -> bool {
-        self.starts.len() == 1
-    }
-
     /// Segment `i`'s settings.
     pub fn knobs(&self, i: usize) -> &'a [f64] {
         &self.knobs[i * self.width..(i + 1) * self.width]
@@ -66,15 +61,10 @@ impl<'a> Track<'a> {
     pub fn spans(&self, len: usize) -> impl DoubleEndedIterator<Item = (usize, Range<usize>, &'a [f64])> + '_ {
         (0..self.segments()).map(move |i| (i, self.range(i, len), self.knobs(i)))
     }
-
-    /// The segment that holds sample `n`.
-    pub fn segment_of(&self, n: usize) -> usize {
-        self.starts.partition_point(|&s| s <= n) - 1
-    }
 }
 
-/// Per-sample lookup of a quantity made once per segment of a track (the constants an adjoint
-/// needs at every sample): `at(n)` for samples visited in either direction costs no search.
+/// A quantity made once per segment of a track (the constants an adjoint needs), found by
+/// segment or, for a sample, by a binary search over the segments' ends.
 #[derive(Clone, Debug)]
 pub struct PerSegment<C> {
     values: Vec<C>,
@@ -98,11 +88,6 @@ impl<C> PerSegment<C> {
     pub fn get(&self, i: usize) -> &C {
         &self.values[i]
     }
-
-    /// The value at sample `n`.
-    pub fn at(&self, n: usize) -> &C {
-        &self.values[self.segment_of(n)]
-    }
 }
 
 #[cfg(test)]
@@ -117,10 +102,13 @@ mod tests {
         let spans: Vec<_> = t.spans(10).map(|(i, r, k)| (i, r, k.to_vec())).collect();
         assert_eq!(spans, [(0, 0..4, vec![1.0, 2.0]), (1, 4..5, vec![3.0, 4.0]), (2, 5..10, vec![5.0, 6.0])]);
         assert_eq!(t.range(2, 3), 3..3);
-        assert_eq!((0..10).map(|n| t.segment_of(n)).collect::<Vec<_>>(), [0, 0, 0, 0, 1, 2, 2, 2, 2, 2]);
         let sums = PerSegment::new(&t, 10, |k| k[0] + k[1]);
-        assert_eq!((0..10).map(|n| *sums.at(n)).collect::<Vec<_>>(), [3.0, 3.0, 3.0, 3.0, 7.0, 11.0, 11.0, 11.0, 11.0, 11.0]);
+        assert_eq!((0..10).map(|n| sums.segment_of(n)).collect::<Vec<_>>(), [0, 0, 0, 0, 1, 2, 2, 2, 2, 2]);
+        assert_eq!(
+            (0..10).map(|n| *sums.get(sums.segment_of(n))).collect::<Vec<_>>(),
+            [3.0, 3.0, 3.0, 3.0, 7.0, 11.0, 11.0, 11.0, 11.0, 11.0]
+        );
         let c = Track::constant(&knobs[..2]);
-        assert!(c.is_constant() && c.range(0, 7) == (0..7));
+        assert!(c.segments() == 1 && c.range(0, 7) == (0..7));
     }
 }
