@@ -166,7 +166,7 @@ impl Recording {
     fn decode(&self) -> Result<Option<Audio>> {
         let mut joined: Option<Audio> = None;
         for path in &self.files {
-            let mut audio = match audio::read(path) {
+            let audio = match audio::read(path) {
                 Ok(audio) => audio,
                 Err(e) => {
                     eprintln!("warning: leaving out {e}");
@@ -174,13 +174,7 @@ impl Recording {
                 }
             };
             if let Some(first) = &mut joined {
-                if audio.sample_rate != first.sample_rate {
-                    audio = audio::resample(&audio, first.sample_rate)?;
-                }
-                if audio.num_channels() != first.num_channels() {
-                    let mono = audio.to_mono().channels.swap_remove(0);
-                    audio.channels = vec![mono; first.num_channels()];
-                }
+                let audio = conformed(audio, first.sample_rate, first.num_channels())?;
                 for (c, extra) in first.channels.iter_mut().zip(audio.channels) {
                     c.extend(extra);
                 }
@@ -190,6 +184,24 @@ impl Recording {
         }
         Ok(joined)
     }
+}
+
+/// `audio` at `sample_rate` (resampled if need be) with `channels` channels (another count is
+/// mixed to mono and spread).
+fn conformed(mut audio: Audio, sample_rate: u32, channels: usize) -> Result<Audio> {
+    if audio.sample_rate != sample_rate {
+        audio = audio::resample(&audio, sample_rate)?;
+    }
+    if audio.num_channels() != channels {
+        let mono = audio.to_mono().channels.swap_remove(0);
+        audio.channels = vec![mono; channels];
+    }
+    Ok(audio)
+}
+
+/// Whether `afx transfer` takes audio at this rate.
+fn transfer_takes(sample_rate: u32) -> bool {
+    (transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&sample_rate)
 }
 
 /// The recordings of the test split of `data`: music, one per file; speech, one per folder.
@@ -286,7 +298,7 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
         let a = rng.random_range(0..recordings.len());
         let Some(input_audio) = recordings[a].decode()? else { continue };
         let rate = input_audio.sample_rate;
-        if !(transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&rate) {
+        if !transfer_takes(rate) {
             // Narrow-band telephone prompts and the like: not what `afx transfer` takes.
             continue;
         }
@@ -303,7 +315,7 @@ pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
                 let others: Vec<usize> = (0..recordings.len()).filter(|&i| i != a).collect();
                 let b = *others.choose(&mut rng).expect("at least two recordings");
                 let Some(audio) = recordings[b].decode()? else { continue };
-                if !(transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&audio.sample_rate) {
+                if !transfer_takes(audio.sample_rate) {
                     continue;
                 }
                 let b_frames = (config.seconds * f64::from(audio.sample_rate)).round() as usize;
@@ -412,15 +424,7 @@ impl Peer<'_> {
                 if !path.exists() {
                     return Ok(None);
                 }
-                let mut out = audio::read(&path)?;
-                if out.sample_rate != rate {
-                    out = audio::resample(&out, rate)?;
-                }
-                if out.num_channels() != item.input.num_channels() {
-                    let mono = out.to_mono().channels.swap_remove(0);
-                    out.channels = vec![mono; item.input.num_channels()];
-                }
-                out.channels
+                conformed(audio::read(&path)?, rate, item.input.num_channels())?.channels
             }
             Peer::Model { net, .. } => transfer::transfer(net, &item.input, &item.reference, &TransferOptions::default())?.output.channels,
         }))

@@ -134,6 +134,16 @@ impl Glides {
         glides
     }
 
+    /// The glides of a render of `input` (its length plus the chain's latency) and each
+    /// effect's knobs through them.
+    fn of_render<T>(trajectory: &Trajectory, sample_rate: u32, input: &[&[T]]) -> (Glides, Vec<Vec<f64>>) {
+        let chain = trajectory.chain();
+        let len = input.first().map_or(0, |c| c.len()) + chain.latency(sample_rate);
+        let glides = Glides::new(trajectory, f64::from(sample_rate), len);
+        let knobs = glides.stage_knobs(chain);
+        (glides, knobs)
+    }
+
     /// Each effect's track through the glides: its knobs of every segment gathered.
     fn stage_knobs(&self, chain: &ChainSpec) -> Vec<Vec<f64>> {
         let width = chain.num_knobs();
@@ -145,9 +155,7 @@ impl Glides {
 /// the output is aligned with the input as [`super::forward`] aligns it.
 pub fn forward<'a, T: Real>(trajectory: &Trajectory, sample_rate: u32, input: &[&[T]], tape: &'a mut ChainTape<T>) -> &'a [Vec<T>] {
     let chain = trajectory.chain();
-    let len = input.first().map_or(0, |c| c.len()) + chain.latency(sample_rate);
-    let glides = Glides::new(trajectory, f64::from(sample_rate), len);
-    let knobs = glides.stage_knobs(chain);
+    let (glides, knobs) = Glides::of_render(trajectory, sample_rate, input);
     let tracks: Vec<Track<'_>> = knobs.iter().map(|k| Track::new(&glides.starts, k)).collect();
     forward_tracks(chain, &tracks, sample_rate, input, tape)
 }
@@ -172,9 +180,9 @@ pub fn vjp<T: Real>(
     grad_output: &[&[T]],
 ) -> TrajectoryGrad<T> {
     let chain = trajectory.chain();
-    let len = input.first().map_or(0, |c| c.len()) + chain.latency(sample_rate);
-    let glides = Glides::new(trajectory, f64::from(sample_rate), len);
-    let knobs = glides.stage_knobs(chain);
+    // The glides again (as `forward` wrote them out): cheap beside the adjoint, and the tape
+    // stays the chain's own.
+    let (glides, knobs) = Glides::of_render(trajectory, sample_rate, input);
     let tracks: Vec<Track<'_>> = knobs.iter().map(|k| Track::new(&glides.starts, k)).collect();
     let mut segment_grads: Vec<Vec<f64>> = knobs.iter().map(|k| vec![0.0; k.len()]).collect();
     let input_grad = vjp_tracks(chain, &tracks, sample_rate, input, tape, grad_output, &mut segment_grads);
