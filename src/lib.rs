@@ -18,6 +18,7 @@ pub mod eval;
 pub mod example;
 pub mod fx;
 pub mod grad;
+pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod plot;

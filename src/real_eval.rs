@@ -13,8 +13,10 @@
 //! Peers: the input as it is; a loudness-only match ([`baseline::loudness_match`], one gain,
 //! peak-safe); RB-DSP ([`baseline::rb_dsp`], run on each channel with the reference's mono
 //! mix; a silent channel passes); matchering 2.0 (run outside by `scripts/matchering.sh` on the items this evaluation
-//! writes, read back when present); and each style model through [`transfer::transfer`], the
-//! path `afx transfer` takes on a user's file.
+//! writes, read back when present); afx's measured matching without a network
+//! ([`matching::measured_match`]); and each style model through [`transfer::transfer`], the
+//! path `afx transfer` takes on a user's file, in both of its modes (`matched`, the default, and
+//! `model`, the network alone).
 //!
 //! For every metric the report gives the ratio of the peer's mean error to the input's mean
 //! error (1: as far from the target as the untouched input; lower is better) and the share of
@@ -32,9 +34,10 @@ use crate::baseline;
 use crate::data::Split;
 use crate::data::foreign::{Domain, ForeignRecipe};
 use crate::data::source::{SplitFractions, content_hash, scan};
+use crate::matching;
 use crate::metrics::{self, Metrics};
 use crate::model::StyleNet;
-use crate::transfer::{self, TransferOptions};
+use crate::transfer::{self, Mode, TransferOptions};
 use crate::{Error, Result};
 
 /// Where an item's reference comes from.
@@ -60,6 +63,9 @@ pub struct RealEvalConfig {
     pub seconds: f64,
     pub seed: u64,
     pub fractions: SplitFractions,
+    /// The split the recordings come from: the test split to report, the training split to
+    /// tune a measured method's constants on.
+    pub split: Split,
 }
 
 /// `afx real-eval`'s options.
@@ -87,6 +93,9 @@ pub struct RealEvalArgs {
     pub seconds: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Draw the items from this split (the test split to report; the training split to tune on).
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
     /// Write each item's input and reference here (`NAME.input.wav`, `NAME.reference.wav`) and
     /// read outside tools' outputs back from it: after `scripts/matchering.sh DIR`, a second
     /// run has a matchering row.
@@ -116,6 +125,7 @@ impl RealEvalArgs {
             seconds: self.seconds,
             seed: self.seed,
             fractions: SplitFractions::default(),
+            split: self.split,
         };
         let items = make_items(&config)?;
         let mut peers = vec![Peer::Input, Peer::Loudness, Peer::RbDsp];
@@ -123,12 +133,14 @@ impl RealEvalArgs {
             write_items(dir, &items)?;
             peers.push(Peer::Files { name: "matchering 2.0".into(), dir: dir.clone(), suffix: "matchering".into() });
         }
+        peers.push(Peer::Measured);
         for (name, model) in self.models.iter().zip(&loaded) {
             let crate::model::file::AnyModel::Style(model) = model else {
                 return Err(Error::BadConfig { what: "real-use evaluation", reason: format!("{name} is not a style model") });
             };
             let label = if name == "bundled" { "afx (bundled)".to_string() } else { format!("afx ({})", file_stem(name)) };
-            peers.push(Peer::Model { name: label, net: &model.net });
+            peers.push(Peer::Model { name: label.clone(), net: &model.net, mode: Mode::Matched });
+            peers.push(Peer::Model { name: format!("{label}, --mode model"), net: &model.net, mode: Mode::Model });
         }
         let report = evaluate(&config, &items, &peers)?;
         crate::eval::write_report(out, &report, &report.markdown(), self.json, self.table.as_deref())
@@ -214,7 +226,7 @@ fn test_recordings(config: &RealEvalConfig) -> Result<Vec<Recording>> {
     for path in files {
         let Ok(bytes) = std::fs::read(&path) else { continue };
         let hash = content_hash(&bytes);
-        if seen.insert(hash) && config.fractions.split_of(hash) == Split::Test {
+        if seen.insert(hash) && config.fractions.split_of(hash) == config.split {
             test.push(path);
         }
     }
@@ -383,8 +395,10 @@ pub enum Peer<'a> {
     /// Outputs written by another tool as `DIR/NAME.<suffix>.wav` (matchering: suffix
     /// `matchering`); an item without one is counted as missing.
     Files { name: String, dir: PathBuf, suffix: String },
-    /// A style model through `afx transfer`'s path.
-    Model { name: String, net: &'a StyleNet },
+    /// afx's measured matching alone, no network ([`matching::measured_match`]).
+    Measured,
+    /// A style model through `afx transfer`'s path, in one of its modes.
+    Model { name: String, net: &'a StyleNet, mode: Mode },
 }
 
 impl Peer<'_> {
@@ -394,6 +408,7 @@ impl Peer<'_> {
             Peer::Loudness => "Loudness match".into(),
             Peer::RbDsp => "RB-DSP".into(),
             Peer::Files { name, .. } | Peer::Model { name, .. } => name.clone(),
+            Peer::Measured => "afx measured match (no network)".into(),
         }
     }
 
@@ -426,7 +441,12 @@ impl Peer<'_> {
                 }
                 conformed(audio::read(&path)?, rate, item.input.num_channels())?.channels
             }
-            Peer::Model { net, .. } => transfer::transfer(net, &item.input, &item.reference, &TransferOptions::default())?.output.channels,
+            Peer::Measured => matching::measured_match(&item.input, &item.reference)?.channels,
+            Peer::Model { net, mode, .. } => {
+                transfer::transfer(net, &item.input, &item.reference, &TransferOptions { mode: *mode, ..Default::default() })?
+                    .output
+                    .channels
+            }
         }))
     }
 }
@@ -562,6 +582,7 @@ mod tests {
             seconds: 2.0,
             seed,
             fractions: SplitFractions { validation: 0.0, test: 1.0 },
+            split: Split::Test,
         }
     }
 

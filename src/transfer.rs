@@ -31,7 +31,7 @@ use crate::fx::level::{OutputLevel, level_db};
 use crate::fx::{ChainKnobs, ChainSpec};
 use crate::grad::ChainFx;
 use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
-use crate::{Error, Result, refine};
+use crate::{Error, Result, matching, refine};
 
 /// Sample rates `afx transfer` accepts, in Hz.
 pub const MIN_RATE_HZ: u32 = 16_000;
@@ -59,6 +59,8 @@ pub struct Transferred {
     /// The knobs for the file as it is, levels folded in (see the module doc), clamped to the
     /// knobs' ranges.
     pub file_knobs: ChainKnobs,
+    /// What the tone measurement found ([`Mode::Matched`]).
+    pub tone: Option<matching::ToneMatch>,
     /// Whether `file_knobs` reproduce `output` from the input (nothing had to be clamped).
     pub file_knobs_exact: bool,
 }
@@ -84,9 +86,24 @@ fn to_knobs(chain: &ChainSpec, normalized: &[f32]) -> Result<ChainKnobs> {
     ChainKnobs::from_normalized(chain.clone(), &normalized.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
 }
 
+/// How the knobs and the level are decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Mode {
+    /// The network's knobs held to what the recordings support ([`crate::matching`]): the EQ
+    /// takes on the measured tone difference plus the network's EQ moves, both scaled by how
+    /// related the recordings are; the compressor is left flat (ratio 1); the level is measured
+    /// (gain to the reference's loudness, then afx's limiter at −1 dBFS).
+    #[default]
+    Matched,
+    /// The network's knobs and level as it predicts them (DeepAFx-ST's system).
+    Model,
+}
+
 /// How a transfer runs beyond the model.
 #[derive(Clone, Debug, Default)]
 pub struct TransferOptions {
+    pub mode: Mode,
     /// The whole chain: the model's, then effects that process its output at the output's
     /// level (default: the model's alone).
     pub chain: Option<ChainSpec>,
@@ -125,6 +142,11 @@ pub struct TransferArgs {
     /// Also draw the chosen EQ curve and compressor curve into this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// How the knobs and the level are decided: `matched` holds the network's EQ to what the
+    /// two recordings' measured tone supports and matches loudness by measurement; `model`
+    /// renders the network's knobs and level as predicted.
+    #[arg(long, value_enum, default_value_t = Mode::Matched)]
+    pub mode: Mode,
     /// Refine the network's knobs by this many steps of exact-gradient descent on a style
     /// distance to the reference (average spectrum and dynamics; about 20 ms per step per
     /// minute of input).
@@ -145,8 +167,12 @@ impl TransferArgs {
     /// `afx transfer`: transfers the files, writes the knobs to `out` (a table or JSON) and
     /// what was written, the loudness and any warning to `log`.
     pub fn run(&self, out: &mut impl std::io::Write, log: &mut impl std::io::Write) -> Result<()> {
-        let options =
-            TransferOptions { chain: self.chain.as_deref().map(str::parse).transpose()?, set: self.set.clone(), refine_steps: self.refine };
+        let options = TransferOptions {
+            mode: self.mode,
+            chain: self.chain.as_deref().map(str::parse).transpose()?,
+            set: self.set.clone(),
+            refine_steps: self.refine,
+        };
         let model = match &self.model {
             Some(path) => crate::model::file::load(path)?,
             None => bundled_model()?,
@@ -161,6 +187,15 @@ impl TransferArgs {
             }
             let lufs = |l: Option<f64>| l.map_or_else(|| "below −70 LUFS".to_string(), |l| format!("{l:.1} LUFS"));
             writeln!(log, "wrote {} (loudness {}; reference {})", self.output.display(), lufs(loudness.output), lufs(loudness.reference))?;
+        }
+        if let Some(tone) = &done.tone {
+            writeln!(
+                log,
+                "tone: took on {:.0} % of the measured difference (fine-structure correlation {:.2}: {})",
+                100.0 * tone.strength,
+                tone.relatedness,
+                if tone.relatedness > 0.3 { "the recordings look related" } else { "the recordings look unrelated" }
+            )?;
         }
         if let Some(warning) = loudness.warning() {
             writeln!(log, "{warning}")?;
@@ -216,6 +251,14 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }
     let mut knobs = to_knobs(&net.config().chain, &normalized)?;
+    let tone = match options.mode {
+        Mode::Matched => {
+            let tone = matching::tone_match(input, reference, &matching::ToneConfig::default())?;
+            hold_to_measurement(&mut knobs, &tone, f64::from(input.sample_rate))?;
+            Some(tone)
+        }
+        Mode::Model => None,
+    };
     let model_stages = knobs.chain().stages().len();
     if !options.set.is_empty() {
         let mut whole = match &mastering {
@@ -231,21 +274,30 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
     crate::fx::render(&knobs, output.sample_rate, &mut views)?;
-    // The level: back to the reference's peak scale (the network learned the make-up gain on
-    // peak-normalised clips), or for a level-relative model onto the reference's own level.
-    let output_gain_db = match level {
-        OutputLevel::Absolute => {
-            let gain = 1.0 / peak_gain(reference);
-            scale(&mut output, gain);
-            db(gain)
+    let output_gain_db = match options.mode {
+        // The level by measurement: a gain and a limiter after the model's chain.
+        Mode::Matched => {
+            let stage = matching::loudness_stage(&mut output, matching::loudness_of(reference, "reference")?)?;
+            knobs = knobs.concat(&stage);
+            0.0
         }
-        OutputLevel::Reference => {
-            let reference_db = || {
-                let channels: Vec<&[f32]> = reference.channels.iter().map(Vec::as_slice).collect();
-                level_db(&channels, reference.sample_rate)
-            };
-            20.0 * level.finish(&mut views, input.sample_rate, reference_db, knobs.output_gain_db()).log10()
-        }
+        // Back to the reference's peak scale (the network learned the make-up gain on
+        // peak-normalised clips), or for a level-relative model onto the reference's own level.
+        Mode::Model => match level {
+            OutputLevel::Absolute => {
+                let gain = 1.0 / peak_gain(reference);
+                scale(&mut output, gain);
+                db(gain)
+            }
+            OutputLevel::Reference => {
+                let reference_db = || {
+                    let channels: Vec<&[f32]> = reference.channels.iter().map(Vec::as_slice).collect();
+                    level_db(&channels, reference.sample_rate)
+                };
+                let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
+                20.0 * level.finish(&mut views, input.sample_rate, reference_db, knobs.output_gain_db()).log10()
+            }
+        },
     };
     let (mut file_knobs, file_knobs_exact) = knobs.fold_levels(db(input_gain), output_gain_db);
     if let Some(mastering) = mastering {
@@ -255,7 +307,33 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
         knobs = knobs.concat(&mastering);
         file_knobs = file_knobs.concat(&mastering);
     }
-    Ok(Transferred { output, knobs, file_knobs, file_knobs_exact })
+    Ok(Transferred { output, knobs, file_knobs, file_knobs_exact, tone })
+}
+
+/// [`Mode::Matched`]'s hold on the network's knobs: its EQ becomes the measured tone
+/// difference plus its own moves, both scaled by the tone match's strength
+/// ([`matching::ToneMatch::with_network`]); its compressor is left flat (ratio 1, no make-up),
+/// since on the real-use evaluation every compressor setting it chose made outputs further
+/// from their targets (docs/results.md). Chains without an `eq` keep their EQ-less knobs.
+fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sample_rate: f64) -> Result<()> {
+    let stages = knobs.chain().stages().to_vec();
+    for stage in stages {
+        let range = stage.knobs();
+        match stage.kind {
+            crate::fx::EffectKind::Eq => {
+                let mut network = ChainKnobs::defaults("eq".parse()?);
+                network.values_mut().copy_from_slice(&knobs.values()[range.clone()]);
+                let (held, _) = tone.with_network(&network, sample_rate)?;
+                knobs.values_mut()[range].copy_from_slice(held.values());
+            }
+            crate::fx::EffectKind::Comp => {
+                knobs.set(&format!("{}.ratio", stage.label), 1.0)?;
+                knobs.set(&format!("{}.makeup_db", stage.label), 0.0)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The integrated loudness (BS.1770) of a transfer's output and of its reference in LUFS,
@@ -356,13 +434,19 @@ mod tests {
         TransferOptions::default()
     }
 
+    fn model_only() -> TransferOptions {
+        TransferOptions { mode: Mode::Model, ..plain() }
+    }
+
     fn max_difference(a: &Audio, b: &Audio) -> f32 {
         a.channels.iter().flatten().zip(b.channels.iter().flatten()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
     }
 
-    /// Output at the input's rate, channel count and length; the knobs barely depend on the
-    /// input's rate or channel count (the network hears a mono 24 kHz copy of the same music);
-    /// the knobs reported for the file render the untouched input into the same output.
+    /// Output at the input's rate, channel count and length, at the reference's integrated
+    /// loudness with no peak over −1 dBFS; the knobs reported for the file (the gain and limiter
+    /// of the loudness stage included) render the untouched input into the same output; the
+    /// network's knobs barely depend on the input's rate or channel count (it hears a mono
+    /// 24 kHz copy of the same music).
     #[test]
     fn any_rate_and_channel_count_and_the_file_knobs_reproduce_the_output() {
         let net = bundled_model().unwrap().net;
@@ -377,7 +461,11 @@ mod tests {
                 assert_eq!(done.output.sample_rate, rate);
                 assert_eq!(done.output.num_channels(), channels);
                 assert_eq!(done.output.frames(), input.frames());
-                normalized_knobs.push(done.knobs.to_normalized());
+                let lufs = |a: &Audio| matching::loudness_of(a, "test").unwrap();
+                assert!((lufs(&done.output) - lufs(&reference)).abs() < 0.2, "{} vs {} LUFS", lufs(&done.output), lufs(&reference));
+                let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
+                assert!(peak <= 10f32.powf(-1.0 / 20.0) * (1.0 + 1e-5), "peak {peak}");
+                normalized_knobs.push(transfer(&net, &input, &reference, &model_only()).unwrap().knobs.to_normalized());
 
                 assert!(done.file_knobs_exact);
                 let mut replay = input.clone();
@@ -404,6 +492,7 @@ mod tests {
     fn a_level_relative_model_puts_the_output_at_the_references_level() {
         use crate::fx::level::{OutputLevel, level_db};
         let net = bundled_model().unwrap().net.with_output_level(OutputLevel::Reference);
+        let plain = model_only;
         let reference = groove(2.0, 48_000, 2, 7);
         let level = |audio: &Audio| {
             let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
@@ -433,6 +522,7 @@ mod tests {
     fn refinement_lowers_the_style_distance_of_the_analysis_copy() {
         use crate::spectral::{StyleDistance, StyleDistanceConfig};
         let net = bundled_model().unwrap().net;
+        let plain = model_only;
         let (input, reference) = (groove(3.0, 44_100, 2, 1), groove(3.0, 48_000, 1, 9));
         let (plain, refined) = (
             transfer(&net, &input, &reference, &plain()).unwrap(),
@@ -457,6 +547,7 @@ mod tests {
     #[test]
     fn effects_after_the_models_chain_process_the_output_at_its_level() {
         let net = bundled_model().unwrap().net;
+        let plain = model_only;
         let (input, reference) = (groove(3.0, 44_100, 2, 1), groove(2.0, 48_000, 2, 7));
         let own = transfer(&net, &input, &reference, &plain()).unwrap();
         let chain: ChainSpec = "eq,comp,limiter".parse().unwrap();

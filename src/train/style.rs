@@ -1066,7 +1066,8 @@ mod tests {
         let model = model::file::load(&out).unwrap();
         assert_eq!(model.net.config().chain, chain);
         let (input, reference) = (groove(2.0, 44_100, 2, 1), groove(2.0, 48_000, 2, 2));
-        let done = crate::transfer::transfer(&model.net, &input, &reference, &Default::default()).unwrap();
+        let options = crate::transfer::TransferOptions { mode: crate::transfer::Mode::Model, ..Default::default() };
+        let done = crate::transfer::transfer(&model.net, &input, &reference, &options).unwrap();
         assert_eq!(done.knobs.chain(), &chain);
         assert!(done.output.channels.iter().flatten().all(|x| x.is_finite()));
     }
