@@ -37,6 +37,8 @@ const SMOOTHING_OCTAVES: f64 = 0.5;
 const FINE_OCTAVES: f64 = 0.25;
 /// The bands the strength and the level are judged on.
 const JUDGED_HZ: (f64, f64) = (60.0, 16_000.0);
+/// Most analysis frames per channel (at the hop of about 0.17 s, a little over a minute).
+const MAX_FRAMES: usize = 400;
 /// Levenberg–Marquardt iterations of the EQ fit.
 const FIT_ITERATIONS: usize = 40;
 
@@ -113,7 +115,10 @@ pub fn average_spectrum_db(audio: &Audio, centres: &[f64]) -> Vec<f64> {
     let mut power = vec![0.0f64; n / 2 + 1];
     for channel in &audio.channels {
         let frames = if channel.len() <= n { 1 } else { (channel.len() - n) / hop + 1 };
-        for f in 0..frames {
+        // A long recording: at most MAX_FRAMES frames spread evenly over it (an average over
+        // a minute of frames is as good as over an hour, and costs the same for any length).
+        let every = frames.div_ceil(MAX_FRAMES);
+        for f in (0..frames).step_by(every) {
             for (i, slot) in frame.iter_mut().enumerate() {
                 *slot = channel.get(f * hop + i).map_or(0.0, |&x| f64::from(x)) * window[i];
             }
@@ -314,17 +319,21 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
 pub const CEILING_DBFS: f64 = -1.0;
 /// Passes of gain → limiter → measure.
 const LOUDNESS_PASSES: usize = 6;
+/// Margin below the ceiling within which the limiter is taken to act (dB).
+const HEADROOM_DB: f64 = 0.1;
+/// LU gained per dB of gain once the limiter acts, before two passes have measured it (about
+/// what a limiter at work gives on music: each extra dB is partly taken off again).
+const FIRST_SLOPE: f64 = 0.7;
 /// Close enough to the reference's loudness (LU).
-const LOUDNESS_TOLERANCE_LU: f64 = 0.1;
+const LOUDNESS_TOLERANCE_LU: f64 = 0.15;
 
 /// Brings `output` to `target_lufs` (BS.1770 integrated loudness) by one gain followed by
 /// afx's limiter at [`CEILING_DBFS`] (`gain,limiter`), the gain corrected a few times for what
-/// the limiter took off; returns the knobs rendered. An output silent to the meter gets no gain
-/// (the limiter still runs).
-pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<ChainKnobs> {
+/// the limiter took off (the gain alone where the limiter has nothing to do). An output silent
+/// to the meter gets no gain.
+pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<Leveled> {
     let rate = output.sample_rate;
     let start = integrated_loudness(&output.channels, rate, "output")?;
-    let original = output.channels.clone();
     let mut knobs = ChainKnobs::defaults("gain,limiter".parse()?);
     knobs.set("limiter.ceiling_db", CEILING_DBFS)?;
     let (min_gain, max_gain) = {
@@ -334,6 +343,18 @@ pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<ChainKnobs
     // Loudness after the limiter rises with the gain, more slowly once it limits: secant steps
     // from the plain-gain guess.
     let mut gain_db = start.map_or(0.0, |lufs| target_lufs - lufs);
+    let peak_db = 20.0 * f64::from(output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()))).log10();
+    if peak_db + gain_db.clamp(min_gain, max_gain) < CEILING_DBFS - HEADROOM_DB {
+        // Under the ceiling the limiter passes the signal as it is (to rounding): the gain
+        // alone meets the target.
+        let gain_db = gain_db.clamp(min_gain, max_gain);
+        knobs.set("gain.gain_db", gain_db)?;
+        let gain = 10f64.powf(gain_db / 20.0) as f32;
+        output.channels.iter_mut().flatten().for_each(|x| *x *= gain);
+        return Ok(Leveled { knobs, lufs: start.map(|lufs| lufs + gain_db) });
+    }
+    let original = output.channels.clone();
+    let mut lufs = start;
     let mut previous: Option<(f64, f64)> = None;
     for pass in 0..LOUDNESS_PASSES {
         gain_db = gain_db.clamp(min_gain, max_gain);
@@ -343,17 +364,28 @@ pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<ChainKnobs
         }
         let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(Vec::as_mut_slice).collect();
         crate::fx::render(&knobs, rate, &mut views)?;
-        let Some(now) = integrated_loudness(&output.channels, rate, "output")? else { break };
+        lufs = integrated_loudness(&output.channels, rate, "output")?;
+        let Some(now) = lufs else { break };
         let miss = target_lufs - now;
         if miss.abs() < LOUDNESS_TOLERANCE_LU || pass + 1 == LOUDNESS_PASSES {
             break;
         }
-        let slope =
-            previous.map_or(1.0, |(g, l)| if (gain_db - g).abs() > 1e-6 { ((now - l) / (gain_db - g)).clamp(0.1, 1.0) } else { 1.0 });
+        let slope = previous.map_or(FIRST_SLOPE, |(g, l)| {
+            if (gain_db - g).abs() > 1e-6 { ((now - l) / (gain_db - g)).clamp(0.1, 1.0) } else { FIRST_SLOPE }
+        });
         previous = Some((gain_db, now));
         gain_db += miss / slope;
     }
-    Ok(knobs)
+    Ok(Leveled { knobs, lufs })
+}
+
+/// What [`loudness_stage`] did.
+#[derive(Clone, Debug)]
+pub struct Leveled {
+    /// The `gain,limiter` knobs rendered.
+    pub knobs: ChainKnobs,
+    /// The output's integrated loudness (LUFS; `None`: silent to the meter).
+    pub lufs: Option<f64>,
 }
 
 /// The integrated loudness of a recording the meter hears (an error if it is silent to it).

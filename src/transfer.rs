@@ -61,6 +61,9 @@ pub struct Transferred {
     pub file_knobs: ChainKnobs,
     /// What the tone measurement found ([`Mode::Matched`]).
     pub tone: Option<matching::ToneMatch>,
+    /// The output's and the reference's loudness where the transfer measured both already
+    /// ([`Mode::Matched`] without effects after the model's chain).
+    pub loudness: Option<Loudness>,
     /// Whether `file_knobs` reproduce `output` from the input (nothing had to be clamped).
     pub file_knobs_exact: bool,
 }
@@ -274,11 +277,14 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     // In f32 like training (twice the speed of `afx apply`'s f64 path; the two agree to ~1e-6).
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
     crate::fx::render(&knobs, output.sample_rate, &mut views)?;
+    let mut loudness = None;
     let output_gain_db = match options.mode {
         // The level by measurement: a gain and a limiter after the model's chain.
         Mode::Matched => {
-            let stage = matching::loudness_stage(&mut output, matching::loudness_of(reference, "reference")?)?;
-            knobs = knobs.concat(&stage);
+            let reference_lufs = matching::loudness_of(reference, "reference")?;
+            let leveled = matching::loudness_stage(&mut output, reference_lufs)?;
+            knobs = knobs.concat(&leveled.knobs);
+            loudness = Some(Loudness { output: leveled.lufs, reference: Some(reference_lufs) });
             0.0
         }
         // Back to the reference's peak scale (the network learned the make-up gain on
@@ -304,10 +310,11 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
         // After the level: the effects added after the model's chain hear the output as it is.
         let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(|c| c.as_mut_slice()).collect();
         crate::fx::render(&mastering, output.sample_rate, &mut views)?;
+        loudness = None;
         knobs = knobs.concat(&mastering);
         file_knobs = file_knobs.concat(&mastering);
     }
-    Ok(Transferred { output, knobs, file_knobs, file_knobs_exact, tone })
+    Ok(Transferred { output, knobs, file_knobs, file_knobs_exact, tone, loudness })
 }
 
 /// [`Mode::Matched`]'s hold on the network's knobs: its EQ becomes the measured tone
@@ -400,7 +407,10 @@ pub fn transfer_files(
             .map_err(|e| Error::WriteFile { path: params.to_path_buf(), reason: e.to_string() })?;
     }
     let loudness = |audio: &Audio, what| crate::metrics::integrated_loudness(&audio.channels, audio.sample_rate, what);
-    let levels = Loudness { output: loudness(&done.output, "output")?, reference: loudness(&reference_audio, "reference")? };
+    let levels = match done.loudness {
+        Some(levels) => levels,
+        None => Loudness { output: loudness(&done.output, "output")?, reference: loudness(&reference_audio, "reference")? },
+    };
     Ok((done, levels))
 }
 
