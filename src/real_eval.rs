@@ -470,6 +470,20 @@ pub struct RealRow {
     pub ratio: [f64; 5],
     /// Share of the row's items whose error is below the input's.
     pub better: [f64; 5],
+    /// Wideband PESQ against the target (speech only).
+    pub pesq: Option<PesqScore>,
+}
+
+/// A row's wideband PESQ ([`metrics::pesq_wb`]; higher is better).
+#[derive(Clone, Debug, Serialize)]
+pub struct PesqScore {
+    /// Mean over the items PESQ scored for both the row and the input.
+    pub mean: f64,
+    /// The input's mean over the same items.
+    pub input_mean: f64,
+    /// Share of those items on which the row's PESQ is at least the input's.
+    pub not_lower: f64,
+    pub items: usize,
 }
 
 /// The evaluation's results.
@@ -489,12 +503,18 @@ pub fn evaluate(config: &RealEvalConfig, items: &[Item], peers: &[Peer]) -> Resu
         .iter()
         .map(|item| Ok(errors(&metrics::compare_floored(&item.input.channels, &item.target, item.input.sample_rate)?.0)))
         .collect::<Result<_>>()?;
+    // PESQ on speech, as DeepAFx-ST reports it.
+    let pesq = |output: &[Vec<f32>], item: &Item| -> Result<Option<f64>> {
+        if config.domain == Domain::Speech { metrics::pesq_wb(output, &item.target, item.input.sample_rate) } else { Ok(None) }
+    };
+    let input_pesq: Vec<Option<f64>> = items.iter().map(|item| pesq(&item.input.channels, item)).collect::<Result<_>>()?;
     let bar = crate::progress::bar((items.len() * peers.len()) as u64, "peers");
     let mut rows = Vec::with_capacity(peers.len());
     for peer in peers {
         let mut sums = ([0.0; 5], [0.0; 5], [0usize; 5]);
         let mut count = 0;
-        for (item, base) in items.iter().zip(&input_errors) {
+        let mut pesq_sums = (0.0, 0.0, 0usize, 0usize);
+        for ((item, base), base_pesq) in items.iter().zip(&input_errors).zip(&input_pesq) {
             bar.inc(1);
             let Some(output) = peer.output(item)? else { continue };
             let e = errors(&metrics::compare_floored(&output, &item.target, item.input.sample_rate)?.0);
@@ -504,14 +524,27 @@ pub fn evaluate(config: &RealEvalConfig, items: &[Item], peers: &[Peer]) -> Resu
                 sums.1[k] += base[k];
                 sums.2[k] += usize::from(e[k] < base[k] * (1.0 - BETTER_BY));
             }
+            if let (Some(base), Some(score)) = (base_pesq, pesq(&output, item)?) {
+                pesq_sums.0 += score;
+                pesq_sums.1 += base;
+                pesq_sums.2 += 1;
+                pesq_sums.3 += usize::from(score >= *base);
+            }
         }
         let n = count.max(1) as f64;
+        let scored = pesq_sums.2 as f64;
         rows.push(RealRow {
             peer: peer.name(),
             items: count,
             mean_error: sums.0.map(|s| s / n),
             ratio: std::array::from_fn(|k| if sums.1[k] > 0.0 { sums.0[k] / sums.1[k] } else { f64::NAN }),
             better: sums.2.map(|b| b as f64 / n),
+            pesq: (pesq_sums.2 > 0).then(|| PesqScore {
+                mean: pesq_sums.0 / scored,
+                input_mean: pesq_sums.1 / scored,
+                not_lower: pesq_sums.3 as f64 / scored,
+                items: pesq_sums.2,
+            }),
         });
     }
     bar.finish_and_clear();
@@ -540,10 +573,18 @@ impl RealReport {
             self.seconds,
             self.seed
         );
-        out += &format!("| peer | items | {} |\n|---|---:|{}\n", METRICS.join(" | "), "---:|".repeat(METRICS.len()));
+        let with_pesq = self.rows.iter().any(|r| r.pesq.is_some());
+        let (pesq_head, pesq_rule) = if with_pesq { (" PESQ (wb) |", "---:|") } else { ("", "") };
+        out += &format!("| peer | items | {} |{pesq_head}\n|---|---:|{}{pesq_rule}\n", METRICS.join(" | "), "---:|".repeat(METRICS.len()));
         for row in &self.rows {
-            let cells: Vec<String> = (0..5).map(|k| format!("{:.2} ({:.0} %)", row.ratio[k], 100.0 * row.better[k])).collect();
+            let mut cells: Vec<String> = (0..5).map(|k| format!("{:.2} ({:.0} %)", row.ratio[k], 100.0 * row.better[k])).collect();
+            if with_pesq {
+                cells.push(row.pesq.as_ref().map_or_else(|| "–".into(), |p| format!("{:.2} ({:.0} %)", p.mean, 100.0 * p.not_lower)));
+            }
             out += &format!("| {} | {} | {} |\n", row.peer, row.items, cells.join(" | "));
+        }
+        if with_pesq {
+            out += "\nPESQ (wb): mean wideband PESQ against the target (higher is better), in brackets the share of items where it is at least the input's.\n";
         }
         out
     }
