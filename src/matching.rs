@@ -4,16 +4,15 @@
 //! - **Tone** ([`tone_match`]): the long-term average spectrum of each recording in 1/6-octave
 //!   bands (Welch, Hann frames of about a quarter second, channels' powers averaged) → the
 //!   difference `d = reference − input` in dB → smoothed across ½ octave into the part an
-//!   equaliser can make, `s` → **shrunk** by how much of it is the recordings' content rather
-//!   than their production: `α = v / (v + k·c)`, where `c` is the mean square of what the
-//!   smoothing left (`d − s`: notes, instruments, voices that differ between the recordings; near 0
-//!   for two passages of one recording, large for another song) and `v`, `k` are fixed priors
-//!   ([`ToneConfig`]) → the curve `α·(s − mean s)` (level-neutral; loudness is the next stage's)
-//!   → fitted by Levenberg–Marquardt with afx's six-section parametric EQ (`eq` knobs).
-//!   The shrinkage is the empirical-Bayes (Wiener) estimate of the production difference when
-//!   the content difference is noise of variance `k·c` and the production difference has prior
-//!   variance `v`: a reference from another song moves the tone less than a reference from
-//!   the same song, and never all the way to the other song's spectrum.
+//!   equaliser can make, `s` → **held** to the share of it that is the recordings' production
+//!   rather than their content ([`tone_strength`]): the correlation `r` of the two spectra's
+//!   fine structure (each minus its own ¼-octave smoothing: partials, formants) is near 1 for
+//!   two passages of one recording and near 0 for two songs, whose smoothed spectra differ
+//!   mostly by content (on the training split, ~11 dB of content against ~2 dB of production
+//!   between two songs) → the curve `α·(s − mean s)` (level-neutral; loudness is the next
+//!   stage's) → fitted by Levenberg–Marquardt with afx's six-section parametric EQ (`eq`
+//!   knobs). A reference from another song moves the tone a little, never to that song's
+//!   spectrum.
 //! - **Loudness** ([`loudness_stage`]): one gain to the reference's BS.1770 integrated loudness
 //!   measured on the output, then afx's limiter at a −1 dBFS ceiling so the gain never clips
 //!   (re-measured and corrected, since the limiter lowers loudness).
@@ -47,35 +46,28 @@ const FIT_ITERATIONS: usize = 40;
 pub struct ToneConfig {
     /// Strength for two recordings with nothing in common.
     pub floor: f64,
-    /// Strength added for one recording (fine structure fully correlated) and a small difference.
+    /// Strength added for one recording (fine structure fully correlated).
     pub same: f64,
-    /// Fine-structure correlation at and below which the recordings count as unrelated.
-    pub unrelated_below: f64,
-    /// Fine-structure correlation at and above which they count as one recording.
-    pub same_above: f64,
-    /// Spread (RMS over bands, dB) of the difference at which the added strength halves.
-    pub spread_db: f64,
+    /// How steeply the added strength rises with the correlation.
+    pub power: f64,
 }
 
 impl Default for ToneConfig {
     /// Fitted on the training split of the real-use items (music and speech, reference from
     /// the same and from another recording; docs/results.md).
     fn default() -> Self {
-        ToneConfig { floor: 0.04, same: 0.8, unrelated_below: 0.1, same_above: 1.0, spread_db: 6.0 }
+        ToneConfig { floor: 0.04, same: 0.8, power: 3.0 }
     }
 }
 
-/// How much of the measured tone difference to take on: `floor + same · r · h`, where `r`
-/// rises from 0 to 1 as the correlation of the two spectra's fine structure (what is left of
-/// each after a ¼-octave smoothing: partials, formants, the notes and voices themselves) goes
-/// from `unrelated_below` to `same_above`, and `h = spread² / (spread² + d²)` falls as the
-/// difference's spread `d` grows. Two passages of one recording share their fine structure
-/// and differ mostly by production, so their difference is taken on; two songs share none, and
-/// their difference is mostly content.
-pub fn tone_strength(config: &ToneConfig, relatedness: f64, spread_db: f64) -> f64 {
-    let r = ((relatedness - config.unrelated_below) / (config.same_above - config.unrelated_below)).clamp(0.0, 1.0);
-    let h = config.spread_db.powi(2) / (config.spread_db.powi(2) + spread_db.powi(2));
-    config.floor + config.same * r * h
+/// How much of the measured tone difference to take on: `floor + same · r^power`, `r` the
+/// correlation of the two spectra's fine structure (what is left of each after a ¼-octave
+/// smoothing: partials, formants, the notes and voices themselves), clamped to [0, 1]. Two
+/// passages of one recording share their fine structure and differ mostly by production, so
+/// much of their difference is taken on, however large (a telephone band-pass is a large
+/// difference); two songs share none, and their difference is mostly content.
+pub fn tone_strength(config: &ToneConfig, relatedness: f64) -> f64 {
+    config.floor + config.same * relatedness.clamp(0.0, 1.0).powf(config.power)
 }
 
 /// Pearson correlation (0 when either side is constant).
@@ -196,8 +188,7 @@ pub fn tone_match(input: &Audio, reference: &Audio, config: &ToneConfig) -> Resu
         judged.iter().map(|&b| db[b] - broad[b]).collect()
     };
     let relatedness = correlation(&fine(&input_db), &fine(&reference_db));
-    let spread = (judged.iter().map(|&b| difference_db[b].powi(2)).sum::<f64>() / judged.len().max(1) as f64).sqrt();
-    let strength = tone_strength(config, relatedness, spread);
+    let strength = tone_strength(config, relatedness);
     let curve_db: Vec<f64> = difference_db.iter().map(|d| strength * d).collect();
     let (eq, misfit_db) = fit_eq(&centres, &curve_db, f64::from(input.sample_rate))?;
     Ok(ToneMatch { centres_hz: centres, difference_db, relatedness, strength, curve_db, eq, misfit_db })
@@ -499,8 +490,7 @@ mod tests {
             let expected = smoothed[b] - mean;
             assert!((same.difference_db[b] - expected).abs() < 1.0, "{} Hz: {} vs {expected}", same.centres_hz[b], same.difference_db[b]);
         }
-        let spread = (all.iter().map(|&b| same.difference_db[b].powi(2)).sum::<f64>() / all.len() as f64).sqrt();
-        assert!((same.strength - tone_strength(&config, same.relatedness, spread)).abs() < 1e-12);
+        assert!((same.strength - tone_strength(&config, same.relatedness)).abs() < 1e-12);
         assert!(same.strength > 0.5, "strength {}", same.strength);
 
         let mut rng = ChaCha8Rng::seed_from_u64(2);
