@@ -308,7 +308,10 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
         "limiter.ceiling_db=-2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("limiter.ceiling_db"));
+    // The loudness stage's limiter (at −1 dBFS) comes first, then the one asked for.
+    let printed = String::from_utf8_lossy(&o.stdout);
+    let ceiling = printed.lines().find(|l| l.starts_with("limiter2.ceiling_db")).unwrap_or_else(|| panic!("{printed}"));
+    assert!(ceiling.contains("-2.00"), "{ceiling}");
     let o = afx(&["apply", "--input", &input, "--params", &limited_knobs, "--output", &replay]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, _, limited) = read_wav(Path::new(&limited));
@@ -329,9 +332,10 @@ fn transfer_with_the_bundled_model_and_replay_its_knobs() {
 }
 
 /// `afx transfer` reports the output's and the reference's loudness: a mono 1 kHz sine of peak
-/// −20 dBFS as the reference reads −23.0 LUFS (BS.1770's calibration). A warning comes exactly
-/// when the output is more than 20 LU below, and says by how much (the bundled model, which
-/// never heard a reference like a sine, leaves this groove about 26 LU below it).
+/// −20 dBFS as the reference reads −23.0 LUFS (BS.1770's calibration). By default the output is
+/// brought to that loudness; with `--mode model` the network sets the level, and a warning
+/// comes exactly when the output is more than 20 LU below, and says by how much (the bundled
+/// model, which never heard a reference like a sine, leaves this groove about 26 LU below it).
 #[test]
 fn transfer_reports_the_loudness_of_output_and_reference() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,19 +345,24 @@ fn transfer_reports_the_loudness_of_output_and_reference() {
     let w = 2.0 * std::f64::consts::PI * 1000.0 / 44_100.0;
     let sine: Vec<f32> = (0..2 * 44_100).map(|i| (0.1 * (w * f64::from(i)).sin()) as f32).collect();
     write_wav(Path::new(&reference), 44_100, 1, &sine);
-    let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let err = stderr(&o);
-    let line = err.lines().find(|l| l.starts_with("wrote ")).unwrap_or_else(|| panic!("{err}"));
-    assert!(line.ends_with("; reference -23.0 LUFS)"), "{line}");
-    let output_lufs: f64 = line.split("(loudness ").nth(1).and_then(|r| r.split(" LUFS").next()).unwrap().parse().unwrap();
-    let gap = -23.0 - output_lufs;
-    let warning = err.lines().find(|l| l.starts_with("warning: the output is "));
-    assert_eq!(warning.is_some(), gap > 20.0, "{err}");
-    if let Some(warning) = warning {
-        let said: f64 = warning["warning: the output is ".len()..].split(" LU quieter").next().unwrap().parse().unwrap();
-        // The line's levels are rounded to 0.1 LU each.
-        assert!((said - gap).abs() <= 0.11, "{warning} against {line}");
+    for mode in ["matched", "model"] {
+        let o = afx(&["transfer", "--input", &input, "--reference", &reference, "--output", &output, "--mode", mode]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        let line = err.lines().find(|l| l.starts_with("wrote ")).unwrap_or_else(|| panic!("{err}"));
+        assert!(line.ends_with("; reference -23.0 LUFS)"), "{line}");
+        let output_lufs: f64 = line.split("(loudness ").nth(1).and_then(|r| r.split(" LUFS").next()).unwrap().parse().unwrap();
+        if mode == "matched" {
+            assert!((output_lufs + 23.0).abs() <= 0.2, "{line}");
+        }
+        let gap = -23.0 - output_lufs;
+        let warning = err.lines().find(|l| l.starts_with("warning: the output is "));
+        assert_eq!(warning.is_some(), gap > 20.0, "{err}");
+        if let Some(warning) = warning {
+            let said: f64 = warning["warning: the output is ".len()..].split(" LU quieter").next().unwrap().parse().unwrap();
+            // The line's levels are rounded to 0.1 LU each.
+            assert!((said - gap).abs() <= 0.11, "{warning} against {line}");
+        }
     }
 }
 
