@@ -173,7 +173,7 @@ pub struct ToneMatch {
     pub misfit_db: f64,
 }
 
-/// Measures the tone difference of `input` and `reference` and fits afx's EQ to the shrunk
+/// Measures the tone difference of `input` and `reference` and fits afx's EQ to the held
 /// difference (see the module doc); the EQ is designed for `input`'s rate.
 pub fn tone_match(input: &Audio, reference: &Audio, config: &ToneConfig) -> Result<ToneMatch> {
     let centres = band_centres(&[input.sample_rate, reference.sample_rate]);

@@ -101,6 +101,9 @@ pub struct RealEvalArgs {
     /// run has a matchering row.
     #[arg(long, value_name = "DIR")]
     pub items_dir: Option<PathBuf>,
+    /// Also give each model a row with this many steps of `afx transfer --refine` (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub refine: usize,
     /// Also write the markdown table to this file.
     #[arg(long)]
     pub table: Option<PathBuf>,
@@ -139,8 +142,13 @@ impl RealEvalArgs {
                 return Err(Error::BadConfig { what: "real-use evaluation", reason: format!("{name} is not a style model") });
             };
             let label = if name == "bundled" { "afx (bundled)".to_string() } else { format!("afx ({})", file_stem(name)) };
-            peers.push(Peer::Model { name: label.clone(), net: &model.net, mode: Mode::Matched });
-            peers.push(Peer::Model { name: format!("{label}, --mode model"), net: &model.net, mode: Mode::Model });
+            let options = |mode, refine_steps| TransferOptions { mode, refine_steps, ..Default::default() };
+            peers.push(Peer::Model { name: label.clone(), net: &model.net, options: options(Mode::Matched, 0) });
+            if self.refine > 0 {
+                let name = format!("{label}, --refine {}", self.refine);
+                peers.push(Peer::Model { name, net: &model.net, options: options(Mode::Matched, self.refine) });
+            }
+            peers.push(Peer::Model { name: format!("{label}, --mode model"), net: &model.net, options: options(Mode::Model, 0) });
         }
         let report = evaluate(&config, &items, &peers)?;
         crate::eval::write_report(out, &report, &report.markdown(), self.json, self.table.as_deref())
@@ -397,8 +405,8 @@ pub enum Peer<'a> {
     Files { name: String, dir: PathBuf, suffix: String },
     /// afx's measured matching alone, no network ([`matching::measured_match`]).
     Measured,
-    /// A style model through `afx transfer`'s path, in one of its modes.
-    Model { name: String, net: &'a StyleNet, mode: Mode },
+    /// A style model through `afx transfer`'s path with these options.
+    Model { name: String, net: &'a StyleNet, options: TransferOptions },
 }
 
 impl Peer<'_> {
