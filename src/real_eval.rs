@@ -450,11 +450,7 @@ impl Peer<'_> {
                 conformed(audio::read(&path)?, rate, item.input.num_channels())?.channels
             }
             Peer::Measured => matching::measured_match(&item.input, &item.reference)?.channels,
-            Peer::Model { net, mode, .. } => {
-                transfer::transfer(net, &item.input, &item.reference, &TransferOptions { mode: *mode, ..Default::default() })?
-                    .output
-                    .channels
-            }
+            Peer::Model { net, options, .. } => transfer::transfer(net, &item.input, &item.reference, options)?.output.channels,
         }))
     }
 }
