@@ -8,6 +8,12 @@
 //! ([`OutputLevel::Reference`]), to the reference's K-weighted level plus the make-up knob →
 //! WAV (+ knobs as JSON).
 //!
+//! That is `--mode model`, the network alone. The default, `--mode matched`, holds the
+//! network to what the two recordings support ([`crate::matching`]): its EQ becomes the measured
+//! tone difference plus its own EQ curve, both scaled by how related the recordings are; its
+//! compressor is left flat; and instead of the level steps above, the output goes through a gain
+//! to the reference's BS.1770 loudness and afx's limiter at −1 dBFS, which join the knobs.
+//!
 //! The chain may go on after the model's (`--chain eq,comp,limiter` for a model of `eq,comp`):
 //! the effects after it, at their defaults unless set, process the output at its final level,
 //! a mastering stage the network does not touch.
@@ -106,6 +112,7 @@ pub enum Mode {
 /// How a transfer runs beyond the model.
 #[derive(Clone, Debug, Default)]
 pub struct TransferOptions {
+    /// Matched (the default) or the network alone.
     pub mode: Mode,
     /// The whole chain: the model's, then effects that process its output at the output's
     /// level (default: the model's alone).
