@@ -167,14 +167,10 @@ pub struct ToneMatch {
     pub strength: f64,
     /// The curve aimed at: `strength × difference_db`.
     pub curve_db: Vec<f64>,
-    /// The EQ knobs fitted to the curve (`eq` chain).
-    pub eq: ChainKnobs,
-    /// RMS misfit of the EQ's response to the curve (dB).
-    pub misfit_db: f64,
 }
 
-/// Measures the tone difference of `input` and `reference` and fits afx's EQ to the held
-/// difference (see the module doc); the EQ is designed for `input`'s rate.
+/// Measures the tone difference of `input` and `reference` and the share of it to take on (see
+/// the module doc); [`ToneMatch::fit`] sets afx's EQ to it.
 pub fn tone_match(input: &Audio, reference: &Audio, config: &ToneConfig) -> Result<ToneMatch> {
     let centres = band_centres(&[input.sample_rate, reference.sample_rate]);
     let (input_db, reference_db) = (average_spectrum_db(input, &centres), average_spectrum_db(reference, &centres));
@@ -190,16 +186,17 @@ pub fn tone_match(input: &Audio, reference: &Audio, config: &ToneConfig) -> Resu
     let relatedness = correlation(&fine(&input_db), &fine(&reference_db));
     let strength = tone_strength(config, relatedness);
     let curve_db: Vec<f64> = difference_db.iter().map(|d| strength * d).collect();
-    let (eq, misfit_db) = fit_eq(&centres, &curve_db, f64::from(input.sample_rate))?;
-    Ok(ToneMatch { centres_hz: centres, difference_db, relatedness, strength, curve_db, eq, misfit_db })
+    Ok(ToneMatch { centres_hz: centres, difference_db, relatedness, strength, curve_db })
 }
 
 impl ToneMatch {
-    /// The safeguard on a network's EQ: the network's curve (the response of `network_eq`, an
-    /// `eq` setting) scaled by the same strength as the measured difference and added to it,
-    /// fitted again with the EQ. Where the recordings are unrelated the network's moves shrink
-    /// with the measurement's; where they are one recording they stand.
-    pub fn with_network(&self, network_eq: &ChainKnobs, sample_rate: f64) -> Result<(ChainKnobs, f64)> {
+    /// The `eq` knobs (designed at `sample_rate`) fitted to the held curve, and their RMS
+    /// misfit in dB. With a network's EQ setting (`network_eq`), the safeguard on it: its curve
+    /// scaled by the same strength as the measured difference and added to it, so where the
+    /// recordings are unrelated the network's moves shrink with the measurement's, and where
+    /// they are one recording they stand.
+    pub fn fit(&self, network_eq: Option<&ChainKnobs>, sample_rate: f64) -> Result<(ChainKnobs, f64)> {
+        let Some(network_eq) = network_eq else { return fit_eq(&self.centres_hz, &self.curve_db, sample_rate) };
         let network = crate::curves::response_db(network_eq, sample_rate, &self.centres_hz);
         let curve: Vec<f64> = self.curve_db.iter().zip(&network).map(|(m, n)| m + self.strength * n).collect();
         fit_eq(&self.centres_hz, &curve, sample_rate)
@@ -209,10 +206,10 @@ impl ToneMatch {
 /// Measured matching alone, no network: `input` through the tone match's EQ, then the loudness
 /// stage to the reference's loudness.
 pub fn measured_match(input: &Audio, reference: &Audio) -> Result<Audio> {
-    let tone = tone_match(input, reference, &ToneConfig::default())?;
+    let (eq, _) = tone_match(input, reference, &ToneConfig::default())?.fit(None, f64::from(input.sample_rate))?;
     let mut output = input.clone();
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(Vec::as_mut_slice).collect();
-    crate::fx::render(&tone.eq, input.sample_rate, &mut views)?;
+    crate::fx::render(&eq, input.sample_rate, &mut views)?;
     loudness_stage(&mut output, loudness_of(reference, "reference")?)?;
     Ok(output)
 }

@@ -326,7 +326,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
 
 /// [`Mode::Matched`]'s hold on the network's knobs: its EQ becomes the measured tone
 /// difference plus its own moves, both scaled by the tone match's strength
-/// ([`matching::ToneMatch::with_network`]); its compressor is left flat (ratio 1, no make-up),
+/// ([`matching::ToneMatch::fit`]); its compressor is left flat (ratio 1, no make-up),
 /// since on the real-use evaluation every compressor setting it chose made outputs further
 /// from their targets (docs/results.md). Chains without an `eq` keep their EQ-less knobs.
 fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sample_rate: f64) -> Result<()> {
@@ -337,7 +337,7 @@ fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sampl
             crate::fx::EffectKind::Eq => {
                 let mut network = ChainKnobs::defaults("eq".parse()?);
                 network.values_mut().copy_from_slice(&knobs.values()[range.clone()]);
-                let (held, _) = tone.with_network(&network, sample_rate)?;
+                let (held, _) = tone.fit(Some(&network), sample_rate)?;
                 knobs.values_mut()[range].copy_from_slice(held.values());
             }
             crate::fx::EffectKind::Comp => {
