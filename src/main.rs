@@ -25,8 +25,9 @@ struct Cli {
 enum Command {
     /// Render a file through an effect chain (by default the parametric EQ, then the compressor).
     Apply(ApplyArgs),
-    /// Give a recording the production style of a reference: the network sets the EQ and
-    /// compressor knobs, the chain renders the whole input at its own rate.
+    /// Give a recording the production style of a reference: the network and a measurement of
+    /// both recordings set the knobs, the loudness is matched, the chain renders the whole input
+    /// at its own rate.
     Transfer(TransferArgs),
     /// Write a generated example recording (a short stereo groove) to try the other commands on.
     Example(ExampleArgs),
