@@ -17,10 +17,10 @@
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 
+use crate::Result;
 use crate::data::{PEAK_DBFS, normalize_peak};
 use crate::fx::{self, Knobs};
-use crate::metrics::{integrated_loudness, loudness_lufs};
-use crate::{Error, Result};
+use crate::metrics::{audible_loudness, loudness_lufs};
 
 const SPECTRUM_FFT: usize = 65_536;
 const SMOOTHING_BINS: usize = 1025;
@@ -34,9 +34,8 @@ const LOWEST_THRESHOLD_DB: f64 = -80.0;
 /// (peak-safe: the gain never clips, so it never distorts). Input and reference may differ in
 /// channel count; both at `sample_rate`. A recording silent to the meter is an error.
 pub fn loudness_match(input: &[Vec<f32>], reference: &[Vec<f32>], sample_rate: u32, ceiling_dbfs: f64) -> Result<Vec<Vec<f32>>> {
-    let silent = |what: &str| Error::BadAudio { what: what.into(), reason: "silent to the loudness meter".into() };
-    let input_lufs = integrated_loudness(input, sample_rate, "input")?.ok_or_else(|| silent("input"))?;
-    let reference_lufs = integrated_loudness(reference, sample_rate, "reference")?.ok_or_else(|| silent("reference"))?;
+    let input_lufs = audible_loudness(input, sample_rate, "input")?;
+    let reference_lufs = audible_loudness(reference, sample_rate, "reference")?;
     let peak = input.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
     let gain_db = (reference_lufs - input_lufs).min(ceiling_dbfs - 20.0 * f64::from(peak).log10());
     let gain = 10f64.powf(gain_db / 20.0) as f32;

@@ -17,10 +17,10 @@
 //!   measured on the output, then afx's limiter at a −1 dBFS ceiling so the gain never clips
 //!   (re-measured and corrected, since the limiter lowers loudness).
 
+use crate::Result;
 use crate::audio::Audio;
 use crate::fx::{ChainKnobs, ChainSpec};
-use crate::metrics::integrated_loudness;
-use crate::{Error, Result};
+use crate::metrics::{audible_loudness, integrated_loudness};
 
 /// Bands per octave of the measured spectra.
 const BANDS_PER_OCTAVE: f64 = 6.0;
@@ -210,7 +210,7 @@ pub fn measured_match(input: &Audio, reference: &Audio) -> Result<Audio> {
     let mut output = input.clone();
     let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(Vec::as_mut_slice).collect();
     crate::fx::render(&eq, input.sample_rate, &mut views)?;
-    loudness_stage(&mut output, loudness_of(reference, "reference")?)?;
+    loudness_stage(&mut output, audible_loudness(&reference.channels, reference.sample_rate, "reference")?)?;
     Ok(output)
 }
 
@@ -376,12 +376,6 @@ pub struct Leveled {
     pub lufs: Option<f64>,
 }
 
-/// The integrated loudness of a recording the meter hears (an error if it is silent to it).
-pub fn loudness_of(audio: &Audio, what: &str) -> Result<f64> {
-    integrated_loudness(&audio.channels, audio.sample_rate, what)?
-        .ok_or_else(|| Error::BadAudio { what: what.into(), reason: "silent to the loudness meter".into() })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,10 +497,11 @@ mod tests {
     fn the_loudness_stage_reaches_its_target_under_the_ceiling() {
         let mut input = harmonic(110.0, 4.0, 5);
         input.channels[0].iter_mut().for_each(|x| *x *= 4.0);
-        let start = loudness_of(&input, "input").unwrap();
+        let start = audible_loudness(&input.channels, RATE, "input").unwrap();
         let mut up = input.clone();
         loudness_stage(&mut up, -16.0).unwrap();
-        assert!((loudness_of(&up, "up").unwrap() + 16.0).abs() < 0.15, "{} LUFS", loudness_of(&up, "up").unwrap());
+        let reached = audible_loudness(&up.channels, RATE, "up").unwrap();
+        assert!((reached + 16.0).abs() < 0.15, "{reached} LUFS");
         let peak = up.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
         assert!(peak <= 10f32.powf(CEILING_DBFS as f32 / 20.0) * (1.0 + 1e-5), "peak {peak}");
 

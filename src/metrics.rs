@@ -282,6 +282,12 @@ pub fn integrated_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) 
     metered(channels.len(), sample_rate, what, |meter| meter.add_frames_planar_f32(&planar))
 }
 
+/// The gated integrated loudness (BS.1770-4) of planar channels in LUFS, all channels together;
+/// a recording silent to the meter is an error naming `what`.
+pub fn audible_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) -> Result<f64> {
+    audible(integrated_loudness(channels, sample_rate, what)?, what)
+}
+
 /// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
 /// naming `what`.
 pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64> {

@@ -224,25 +224,25 @@ fn transfer_takes(sample_rate: u32) -> bool {
     (transfer::MIN_RATE_HZ..=transfer::MAX_RATE_HZ).contains(&sample_rate)
 }
 
-/// The recordings of the test split of `data`: music, one per file; speech, one per folder.
-fn test_recordings(config: &RealEvalConfig) -> Result<Vec<Recording>> {
+/// The recordings of the configured split of `data`: music, one per file; speech, one per folder.
+fn split_recordings(config: &RealEvalConfig) -> Result<Vec<Recording>> {
     config.fractions.validate()?;
     let mut files = scan(&config.data)?;
     files.sort();
     let mut seen = std::collections::HashSet::new();
-    let mut test: Vec<PathBuf> = Vec::new();
+    let mut chosen: Vec<PathBuf> = Vec::new();
     for path in files {
         let Ok(bytes) = std::fs::read(&path) else { continue };
         let hash = content_hash(&bytes);
         if seen.insert(hash) && config.fractions.split_of(hash) == config.split {
-            test.push(path);
+            chosen.push(path);
         }
     }
     let recordings = match config.domain {
-        Domain::Music => test.into_iter().map(|f| Recording { files: vec![f] }).collect(),
+        Domain::Music => chosen.into_iter().map(|f| Recording { files: vec![f] }).collect(),
         Domain::Speech => {
             let mut by_folder: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
-            for f in test {
+            for f in chosen {
                 let folder = f.parent().unwrap_or(Path::new("")).to_path_buf();
                 match by_folder.iter_mut().find(|(d, _)| *d == folder) {
                     Some((_, files)) => files.push(f),
@@ -291,7 +291,7 @@ fn audible(channels: &[Vec<f32>], sample_rate: u32) -> Result<bool> {
 
 /// Draws the items (deterministic for a seed and a set of files).
 pub fn make_items(config: &RealEvalConfig) -> Result<Vec<Item>> {
-    let recordings = test_recordings(config)?;
+    let recordings = split_recordings(config)?;
     let needed = match config.reference_from {
         ReferenceFrom::Same => 1,
         ReferenceFrom::Other => 2,

@@ -288,7 +288,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     let output_gain_db = match options.mode {
         // The level by measurement: a gain and a limiter after the model's chain.
         Mode::Matched => {
-            let reference_lufs = matching::loudness_of(reference, "reference")?;
+            let reference_lufs = crate::metrics::audible_loudness(&reference.channels, reference.sample_rate, "reference")?;
             let leveled = matching::loudness_stage(&mut output, reference_lufs)?;
             knobs = knobs.concat(&leveled.knobs);
             loudness = Some(Loudness { output: leveled.lufs, reference: Some(reference_lufs) });
@@ -478,7 +478,7 @@ mod tests {
                 assert_eq!(done.output.sample_rate, rate);
                 assert_eq!(done.output.num_channels(), channels);
                 assert_eq!(done.output.frames(), input.frames());
-                let lufs = |a: &Audio| matching::loudness_of(a, "test").unwrap();
+                let lufs = |a: &Audio| crate::metrics::audible_loudness(&a.channels, a.sample_rate, "test").unwrap();
                 assert!((lufs(&done.output) - lufs(&reference)).abs() < 0.2, "{} vs {} LUFS", lufs(&done.output), lufs(&reference));
                 let peak = done.output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()));
                 assert!(peak <= 10f32.powf(-1.0 / 20.0) * (1.0 + 1e-5), "peak {peak}");
