@@ -425,7 +425,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             progress.inc(1);
         }
     }
-    let style_knobs = pairs.iter().map(|p| (normalized(&p.style), 0.0)).collect::<Vec<_>>();
+    let style_knobs =
+        pairs.iter().map(|p| (normalized(p.afx_style().expect("evaluation pairs are made with afx's chain")), 0.0)).collect::<Vec<_>>();
     rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&style_fx, &pairs, &style_knobs))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
@@ -569,7 +570,15 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
         (value, vec![grad])
     };
-    let start: Vec<f32> = pair.style.chain_knobs().carried_into(&fx.chain).to_normalized().iter().map(|&v| v as f32).collect();
+    let start: Vec<f32> = pair
+        .afx_style()
+        .expect("evaluation pairs are made with afx's chain")
+        .chain_knobs()
+        .carried_into(&fx.chain)
+        .to_normalized()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     refine::descend(fx, std::slice::from_ref(&pair.input), &start, steps, None, output_loss).0
 }
 

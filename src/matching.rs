@@ -191,14 +191,15 @@ pub fn tone_match(input: &Audio, reference: &Audio, config: &ToneConfig) -> Resu
 
 impl ToneMatch {
     /// The `eq` knobs (designed at `sample_rate`) fitted to the held curve, and their RMS
-    /// misfit in dB. With a network's EQ setting (`network_eq`), the safeguard on it: its curve
-    /// scaled by the same strength as the measured difference and added to it, so where the
-    /// recordings are unrelated the network's moves shrink with the measurement's, and where
-    /// they are one recording they stand.
-    pub fn fit(&self, network_eq: Option<&ChainKnobs>, sample_rate: f64) -> Result<(ChainKnobs, f64)> {
-        let Some(network_eq) = network_eq else { return fit_eq(&self.centres_hz, &self.curve_db, sample_rate) };
+    /// misfit in dB. With a network's EQ setting and a weight (`network`), its curve scaled by
+    /// the weight is added to the held curve: the tone match's strength is the safeguard on a
+    /// network trained on one recording's halves (where the recordings are unrelated its moves
+    /// shrink with the measurement's, where they are one recording they stand); a network that
+    /// learned its own hold on foreign pairs gets weight 1.
+    pub fn fit(&self, network: Option<(&ChainKnobs, f64)>, sample_rate: f64) -> Result<(ChainKnobs, f64)> {
+        let Some((network_eq, weight)) = network else { return fit_eq(&self.centres_hz, &self.curve_db, sample_rate) };
         let network = crate::curves::response_db(network_eq, sample_rate, &self.centres_hz);
-        let curve: Vec<f64> = self.curve_db.iter().zip(&network).map(|(m, n)| m + self.strength * n).collect();
+        let curve: Vec<f64> = self.curve_db.iter().zip(&network).map(|(m, n)| m + weight * n).collect();
         fit_eq(&self.centres_hz, &curve, sample_rate)
     }
 }

@@ -148,6 +148,7 @@ impl RealEvalArgs {
                 let name = format!("{label}, --refine {}", self.refine);
                 peers.push(Peer::Model { name, net: &model.net, options: options(Mode::Matched, self.refine) });
             }
+            peers.push(Peer::Model { name: format!("{label}, --mode learned"), net: &model.net, options: options(Mode::Learned, 0) });
             peers.push(Peer::Model { name: format!("{label}, --mode model"), net: &model.net, options: options(Mode::Model, 0) });
         }
         let report = evaluate(&config, &items, &peers)?;

@@ -105,6 +105,11 @@ pub enum Mode {
     /// (gain to the reference's loudness, then afx's limiter at −1 dBFS).
     #[default]
     Matched,
+    /// The network's EQ and compressor as it predicts them, with the measured tone difference,
+    /// scaled by how related the recordings are, added to its EQ; the level measured as in
+    /// `matched`. For networks trained to hold themselves on foreign pairs (`afx train
+    /// --foreign`), which learned when a reference's tone is worth following.
+    Learned,
     /// The network's knobs and level as it predicts them (DeepAFx-ST's system).
     Model,
 }
@@ -262,9 +267,9 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     }
     let mut knobs = to_knobs(&net.config().chain, &normalized)?;
     let tone = match options.mode {
-        Mode::Matched => {
+        Mode::Matched | Mode::Learned => {
             let tone = matching::tone_match(input, reference, &matching::ToneConfig::default())?;
-            hold_to_measurement(&mut knobs, &tone, f64::from(input.sample_rate))?;
+            hold_to_measurement(&mut knobs, &tone, f64::from(input.sample_rate), options.mode == Mode::Learned)?;
             Some(tone)
         }
         Mode::Model => None,
@@ -287,7 +292,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     let mut loudness = None;
     let output_gain_db = match options.mode {
         // The level by measurement: a gain and a limiter after the model's chain.
-        Mode::Matched => {
+        Mode::Matched | Mode::Learned => {
             let reference_lufs = crate::metrics::audible_loudness(&reference.channels, reference.sample_rate, "reference")?;
             let leveled = matching::loudness_stage(&mut output, reference_lufs)?;
             knobs = knobs.concat(&leveled.knobs);
@@ -328,8 +333,10 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
 /// difference plus its own moves, both scaled by the tone match's strength
 /// ([`matching::ToneMatch::fit`]); its compressor is left flat (ratio 1, no make-up),
 /// since on the real-use evaluation every compressor setting it chose made outputs further
-/// from their targets (docs/results.md). Chains without an `eq` keep their EQ-less knobs.
-fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sample_rate: f64) -> Result<()> {
+/// from their targets (docs/results.md). With `learned` ([`Mode::Learned`]) the network's
+/// own moves stand at full weight and its compressor as chosen (its make-up aside: the level
+/// is measured after). Chains without an `eq` keep their EQ-less knobs.
+fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sample_rate: f64, learned: bool) -> Result<()> {
     let stages = knobs.chain().stages().to_vec();
     for stage in stages {
         let range = stage.knobs();
@@ -337,11 +344,14 @@ fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sampl
             crate::fx::EffectKind::Eq => {
                 let mut network = ChainKnobs::defaults("eq".parse()?);
                 network.values_mut().copy_from_slice(&knobs.values()[range.clone()]);
-                let (held, _) = tone.fit(Some(&network), sample_rate)?;
+                let weight = if learned { 1.0 } else { tone.strength };
+                let (held, _) = tone.fit(Some((&network, weight)), sample_rate)?;
                 knobs.values_mut()[range].copy_from_slice(held.values());
             }
             crate::fx::EffectKind::Comp => {
-                knobs.set(&format!("{}.ratio", stage.label), 1.0)?;
+                if !learned {
+                    knobs.set(&format!("{}.ratio", stage.label), 1.0)?;
+                }
                 knobs.set(&format!("{}.makeup_db", stage.label), 0.0)?;
             }
             _ => {}
@@ -500,6 +510,39 @@ mod tests {
             assert!(difference(2 * rate, 2 * rate + 1) < 1e-3, "mono and stereo differ at rate {rate}");
         }
         assert!(difference(2, 4) < 0.1, "44.1 and 96 kHz knobs differ by {}", difference(2, 4));
+    }
+
+    /// `learned` mode: the network's compressor as it chose it (its make-up aside: the level is
+    /// measured) and its EQ at full weight, plus the measured difference held by the tone
+    /// match's strength, where `matched` scales the network's EQ by that strength too: each
+    /// chosen EQ's response is within the fit's error of the curve computed from the network's
+    /// own EQ (`--mode model`) and the tone match.
+    #[test]
+    fn learned_mode_keeps_the_networks_moves_and_adds_the_held_difference() {
+        let net = bundled_model().unwrap().net;
+        // Noise as the reference: its spectrum shares no fine structure with the groove's.
+        let noise = |seed| crate::data::test_files::noise(3 * 44_100, seed);
+        let (input, reference) = (groove(3.0, 44_100, 2, 1), Audio { sample_rate: 44_100, channels: vec![noise(1), noise(2)] });
+        let chosen = |mode| transfer(&net, &input, &reference, &TransferOptions { mode, ..plain() }).unwrap();
+        let (model, learned, matched) = (chosen(Mode::Model), chosen(Mode::Learned), chosen(Mode::Matched));
+        for name in ["comp.ratio", "comp.threshold_db", "comp.attack_ms", "comp.release_ms"] {
+            assert_eq!(learned.knobs.get(name).unwrap(), model.knobs.get(name).unwrap(), "{name}");
+        }
+        assert_eq!(learned.knobs.get("comp.makeup_db").unwrap(), 0.0);
+        assert_eq!(matched.knobs.get("comp.ratio").unwrap(), 1.0);
+        let tone = learned.tone.as_ref().unwrap();
+        assert!(tone.strength < 0.5, "noise and a groove look related: {}", tone.strength);
+        let response = |done: &Transferred| crate::curves::response_db(&done.knobs.split_at(1).0, 44_100.0, &tone.centres_hz);
+        let network = response(&model);
+        for (done, weight) in [(&learned, 1.0), (&matched, tone.strength)] {
+            let got = response(done);
+            let rms = (got.iter().zip(&network).zip(&tone.curve_db).map(|((g, n), c)| (g - c - weight * n).powi(2)).sum::<f64>()
+                / got.len() as f64)
+                .sqrt();
+            assert!(rms < 0.5, "weight {weight}: {rms} dB from the curve");
+        }
+        let moves = |r: &[f64]| r.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!(moves(&response(&learned)) > moves(&response(&matched)), "the network's moves stand at full weight");
     }
 
     /// A level-relative model: the output sits at the reference's K-weighted level plus the

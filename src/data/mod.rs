@@ -18,7 +18,7 @@ pub mod source;
 pub mod styles;
 
 pub use corrupt::{Corruption, ExpanderSettings, InputCorruption, corrupt, expand};
-pub use pairs::{Batch, BatchPlan, ClipOrigin, Loader, Mix, Pair, PairConfig, PairGenerator, StyleChoice};
+pub use pairs::{Batch, BatchPlan, ClipOrigin, Loader, Making, Mix, Pair, PairConfig, PairGenerator, StyleChoice, domain_of};
 pub use source::{Corpus, CorpusConfig, Recording, Skipped, Split, SplitFractions, scan};
 pub use styles::{Draw, Style, random_colour, random_style};
 

@@ -14,8 +14,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::foreign::{Domain, ForeignKind, ForeignRecipe};
 use super::{
-    Corpus, Corruption, InputCorruption, PEAK_DBFS, Split, Style, corrupt, normalize_peak, peak_gain, random_colour, random_style,
+    Corpus, Corruption, InputCorruption, PEAK_DBFS, Recording, Split, Style, corrupt, normalize_peak, peak_gain, random_colour,
+    random_style,
 };
 use crate::audio::Audio;
 use crate::fx::{Knobs, render};
@@ -79,6 +81,14 @@ pub struct PairConfig {
     /// pieces no recording holds, so the network meets content it cannot have learned by heart.
     /// Validation and test clips are never mixed.
     pub mix: f64,
+    /// Foreign pairs, made as a user meets them (`None`: afx's own, DeepAFx-ST's protocol):
+    /// the corruption and the style are each a random [`ForeignRecipe`] of processors that are
+    /// not afx's chain ([`ForeignKind::NATIVE`]: FIR EQ, tilt, RMS compressor, tape, limiter;
+    /// SoX is left out, so an evaluation with it meets a processor training never saw), drawn
+    /// from the ranges of the recording's [`Domain`] ([`domain_of`]), and with the probability
+    /// given here the reference is a passage of *another* recording of the same domain instead
+    /// of the clip's other part.
+    pub foreign: Option<f64>,
 }
 
 impl Default for PairConfig {
@@ -93,8 +103,17 @@ impl Default for PairConfig {
             speed_cents: 0.0,
             colour_db: 0.0,
             mix: 0.0,
+            foreign: None,
         }
     }
+}
+
+/// The domain whose foreign recipes a recording's pairs draw ([`PairConfig::foreign`]):
+/// speech when a folder on the path of its first file is named `speech` (the layout
+/// `scripts/get-training-audio.sh` writes), music otherwise.
+pub fn domain_of(recording: &Recording) -> Domain {
+    let speech = recording.sources.first().is_some_and(|path| path.parent().is_some_and(|p| p.iter().any(|c| c == "speech")));
+    if speech { Domain::Speech } else { Domain::Music }
 }
 
 impl PairConfig {
@@ -116,7 +135,10 @@ pub struct ClipOrigin {
     pub recording: usize,
     /// First frame of half A (input and target).
     pub input_start: usize,
-    /// First frame of half B (reference).
+    /// Index of the recording the reference comes from: `recording`, unless a foreign pair
+    /// took it from another ([`PairConfig::foreign`]).
+    pub reference_recording: usize,
+    /// First frame of half B (reference), in `reference_recording`.
     pub reference_start: usize,
     /// The rate the recording's frames were played at to make the clip: the corpus's own rate,
     /// or, after a speed change ([`PairConfig::speed_cents`]), that rate times the speed. The
@@ -148,16 +170,38 @@ pub struct Pair {
     pub input: Vec<f32>,
     pub reference: Vec<f32>,
     pub target: Vec<f32>,
-    /// The target style's knobs, as rendered on the −12 dBFS clip halves. They are not the
-    /// knobs that map `input` to `target` (the corruption lies in between).
-    pub style: Knobs,
-    /// What was done to A to make `input`.
-    pub corruption: Corruption,
+    /// The target style and the corruption.
+    pub making: Making,
     /// The colour rendered on the whole clip before it was split ([`PairConfig::colour_db`]).
     pub colour: Option<Knobs>,
     /// The clip mixed into it before that ([`PairConfig::mix`]).
     pub mix: Option<Mix>,
     pub origin: ClipOrigin,
+}
+
+/// What made a pair's target, reference and input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Making {
+    /// afx's chain (DeepAFx-ST's protocol).
+    Afx {
+        /// The target style's knobs, as rendered on the −12 dBFS clip halves. They are not the
+        /// knobs that map `input` to `target` (the corruption lies in between).
+        style: Knobs,
+        /// What was done to A to make `input`.
+        corruption: Corruption,
+    },
+    /// Foreign processors ([`PairConfig::foreign`]), run on the −12 dBFS parts.
+    Foreign { style: ForeignRecipe, corruption: ForeignRecipe },
+}
+
+impl Pair {
+    /// The style's knobs of a pair made with afx's chain; `None` for a foreign pair.
+    pub fn afx_style(&self) -> Option<&Knobs> {
+        match &self.making {
+            Making::Afx { style, .. } => Some(style),
+            Making::Foreign { .. } => None,
+        }
+    }
 }
 
 /// Makes pairs from a corpus.
@@ -169,6 +213,8 @@ pub struct PairGenerator {
     /// each, 0 for recordings shorter than L + R), so that one uniform draw picks a recording in
     /// proportion to its length and a start inside it.
     cumulative_starts: [Vec<u64>; 3],
+    /// Per split, per recording: its [`domain_of`].
+    domains: [Vec<Domain>; 3],
 }
 
 impl PairGenerator {
@@ -188,7 +234,8 @@ impl PairGenerator {
                 })
                 .collect()
         });
-        Ok(PairGenerator { corpus, config, cumulative_starts })
+        let domains = Split::ALL.map(|split| corpus.recordings(split).iter().map(domain_of).collect());
+        Ok(PairGenerator { corpus, config, cumulative_starts, domains })
     }
 
     /// The corpus the pairs come from.
@@ -253,12 +300,38 @@ impl PairGenerator {
             clip.split_at(half)
         };
         let source_frames = |clip_frames: usize| (clip_frames as f64 * f64::from(played_at_hz) / f64::from(sample_rate)).round() as usize;
-        let origin = ClipOrigin {
+        let mut origin = ClipOrigin {
             recording,
             input_start: start + source_frames(if swap { reference_frames } else { 0 }),
+            reference_recording: recording,
             reference_start: start + source_frames(if swap { 0 } else { half }),
             played_at_hz,
         };
+
+        if let Some(other) = self.config.foreign {
+            let domain = self.domains[split.index()][recording];
+            let elsewhere =
+                if rng.random_bool(other.clamp(0.0, 1.0)) { self.draw_other(split, recording, domain, &mut rng)? } else { None };
+            let b = match elsewhere {
+                Some((other_recording, other_start)) => {
+                    origin.reference_recording = other_recording;
+                    origin.reference_start = other_start;
+                    let mut part = self.corpus.recordings(split)[other_recording].samples[other_start..][..reference_frames].to_vec();
+                    normalize_peak(&mut [&mut part], PEAK_DBFS);
+                    part
+                }
+                None => b.to_vec(),
+            };
+            let style = ForeignRecipe::random_from(&mut rng, domain, &ForeignKind::NATIVE);
+            let corruption = ForeignRecipe::random_from(&mut rng, domain, &ForeignKind::NATIVE);
+            let (mut target, mut reference) =
+                (style.apply(&[a.to_vec()], sample_rate)?.remove(0), style.apply(&[b], sample_rate)?.remove(0));
+            normalize_peak(&mut [&mut target, &mut reference], PEAK_DBFS);
+            let mut input = corruption.apply(&[a.to_vec()], sample_rate)?.remove(0);
+            normalize_peak(&mut [&mut input], PEAK_DBFS);
+            let making = Making::Foreign { style, corruption };
+            return Ok(Pair { input, reference, target, making, colour, mix, origin });
+        }
 
         let style = style.sample(&mut rng);
         let (mut target, mut reference) = (a.to_vec(), b.to_vec());
@@ -268,7 +341,21 @@ impl PairGenerator {
 
         let mut input = a.to_vec();
         let corruption = corrupt(&mut input, sample_rate, self.config.corruption, &mut rng)?;
-        Ok(Pair { input, reference, target, style, corruption, colour, mix, origin })
+        Ok(Pair { input, reference, target, making: Making::Afx { style, corruption }, colour, mix, origin })
+    }
+
+    /// A reference passage from a recording of `split` other than `recording`, of the same
+    /// `domain`: (recording, start) of R frames that pass the energy test, drawn as clips are
+    /// (every start equally likely); `None` when [`PairConfig::max_attempts`] draws find none
+    /// (a split with one recording of the domain), and the pair keeps its own other part.
+    fn draw_other(&self, split: Split, recording: usize, domain: Domain, rng: &mut ChaCha8Rng) -> Result<Option<(usize, usize)>> {
+        for _ in 0..self.config.max_attempts {
+            let (other, start) = self.draw_clip(split, rng)?;
+            if other != recording && self.domains[split.index()][other] == domain {
+                return Ok(Some((other, start)));
+            }
+        }
+        Ok(None)
     }
 
     /// Clip number `index` of `split` for `seed`: L + R frames whose halves both pass the
@@ -530,7 +617,7 @@ mod tests {
         let pair = generator.pair(Split::Train, 5, 1).unwrap();
         assert_eq!(pair, generator.pair(Split::Train, 5, 1).unwrap());
         assert_ne!(pair.input, generator.pair(Split::Train, 5, 2).unwrap().input);
-        assert_ne!(pair.style, generator.pair(Split::Train, 6, 1).unwrap().style);
+        assert_ne!(pair.making, generator.pair(Split::Train, 6, 1).unwrap().making);
         assert!([&pair.input, &pair.reference, &pair.target].iter().all(|s| s.len() == HALF));
         assert!((peak_db(&[&pair.input]) - PEAK_DBFS).abs() < 1e-4);
         assert!((peak_db(&[&pair.reference, &pair.target]) - PEAK_DBFS).abs() < 1e-4);
@@ -541,6 +628,7 @@ mod tests {
     /// the clip at −12 dBFS peak, its two halves rendered with the style and matched to the
     /// target and reference by one least-squares gain, and the input as the corruption redone.
     fn check_rebuilt(generator: &PairGenerator, pair: &Pair) {
+        let Making::Afx { style, corruption } = &pair.making else { panic!("not one of afx's pairs") };
         let samples = &generator.corpus().recordings(Split::Train)[pair.origin.recording].samples;
         let (length, reference_length) = (generator.config().half_frames, generator.config().reference_frames());
         assert_eq!((pair.input.len(), pair.target.len(), pair.reference.len()), (length, length, reference_length));
@@ -564,7 +652,7 @@ mod tests {
         let (a, b) = (part(input_start, length), part(reference_start, reference_length));
         let styled = |x: &[f32]| {
             let mut y = x.to_vec();
-            render(&pair.style.chain_knobs(), RATE, &mut [&mut y]).unwrap();
+            render(&style.chain_knobs(), RATE, &mut [&mut y]).unwrap();
             y
         };
         let rendered = [styled(&a), styled(&b)].concat();
@@ -575,8 +663,8 @@ mod tests {
         assert!(residual <= 1e-10 * dot(&wanted, &wanted), "target and reference are not style(A), style(B) at one gain");
 
         let mut input = a;
-        render(&pair.corruption.knobs.chain_knobs(), RATE, &mut [&mut input]).unwrap();
-        if let Some(settings) = &pair.corruption.expander {
+        render(&corruption.knobs.chain_knobs(), RATE, &mut [&mut input]).unwrap();
+        if let Some(settings) = &corruption.expander {
             expand(settings, RATE, &mut [&mut input]);
         }
         let scale = 10f32.powf(-12.0 / 20.0) / peak(&input);
@@ -594,7 +682,7 @@ mod tests {
             assert!(pairs.iter().any(|p| p.origin.input_start < p.origin.reference_start), "halves swap");
             if let StyleChoice::Named(Style::Telephone) = style {
                 let band1_gain_db = knob_index("eq.band1.gain_db").unwrap();
-                assert!(pairs.iter().all(|p| (12.0..=16.0).contains(&p.style.0[band1_gain_db])));
+                assert!(pairs.iter().all(|p| (12.0..=16.0).contains(&p.afx_style().unwrap().0[band1_gain_db])));
             }
         }
         // A reference three times the input's length: the clip's other 3L frames, either side.
@@ -605,7 +693,9 @@ mod tests {
         assert!(pairs.iter().any(|p| p.origin.input_start > p.origin.reference_start), "halves swap");
         assert!(pairs.iter().any(|p| p.origin.input_start < p.origin.reference_start), "halves swap");
         let generator = make_generator(noise_files, config(StyleChoice::Random));
-        let expanded = (0..400u64).map(|i| generator.pair(Split::Train, i, 8).unwrap()).find(|p| p.corruption.expander.is_some());
+        let expanded = (0..400u64)
+            .map(|i| generator.pair(Split::Train, i, 8).unwrap())
+            .find(|p| matches!(&p.making, Making::Afx { corruption, .. } if corruption.expander.is_some()));
         check_rebuilt(&generator, &expanded.expect("one pair in ten is expanded"));
     }
 
@@ -689,6 +779,54 @@ mod tests {
         assert!(mixed.iter().any(|p| p.mix.unwrap().recording != p.origin.recording));
         mixed.iter().take(8).for_each(|pair| check_rebuilt(&generator, pair));
         assert_no_draw_outside_training(|split, rng| generator.mix(split, rng).unwrap());
+    }
+
+    /// Foreign pairs: with `foreign: Some(1)` every reference is a passage of another recording
+    /// of the same domain (speech under a `speech` folder), with `Some(0)` the clip's other part;
+    /// and target, reference and input are rebuilt independently from the recipes: the recipes
+    /// stage loudness first, so `style(A)`, `style(B)` and `corruption(A)` of the raw passages
+    /// match the pair up to one gain each (target and reference share theirs).
+    #[test]
+    fn foreign_pairs_take_references_from_other_recordings_of_their_domain() {
+        const PART: usize = 12_000;
+        let files = |dir: &std::path::Path| {
+            for (i, name) in ["music/a.wav", "music/b.wav", "speech/one/c.wav", "speech/two/d.wav"].iter().enumerate() {
+                write_noise(dir, name, RATE, 40_000, 10 + i as u64);
+            }
+        };
+        let made = |foreign| make_generator(files, PairConfig { half_frames: PART, foreign: Some(foreign), ..config(StyleChoice::Random) });
+        let generator = made(1.0);
+        let recordings = generator.corpus().recordings(Split::Train);
+        let domains: Vec<Domain> = recordings.iter().map(domain_of).collect();
+        assert_eq!(domains.iter().filter(|&&d| d == Domain::Speech).count(), 2, "{domains:?}");
+        let gain_fit = |made: &[f32], wanted: &[f32]| {
+            let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+            let gain = dot(made, wanted) / dot(made, made);
+            let residual = made.iter().zip(wanted).map(|(m, w)| (gain * f64::from(*m) - f64::from(*w)).powi(2)).sum::<f64>();
+            residual / dot(wanted, wanted)
+        };
+        for i in 0..8 {
+            let pair = generator.pair(Split::Train, i, 2).unwrap();
+            assert_eq!(pair, generator.pair(Split::Train, i, 2).unwrap());
+            let origin = pair.origin;
+            assert_ne!(origin.reference_recording, origin.recording);
+            assert_eq!(domains[origin.reference_recording], domains[origin.recording]);
+            let Making::Foreign { style, corruption } = &pair.making else { panic!("an afx pair") };
+            assert!(style.domain == domains[origin.recording] && corruption.domain == style.domain);
+            let raw = |recording: usize, start: usize| recordings[recording].samples[start..start + PART].to_vec();
+            let (a, b) = (raw(origin.recording, origin.input_start), raw(origin.reference_recording, origin.reference_start));
+            let styled = [style.apply(&[a.clone()], RATE).unwrap().remove(0), style.apply(&[b], RATE).unwrap().remove(0)].concat();
+            assert!(gain_fit(&styled, &[pair.target.clone(), pair.reference.clone()].concat()) < 1e-9, "pair {i}: style");
+            assert!(gain_fit(&corruption.apply(&[a], RATE).unwrap().remove(0), &pair.input) < 1e-9, "pair {i}: corruption");
+            assert!((peak_db(&[&pair.input]) - PEAK_DBFS).abs() < 1e-4);
+            assert!((peak_db(&[&pair.reference, &pair.target]) - PEAK_DBFS).abs() < 1e-4);
+        }
+        let generator = made(0.0);
+        for i in 0..8 {
+            let origin = generator.pair(Split::Train, i, 2).unwrap().origin;
+            assert_eq!(origin.reference_recording, origin.recording);
+            assert_eq!(origin.input_start.abs_diff(origin.reference_start), PART, "the clip's other part");
+        }
     }
 
     #[test]

@@ -125,6 +125,11 @@ pub struct TrainConfig {
     /// for none ([`PairConfig::mix`]).
     #[serde(default)]
     pub mix: f64,
+    /// Foreign pairs ([`PairConfig::foreign`]): `Some(p)` makes corruptions and styles with
+    /// foreign processors and takes the reference from another recording with probability `p`;
+    /// `None` (and runs saved before it existed) for afx's own pairs.
+    #[serde(default)]
+    pub foreign: Option<f64>,
     /// Dropout in the style network's controller ([`TrainerConfig::dropout`]), 0 for none; a
     /// cTCN run has none.
     #[serde(default)]
@@ -164,6 +169,7 @@ impl Default for TrainConfig {
             speed_cents: 0.0,
             colour_db: 0.0,
             mix: 0.0,
+            foreign: None,
             dropout: 0.0,
             init: None,
             proxies: Vec::new(),
@@ -325,6 +331,13 @@ pub struct TrainArgs {
     /// pairs are never changed.
     #[arg(long)]
     pub mix: Option<f64>,
+    /// Foreign pairs, as a user meets them: corruptions and styles made by processors that are
+    /// not afx's chain (FIR EQ, tilt, RMS compressor, tape, limiter; music or speech settings,
+    /// speech for files under a folder named `speech`), and with this probability, in [0, 1],
+    /// the reference taken from another recording of the same kind instead of the clip's other
+    /// part. Default: afx's own pairs. Validation pairs are made the same way.
+    #[arg(long, value_parser = parse_probability)]
+    pub foreign: Option<f64>,
     /// Dropout in the controller: the probability, in [0, 1), that each of its inputs and
     /// hidden units is dropped in a training step; default 0 (none).
     #[arg(long)]
@@ -370,6 +383,12 @@ fn parse_colour_db(text: &str) -> std::result::Result<f64, String> {
     parse_within(text, 12.0, "dB")
 }
 
+/// `--foreign`: a probability.
+#[cfg(feature = "cli")]
+fn parse_probability(text: &str) -> std::result::Result<f64, String> {
+    parse_within(text, 1.0, "")
+}
+
 /// A number in `0..=max`.
 #[cfg(feature = "cli")]
 fn parse_within(text: &str, max: f64, unit: &str) -> std::result::Result<f64, String> {
@@ -409,6 +428,7 @@ impl TrainArgs {
             speed_cents: self.speed_cents.unwrap_or(d.speed_cents),
             colour_db: self.colour_db.unwrap_or(d.colour_db),
             mix: self.mix.unwrap_or(d.mix),
+            foreign: self.foreign.or(d.foreign),
             dropout: self.dropout.unwrap_or(d.dropout),
             ..d
         })
@@ -695,6 +715,7 @@ fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
             speed_cents: config.speed_cents,
             colour_db: config.colour_db,
             mix: config.mix,
+            foreign: config.foreign,
             ..PairConfig::default()
         },
     )
@@ -751,7 +772,7 @@ fn model_card(state: &RunState<TrainConfig>, generator: &PairGenerator) -> Model
 mod tests {
     use super::*;
     use crate::data::test_files::write_grooves;
-    use crate::data::{ClipOrigin, Corruption};
+    use crate::data::{ClipOrigin, Corruption, Making};
     use crate::example::groove;
     use crate::fx::params::default_chain;
     use crate::fx::{self, Knobs};
@@ -783,11 +804,16 @@ mod tests {
                     input: a.to_vec(),
                     reference: styled(b),
                     target: styled(a),
-                    style,
-                    corruption: Corruption { knobs: Knobs::default(), expander: None },
+                    making: Making::Afx { style, corruption: Corruption { knobs: Knobs::default(), expander: None } },
                     colour: None,
                     mix: None,
-                    origin: ClipOrigin { recording: 0, input_start: 0, reference_start: 12_000, played_at_hz: 24_000 },
+                    origin: ClipOrigin {
+                        recording: 0,
+                        input_start: 0,
+                        reference_recording: 0,
+                        reference_start: 12_000,
+                        played_at_hz: 24_000,
+                    },
                 }
             })
             .collect()
@@ -916,7 +942,12 @@ mod tests {
         write_corpus(dir.path());
         let ratios = |corruption| {
             let generator = load_pairs(&TrainConfig { corruption, ..tiny_config(dir.path()) }).unwrap();
-            (0..40).map(|i| generator.pair(Split::Train, i, 1).unwrap().corruption.knobs.0[default_chain::RATIO]).collect::<Vec<_>>()
+            (0..40)
+                .map(|i| match generator.pair(Split::Train, i, 1).unwrap().making {
+                    Making::Afx { corruption, .. } => corruption.knobs.0[default_chain::RATIO],
+                    Making::Foreign { .. } => unreachable!(),
+                })
+                .collect::<Vec<_>>()
         };
         assert!(ratios(InputCorruption::DeepAfxSt).iter().all(|&r| r == 1.0), "DeepAFx-ST's inputs are never compressed");
         assert!(ratios(InputCorruption::EqAndCompressor).iter().filter(|&&r| r > 1.0).count() > 20);
