@@ -310,16 +310,17 @@ pub const CEILING_DBFS: f64 = -1.0;
 const LOUDNESS_PASSES: usize = 6;
 /// Margin below the ceiling within which the limiter is taken to act (dB).
 const HEADROOM_DB: f64 = 0.1;
-/// LU gained per dB of gain once the limiter acts, before two passes have measured it (about
-/// what a limiter at work gives on music: each extra dB is partly taken off again).
-const FIRST_SLOPE: f64 = 0.7;
 /// Close enough to the reference's loudness (LU).
 const LOUDNESS_TOLERANCE_LU: f64 = 0.15;
+/// The most gain the search looks above the plain gain for (dB).
+const MOST_EXTRA_DB: f64 = 30.0;
 
 /// Brings `output` to `target_lufs` (BS.1770 integrated loudness) by one gain followed by
-/// afx's limiter at [`CEILING_DBFS`] (`gain,limiter`), the gain corrected a few times for what
-/// the limiter took off (the gain alone where the limiter has nothing to do). An output silent
-/// to the meter gets no gain.
+/// afx's limiter at [`CEILING_DBFS`] (`gain,limiter`). Where the limiter has nothing to do the
+/// gain alone meets the target. Otherwise the gain is first chosen on a [`LimitedLoudness`]
+/// prediction (no rendering), then rendered and measured, and corrected by secant steps on the
+/// measurements while it misses by more than 0.15 LU. An output silent to the meter gets no
+/// gain.
 pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<Leveled> {
     let rate = output.sample_rate;
     let start = integrated_loudness(&output.channels, rate, "output")?;
@@ -329,22 +330,22 @@ pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<Leveled> {
         let spec = knobs.chain().specs().next().expect("gain has a knob");
         (spec.min, spec.max)
     };
-    // Loudness after the limiter rises with the gain, more slowly once it limits: secant steps
-    // from the plain-gain guess.
-    let mut gain_db = start.map_or(0.0, |lufs| target_lufs - lufs);
+    let plain_db = start.map_or(0.0, |lufs| target_lufs - lufs).clamp(min_gain, max_gain);
     let peak_db = 20.0 * f64::from(output.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()))).log10();
-    if peak_db + gain_db.clamp(min_gain, max_gain) < CEILING_DBFS - HEADROOM_DB {
+    let (Some(start), false) = (start, peak_db + plain_db < CEILING_DBFS - HEADROOM_DB) else {
         // Under the ceiling the limiter passes the signal as it is (to rounding): the gain
-        // alone meets the target.
-        let gain_db = gain_db.clamp(min_gain, max_gain);
-        knobs.set("gain.gain_db", gain_db)?;
-        let gain = 10f64.powf(gain_db / 20.0) as f32;
+        // alone meets the target (and a silent output keeps its level).
+        knobs.set("gain.gain_db", plain_db)?;
+        let gain = 10f64.powf(plain_db / 20.0) as f32;
         output.channels.iter_mut().flatten().for_each(|x| *x *= gain);
-        return Ok(Leveled { knobs, lufs: start.map(|lufs| lufs + gain_db) });
-    }
+        return Ok(Leveled { knobs, lufs: start.map(|lufs| lufs + plain_db), passes: 0 });
+    };
+    let model = LimitedLoudness::new(&output.channels, rate, CEILING_DBFS, knobs.get("limiter.release_ms")?, start);
+    let mut gain_db = model.gain_for(target_lufs, plain_db, max_gain);
     let original = output.channels.clone();
-    let mut lufs = start;
+    let mut lufs = Some(start);
     let mut previous: Option<(f64, f64)> = None;
+    let mut passes = 0;
     for pass in 0..LOUDNESS_PASSES {
         gain_db = gain_db.clamp(min_gain, max_gain);
         knobs.set("gain.gain_db", gain_db)?;
@@ -353,19 +354,159 @@ pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<Leveled> {
         }
         let mut views: Vec<&mut [f32]> = output.channels.iter_mut().map(Vec::as_mut_slice).collect();
         crate::fx::render(&knobs, rate, &mut views)?;
+        passes += 1;
         lufs = integrated_loudness(&output.channels, rate, "output")?;
         let Some(now) = lufs else { break };
         let miss = target_lufs - now;
         if miss.abs() < LOUDNESS_TOLERANCE_LU || pass + 1 == LOUDNESS_PASSES {
             break;
         }
-        let slope = previous.map_or(FIRST_SLOPE, |(g, l)| {
-            if (gain_db - g).abs() > 1e-6 { ((now - l) / (gain_db - g)).clamp(0.1, 1.0) } else { FIRST_SLOPE }
-        });
+        // The slope between two measurements, or before there are two, the prediction's.
+        let slope = match previous {
+            Some((g, l)) if (gain_db - g).abs() > 1e-6 => (now - l) / (gain_db - g),
+            _ => model.slope(gain_db),
+        };
         previous = Some((gain_db, now));
-        gain_db += miss / slope;
+        gain_db += miss / slope.clamp(0.1, 1.0);
     }
-    Ok(Leveled { knobs, lufs })
+    Ok(Leveled { knobs, lufs, passes })
+}
+
+/// The integrated loudness of `gain,limiter` (afx's limiter, [`crate::fx::limiter`]) on a
+/// recording at any gain, predicted without rendering it, so the loudness stage renders once
+/// where a search would render several times.
+///
+/// The recording is cut into blocks of the limiter's look-ahead `D` (2 ms); each keeps its
+/// peak over channels `P` and its K-weighted energy `E` (BS.1770's filter, channels summed).
+/// At gain `G` a block needs the gain `r = min(1, c / (G·P))`; the limiter's release lets the
+/// gain rise by `α^D` per block and fall at once (`s = min(r, α^D·s + (1 − α^D)·r)`), and
+/// the block leaves with energy `G²·s²·E`. (Spreading each block's need to its neighbours, as
+/// the look-ahead's ramp does to a few samples of them, predicted worse: 0.5 LU low at 15 dB
+/// into the limiter on a drum groove, against 0.1 LU high without.) The blocks' energies fill BS.1770's 100 ms steps, gated as the meter gates
+/// (400 ms windows, −70 LUFS absolute, −10 LU relative). `offset` ties the prediction to the
+/// meter: it is what the meter read at gain 1 minus what the blocks read unlimited.
+#[derive(Clone, Debug)]
+pub struct LimitedLoudness {
+    peaks: Vec<f64>,
+    energies: Vec<f64>,
+    /// Frames per block and per 100 ms step.
+    block: usize,
+    step: usize,
+    ceiling: f64,
+    /// `α^D`: the release per block.
+    release: f64,
+    offset: f64,
+}
+
+impl LimitedLoudness {
+    /// The blocks of `channels` (all of one length) for a limiter at `ceiling_db` with
+    /// `release_ms`; `measured_lufs` is the meter's reading of `channels` as they are.
+    pub fn new(channels: &[Vec<f32>], sample_rate: u32, ceiling_db: f64, release_ms: f64, measured_lufs: f64) -> LimitedLoudness {
+        let fs = f64::from(sample_rate);
+        let block = crate::fx::limiter::lookahead(fs);
+        let frames = channels.first().map_or(0, Vec::len);
+        let count = frames.div_ceil(block);
+        let per_channel: Vec<(Vec<f64>, Vec<f64>)> = std::thread::scope(|scope| {
+            let sections = crate::fx::level::k_weighting(sample_rate);
+            let handles: Vec<_> = channels
+                .iter()
+                .map(|channel| {
+                    scope.spawn(move || {
+                        let mut filter = crate::fx::level::KFilter::new(&sections);
+                        let (mut peaks, mut energies) = (Vec::with_capacity(count), Vec::with_capacity(count));
+                        for chunk in channel.chunks(block) {
+                            let (mut peak, mut energy) = (0.0f32, 0.0f64);
+                            for &x in chunk {
+                                peak = peak.max(x.abs());
+                                let k = filter.next(f64::from(x));
+                                energy += k * k;
+                            }
+                            peaks.push(f64::from(peak));
+                            energies.push(energy);
+                        }
+                        (peaks, energies)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a K-weighting thread")).collect()
+        });
+        let (mut peaks, mut energies) = (vec![0.0f64; count], vec![0.0f64; count]);
+        for (p, e) in &per_channel {
+            peaks.iter_mut().zip(p).for_each(|(a, b)| *a = a.max(*b));
+            energies.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        }
+        let step = ((fs / 10.0).round() as usize).max(1);
+        let alpha = crate::fx::compressor::smoothing_coeff(release_ms, fs);
+        let mut model = LimitedLoudness {
+            peaks,
+            energies,
+            block,
+            step,
+            ceiling: 10f64.powf(ceiling_db / 20.0),
+            release: alpha.powi(block as i32),
+            offset: 0.0,
+        };
+        if let Some(unlimited) = model.gated(|_| 1.0) {
+            model.offset = measured_lufs - unlimited;
+        }
+        model
+    }
+
+    /// The predicted loudness after `gain_db` and the limiter (LUFS), `None` if silent.
+    pub fn lufs(&self, gain_db: f64) -> Option<f64> {
+        let gain = 10f64.powf(gain_db / 20.0);
+        let need = |j: usize| (self.ceiling / (gain * self.peaks[j])).min(1.0);
+        let mut s = 1.0f64;
+        let gains: Vec<f64> = (0..self.peaks.len())
+            .map(|j| {
+                let m = need(j);
+                s = m.min(self.release * s + (1.0 - self.release) * m);
+                gain * s
+            })
+            .collect();
+        self.gated(|j| gains[j] * gains[j]).map(|l| l + self.offset)
+    }
+
+    /// d(lufs)/d(gain_db) at `gain_db`, by central differences of half a dB.
+    pub fn slope(&self, gain_db: f64) -> f64 {
+        match (self.lufs(gain_db + 0.25), self.lufs(gain_db - 0.25)) {
+            (Some(up), Some(down)) => (up - down) / 0.5,
+            _ => 1.0,
+        }
+    }
+
+    /// The gain (dB, from `lowest_db` up to `highest_db`) the prediction says reaches
+    /// `target_lufs`: bisection, since the limited loudness never falls as the gain rises.
+    pub fn gain_for(&self, target_lufs: f64, lowest_db: f64, highest_db: f64) -> f64 {
+        let (mut low, mut high) = (lowest_db, highest_db.min(lowest_db + MOST_EXTRA_DB).max(lowest_db));
+        if self.lufs(high).is_none_or(|l| l <= target_lufs) {
+            return high;
+        }
+        for _ in 0..40 {
+            let mid = 0.5 * (low + high);
+            if self.lufs(mid).is_some_and(|l| l < target_lufs) { low = mid } else { high = mid }
+        }
+        0.5 * (low + high)
+    }
+
+    /// BS.1770's gated loudness of the blocks, each block's energy scaled by `scale(j)`, without
+    /// the offset.
+    fn gated(&self, scale: impl Fn(usize) -> f64) -> Option<f64> {
+        let steps = (self.peaks.len() * self.block) / self.step;
+        let mut sums = vec![0.0f64; steps + 1];
+        for (j, e) in self.energies.iter().enumerate() {
+            sums[((j * self.block) / self.step).min(steps)] += e * scale(j);
+        }
+        let windows: Vec<f64> = (0..steps.saturating_sub(3)).map(|k| sums[k..k + 4].iter().sum::<f64>() / (4 * self.step) as f64).collect();
+        let loudness = |z: f64| -0.691 + 10.0 * z.log10();
+        let mean_of = |keep: &dyn Fn(f64) -> bool| {
+            let kept: Vec<f64> = windows.iter().copied().filter(|&z| keep(z)).collect();
+            (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+        };
+        let absolute = mean_of(&|z| loudness(z) > -70.0)?;
+        let relative = loudness(absolute) - 10.0;
+        mean_of(&|z| loudness(z) > -70.0 && loudness(z) > relative).map(loudness)
+    }
 }
 
 /// What [`loudness_stage`] did.
@@ -375,6 +516,8 @@ pub struct Leveled {
     pub knobs: ChainKnobs,
     /// The output's integrated loudness (LUFS; `None`: silent to the meter).
     pub lufs: Option<f64>,
+    /// Renders of the limiter it took (0 where the gain alone did it).
+    pub passes: usize,
 }
 
 #[cfg(test)]
@@ -511,5 +654,44 @@ mod tests {
         let gain = 10f32.powf(-12.0 / 20.0);
         let worst = down.channels[0].iter().zip(&input.channels[0]).fold(0.0f32, |m, (y, x)| m.max((y - gain * x).abs()));
         assert!(worst < 1e-5, "off a plain gain by {worst}");
+    }
+
+    /// The limiter's loudness predicted without rendering is within 0.2 LU of what the meter
+    /// reads on the rendered `gain,limiter` (the independent expectation) from no limiting to
+    /// 15 dB into the limiter, on a drum groove (sharp transients) and on sustained tones, at
+    /// 44.1 and 48 kHz; so the stage renders once on such material.
+    #[test]
+    fn the_limited_loudness_is_predicted_without_rendering() {
+        let groove = |rate| crate::example::groove(6.0, rate, 2, 3);
+        let tones = |_| {
+            let mut audio = harmonic(110.0, 6.0, 5);
+            audio.channels.iter_mut().flatten().for_each(|x| *x *= 4.0);
+            audio
+        };
+        let makers: [(&str, &dyn Fn(u32) -> Audio); 2] = [("groove", &groove), ("tones", &tones)];
+        for (name, make) in makers {
+            for rate in [44_100, 48_000] {
+                let audio = make(rate);
+                let rate = audio.sample_rate;
+                let start = audible_loudness(&audio.channels, rate, "x").unwrap();
+                let peak_db = 20.0 * f64::from(audio.channels.iter().flatten().fold(0.0f32, |p, x| p.max(x.abs()))).log10();
+                let model = LimitedLoudness::new(&audio.channels, rate, CEILING_DBFS, 60.0, start);
+                let mut measured_at = Vec::new();
+                for into_limiter_db in [-3.0, 0.0, 3.0, 8.0, 15.0] {
+                    let gain_db = CEILING_DBFS - peak_db + into_limiter_db;
+                    let mut knobs = ChainKnobs::defaults("gain,limiter".parse().unwrap());
+                    knobs.set("gain.gain_db", gain_db).unwrap();
+                    knobs.set("limiter.ceiling_db", CEILING_DBFS).unwrap();
+                    let rendered = through(&audio, &knobs);
+                    let measured = audible_loudness(&rendered.channels, rate, "y").unwrap();
+                    let predicted = model.lufs(gain_db).unwrap();
+                    assert!((predicted - measured).abs() < 0.2, "{name} at {rate} Hz, {into_limiter_db} dB in: {predicted} vs {measured}");
+                    measured_at.push(measured);
+                }
+                // A loudness the stage can reach (what 8 dB into the limiter gave): one render.
+                let leveled = loudness_stage(&mut audio.clone(), measured_at[3]).unwrap();
+                assert_eq!(leveled.passes, 1, "{name} at {rate} Hz");
+            }
+        }
     }
 }

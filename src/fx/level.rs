@@ -80,16 +80,35 @@ pub fn k_weighting(sample_rate: u32) -> [Coeffs; 2] {
 
 /// `x` through both sections from rest (direct form I, f64).
 fn k_filter(sections: &[Coeffs; 2], x: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut y: Vec<f64> = x.collect();
-    for c in sections {
-        let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
-        for v in y.iter_mut() {
-            let out = c.b0 * *v + c.b1 * x1 + c.b2 * x2 - c.a1 * y1 - c.a2 * y2;
-            (x2, x1, y2, y1) = (x1, *v, y1, out);
-            *v = out;
-        }
+    let mut filter = KFilter::new(sections);
+    x.map(|v| filter.next(v)).collect()
+}
+
+/// The two K-weighting sections run sample by sample from rest (direct form I, f64), for
+/// callers that need `K x` once and need not keep it.
+#[derive(Clone, Debug)]
+pub struct KFilter {
+    sections: [Coeffs; 2],
+    /// Per section: x[n−1], x[n−2], y[n−1], y[n−2].
+    state: [[f64; 4]; 2],
+}
+
+impl KFilter {
+    pub fn new(sections: &[Coeffs; 2]) -> KFilter {
+        KFilter { sections: *sections, state: [[0.0; 4]; 2] }
     }
-    y
+
+    /// The next sample of `K x`.
+    #[inline]
+    pub fn next(&mut self, x: f64) -> f64 {
+        let mut v = x;
+        for (c, [x1, x2, y1, y2]) in self.sections.iter().zip(&mut self.state) {
+            let out = c.b0 * v + c.b1 * *x1 + c.b2 * *x2 - c.a1 * *y1 - c.a2 * *y2;
+            (*x2, *x1, *y2, *y1) = (*x1, v, *y1, out);
+            v = out;
+        }
+        v
+    }
 }
 
 /// Every channel K-weighted (`K x_c`).

@@ -55,7 +55,11 @@ impl<V: Copy> Ring<V> {
     /// Pushes `v` and returns the value it replaces (pushed `len` steps ago).
     fn push(&mut self, v: V) -> V {
         let old = std::mem::replace(&mut self.values[self.next], v);
-        self.next = (self.next + 1) % self.values.len();
+        // A compare, not `%`: an integer division per push would cost more than the rest.
+        self.next += 1;
+        if self.next == self.values.len() {
+            self.next = 0;
+        }
         old
     }
 
@@ -140,15 +144,17 @@ impl<T: Real> Limiter<T> {
         // Window minimum over the last D + 1 samples (the rest state counts as r = 1).
         // Expire what left the window first, so at most D + 1 entries are ever held.
         let cap = self.queue.len();
+        // Index `k` places past the front, wrapped by a compare (k < cap, start < cap).
+        let at = |start: usize, k: usize| if start + k >= cap { start + k - cap } else { start + k };
         let i = self.index;
         while self.queue_len > 0 && self.queue[self.queue_start].0 + (self.window as u64) < i {
-            self.queue_start = (self.queue_start + 1) % cap;
+            self.queue_start = at(self.queue_start, 1);
             self.queue_len -= 1;
         }
-        while self.queue_len > 0 && self.queue[(self.queue_start + self.queue_len - 1) % cap].1 >= r {
+        while self.queue_len > 0 && self.queue[at(self.queue_start, self.queue_len - 1)].1 >= r {
             self.queue_len -= 1;
         }
-        self.queue[(self.queue_start + self.queue_len) % cap] = (i, r);
+        self.queue[at(self.queue_start, self.queue_len)] = (i, r);
         self.queue_len += 1;
         let (front_index, front) = self.queue[self.queue_start];
         let at_rest = i < self.window as u64 && front >= 1.0;
