@@ -415,12 +415,9 @@ impl LimitedLoudness {
                         let mut filter = crate::fx::level::KFilter::new(&sections);
                         let (mut peaks, mut energies) = (Vec::with_capacity(count), Vec::with_capacity(count));
                         for chunk in channel.chunks(block) {
-                            let (mut peak, mut energy) = (0.0f32, 0.0f64);
-                            for &x in chunk {
-                                peak = peak.max(x.abs());
-                                let k = filter.next(f64::from(x));
-                                energy += k * k;
-                            }
+                            let peak = chunk.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+                            let mut energy = 0.0f64;
+                            filter.each(chunk, |k| energy += k * k);
                             peaks.push(f64::from(peak));
                             energies.push(energy);
                         }

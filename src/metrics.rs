@@ -279,7 +279,7 @@ fn mean_centroid_hz(channels: &[Vec<f64>], sample_rate: u32) -> f64 {
 /// meter). `what` names the recording in errors.
 pub fn integrated_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
     let planar: Vec<&[f32]> = channels.iter().map(Vec::as_slice).collect();
-    metered(channels.len(), sample_rate, what, |meter| meter.add_frames_planar_f32(&planar))
+    metered(&planar, sample_rate, what)
 }
 
 /// The gated integrated loudness (BS.1770-4) of planar channels in LUFS, all channels together;
@@ -291,7 +291,7 @@ pub fn audible_loudness(channels: &[Vec<f32>], sample_rate: u32, what: &str) -> 
 /// The gated integrated loudness (BS.1770-4) of a mono signal in LUFS; silence is an error
 /// naming `what`.
 pub fn loudness_lufs(signal: &[f32], sample_rate: u32, what: &str) -> Result<f64> {
-    audible(metered(1, sample_rate, what, |meter| meter.add_frames_planar_f32(&[signal]))?, what)
+    audible(metered(&[signal], sample_rate, what)?, what)
 }
 
 fn integrated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<f64> {
@@ -309,21 +309,83 @@ fn audible(lufs: Option<f64>, what: &str) -> Result<f64> {
 /// The integrated loudness, `None` where no block passes the absolute gate.
 fn gated_loudness_lufs(channels: &[Vec<f64>], sample_rate: u32, what: &str) -> Result<Option<f64>> {
     let planar: Vec<&[f64]> = channels.iter().map(Vec::as_slice).collect();
-    metered(channels.len(), sample_rate, what, |meter| meter.add_frames_planar_f64(&planar))
+    metered(&planar, sample_rate, what)
 }
 
-/// A BS.1770 meter of `channels` channels fed by `feed`, read as integrated loudness (`None`
-/// where no block passes the absolute gate); samples go in as they are, without a copy.
-fn metered(
-    channels: usize,
-    sample_rate: u32,
-    what: &str,
-    feed: impl FnOnce(&mut EbuR128) -> std::result::Result<(), ebur128::Error>,
-) -> Result<Option<f64>> {
+/// Samples the meter takes planar: `f32` and `f64`.
+trait Metered: Copy + Send + Sync {
+    fn add(meter: &mut EbuR128, frames: &[&[Self]]) -> std::result::Result<(), ebur128::Error>;
+    fn seed(meter: &mut EbuR128, frames: &[&[Self]]) -> std::result::Result<(), ebur128::Error>;
+}
+
+impl Metered for f32 {
+    fn add(meter: &mut EbuR128, frames: &[&[f32]]) -> std::result::Result<(), ebur128::Error> {
+        meter.add_frames_planar_f32(frames)
+    }
+    fn seed(meter: &mut EbuR128, frames: &[&[f32]]) -> std::result::Result<(), ebur128::Error> {
+        meter.seed_frames_planar_f32(frames)
+    }
+}
+
+impl Metered for f64 {
+    fn add(meter: &mut EbuR128, frames: &[&[f64]]) -> std::result::Result<(), ebur128::Error> {
+        meter.add_frames_planar_f64(frames)
+    }
+    fn seed(meter: &mut EbuR128, frames: &[&[f64]]) -> std::result::Result<(), ebur128::Error> {
+        meter.seed_frames_planar_f64(frames)
+    }
+}
+
+/// Recordings at least this long (seconds) are metered in parallel parts.
+const PARALLEL_METER_S: f64 = 20.0;
+
+/// The integrated loudness (BS.1770) of planar channels (`None` where no block passes the
+/// absolute gate); samples go in as they are, without a copy. A long recording is metered in
+/// parts on the available cores, as the ebur128 crate documents for
+/// `loudness_global_multiple`: parts that start on the 100 ms grid and overlap the one before by
+/// 400 ms, each meter's filters warmed on the first 100 ms of the overlap (`seed_frames`) and
+/// measuring from there, so every 400 ms gating block of the whole is measured exactly once.
+fn metered<S: Metered>(planar: &[&[S]], sample_rate: u32, what: &str) -> Result<Option<f64>> {
+    let frames = planar.first().map_or(0, |c| c.len());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = if (frames as f64) < PARALLEL_METER_S * f64::from(sample_rate) { 1 } else { cores.min(8) };
+    metered_in_parts(planar, sample_rate, what, parts)
+}
+
+/// [`metered`] in `parts` parts (each at least 400 ms long).
+fn metered_in_parts<S: Metered>(planar: &[&[S]], sample_rate: u32, what: &str, parts: usize) -> Result<Option<f64>> {
     let meter_error = |e: ebur128::Error| Error::BadAudio { what: what.into(), reason: format!("loudness meter failed: {e}") };
-    let mut meter = EbuR128::new(channels as u32, sample_rate, Mode::I).map_err(meter_error)?;
-    feed(&mut meter).map_err(meter_error)?;
-    let lufs = meter.loudness_global().map_err(meter_error)?;
+    let channels = planar.len() as u32;
+    let frames = planar.first().map_or(0, |c| c.len());
+    let step = (sample_rate as usize + 5) / 10;
+    let meter_part = |first: usize, last: usize| -> Result<EbuR128> {
+        let mut meter = EbuR128::new(channels, sample_rate, Mode::I).map_err(meter_error)?;
+        let slice = |a: usize, b: usize| planar.iter().map(|c| &c[a..b]).collect::<Vec<&[S]>>();
+        // A later part: warm the filters on the overlap's first 100 ms, measure from there.
+        let from = if first == 0 { 0 } else { first + step };
+        if first > 0 {
+            S::seed(&mut meter, &slice(first, from)).map_err(meter_error)?;
+        }
+        S::add(&mut meter, &slice(from, last)).map_err(meter_error)?;
+        Ok(meter)
+    };
+    let meters: Vec<EbuR128> = if parts == 1 {
+        vec![meter_part(0, frames)?]
+    } else {
+        // Part k measures from the 100 ms step nearest k/parts of the way, less the overlap.
+        let bounds: Vec<usize> = (0..=parts).map(|k| if k == parts { frames } else { (k * frames / parts) / step * step }).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..parts)
+                .map(|k| {
+                    let first = bounds[k].saturating_sub(if k == 0 { 0 } else { 4 * step });
+                    let last = bounds[k + 1];
+                    scope.spawn(move || meter_part(first, last))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a loudness meter thread")).collect::<Result<Vec<_>>>()
+        })?
+    };
+    let lufs = EbuR128::loudness_global_multiple(meters.iter()).map_err(meter_error)?;
     Ok(lufs.is_finite().then_some(lufs))
 }
 
@@ -432,6 +494,27 @@ mod tests {
         let x = noise(0.3, 3 * 48000, 1);
         let error = pair(x.clone(), scaled(&x, 0.5)).loudness_error_lu().unwrap();
         assert!((error - 20.0 * 2f64.log10()).abs() < 1e-3, "{error}");
+    }
+
+    /// A long recording is metered in parallel parts; every gating block is still measured
+    /// once: the reading equals one meter's over the whole (ebur128 fed in one go) to 0.001 LU,
+    /// on stereo whose level changes section by section (so both gates act) and whose sides
+    /// differ, at 44.1 and 48 kHz and a length off the 100 ms grid.
+    #[test]
+    fn a_long_recording_metered_in_parts_reads_as_one_meter() {
+        for rate in [44_100u32, 48_000] {
+            let frames = 47 * rate as usize + 1234;
+            let section = |n: usize| [0.3, 0.02, 0.5, 0.0005, 0.2][(n / (7 * rate as usize)) % 5];
+            let left: Vec<f32> = noise(1.0, frames, 3).iter().enumerate().map(|(n, x)| x * section(n)).collect();
+            let right: Vec<f32> = noise(1.0, frames, 4).iter().enumerate().map(|(n, x)| 0.5 * x * section(n + rate as usize)).collect();
+            let mut whole = EbuR128::new(2, rate, Mode::I).unwrap();
+            whole.add_frames_planar_f32(&[&left, &right]).unwrap();
+            let expected = whole.loudness_global().unwrap();
+            for parts in [2, 3, 5] {
+                let got = metered_in_parts(&[&left[..], &right[..]], rate, "parts", parts).unwrap().unwrap();
+                assert!((got - expected).abs() < 1e-3, "{rate} Hz, {parts} parts: {got} vs {expected}");
+            }
+        }
     }
 
     #[test]

@@ -257,7 +257,17 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
             });
         }
     }
-    let (input_copy, reference_copy) = (analysis_copy(input)?, analysis_copy(reference)?);
+    let measured = matches!(options.mode, Mode::Matched | Mode::Learned);
+    // The tone match needs neither the network nor the analysis copies: it runs beside them.
+    let (tone, input_copy, reference_copy) = std::thread::scope(|scope| -> Result<_> {
+        let side = scope.spawn(|| -> Result<_> {
+            let tone = if measured { Some(matching::tone_match(input, reference, &matching::ToneConfig::default())?) } else { None };
+            Ok((tone, analysis_copy(reference)?))
+        });
+        let input_copy = analysis_copy(input);
+        let (tone, reference_copy) = side.join().expect("the tone match's thread")?;
+        Ok((tone, input_copy?, reference_copy))
+    })?;
     let mut mastering = mastering(&net.config().chain, options.chain.as_ref())?;
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
@@ -266,14 +276,9 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }
     let mut knobs = to_knobs(&net.config().chain, &normalized)?;
-    let tone = match options.mode {
-        Mode::Matched | Mode::Learned => {
-            let tone = matching::tone_match(input, reference, &matching::ToneConfig::default())?;
-            hold_to_measurement(&mut knobs, &tone, f64::from(input.sample_rate), options.mode == Mode::Learned)?;
-            Some(tone)
-        }
-        Mode::Model => None,
-    };
+    if let Some(tone) = &tone {
+        hold_to_measurement(&mut knobs, tone, f64::from(input.sample_rate), options.mode == Mode::Learned)?;
+    }
     let model_stages = knobs.chain().stages().len();
     if !options.set.is_empty() {
         let mut whole = match &mastering {

@@ -302,6 +302,11 @@ impl<T: Real> Compressor<T> {
 
     /// Compresses one block in place; all channels must have the same length.
     pub fn process(&mut self, channels: &mut [&mut [T]]) {
+        // Ratio 1 with no make-up at rest is the identity (no gain reduction ever arises):
+        // nothing to compute. `matched` transfers leave the compressor so.
+        if self.k.slope == T::zero() && self.k.makeup_db == T::zero() && self.y_l == T::zero() {
+            return;
+        }
         let len = channels.first().map_or(0, |c| c.len());
         for start in (0..len).step_by(BLOCK) {
             let n = BLOCK.min(len - start);
@@ -454,6 +459,28 @@ mod tests {
         let mut x: Vec<f64> = (0..48_000).map(|n| if n % 40 < 20 { amp } else { -amp }).collect();
         Compressor::new(s, FS).process(&mut [&mut x]);
         20.0 * (x[x.len() - 1].abs() / amp).log10()
+    }
+
+    /// Ratio 1 with no make-up passes the signal untouched; switched to ratio 1 while it holds
+    /// a gain reduction, the compressor still releases it (the gain climbs back toward 1 over
+    /// the release time instead of jumping).
+    #[test]
+    fn ratio_one_passes_untouched_and_a_held_reduction_still_releases() {
+        let square = |amp: f64, len: usize| (0..len).map(|n| if n % 40 < 20 { amp } else { -amp }).collect::<Vec<f64>>();
+        let mut flat = Compressor::new(&settings(-30.0, 1.0, 6.0), FS);
+        let mut x = square(0.9, 4800);
+        flat.process(&mut [&mut x]);
+        assert_eq!(x, square(0.9, 4800));
+
+        let mut held = Compressor::new(&settings(-30.0, 8.0, 6.0), FS);
+        let mut x = square(0.9, 48_000);
+        held.process(&mut [&mut x]);
+        held.set(&settings(-30.0, 1.0, 6.0), FS);
+        let mut after = square(0.9, 4800);
+        held.process(&mut [&mut after]);
+        let gain = |i: usize| after[i].abs() / 0.9;
+        assert!(gain(0) < 0.5, "the reduction is still held at first: {}", gain(0));
+        assert!(gain(4799) > gain(0) && gain(4799) < 1.0, "it releases over 100 ms: {} -> {}", gain(0), gain(4799));
     }
 
     #[test]
