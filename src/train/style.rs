@@ -394,7 +394,7 @@ fn parse_probability(text: &str) -> std::result::Result<f64, String> {
 fn parse_within(text: &str, max: f64, unit: &str) -> std::result::Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if (0.0..=max).contains(&x) => Ok(x),
-        Ok(x) => Err(format!("{x} is outside 0..={max} {unit}")),
+        Ok(x) => Err(format!("{x} is outside 0..={max} {unit}").trim_end().to_string()),
         Err(e) => Err(format!("not a number: {e}")),
     }
 }
