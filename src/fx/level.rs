@@ -99,23 +99,14 @@ impl KFilter {
     }
 
     /// `K x` of each sample of `xs` in turn, handed to `each` (the state carries on to the next
-    /// call). The state lives in locals for the loop, so it stays in registers.
+    /// call). The loop runs on a copy of the filter in locals, so its state stays in registers.
     #[inline]
     pub fn each(&mut self, xs: &[f32], mut each: impl FnMut(f64)) {
-        let [s, h] = self.sections;
-        let [[sx1, sx2, sy1, sy2], [hx1, hx2, hy1, hy2]] = &mut self.state;
-        let (mut a1, mut a2, mut a3, mut a4) = (*sx1, *sx2, *sy1, *sy2);
-        let (mut b1, mut b2, mut b3, mut b4) = (*hx1, *hx2, *hy1, *hy2);
+        let mut local = self.clone();
         for &x in xs {
-            let x = f64::from(x);
-            let y = s.b0 * x + s.b1 * a1 + s.b2 * a2 - s.a1 * a3 - s.a2 * a4;
-            (a2, a1, a4, a3) = (a1, x, a3, y);
-            let z = h.b0 * y + h.b1 * b1 + h.b2 * b2 - h.a1 * b3 - h.a2 * b4;
-            (b2, b1, b4, b3) = (b1, y, b3, z);
-            each(z);
+            each(local.next(f64::from(x)));
         }
-        (*sx1, *sx2, *sy1, *sy2) = (a1, a2, a3, a4);
-        (*hx1, *hx2, *hy1, *hy2) = (b1, b2, b3, b4);
+        *self = local;
     }
 
     /// The next sample of `K x`.
