@@ -473,11 +473,16 @@ impl LimitedLoudness {
     }
 
     /// The gain (dB, from `lowest_db` up to `highest_db`) the prediction says reaches
-    /// `target_lufs`: bisection, since the limited loudness never falls as the gain rises.
+    /// `target_lufs`: bisection, since the limited loudness never falls as the gain rises
+    /// (`highest_db` where even that falls short, `lowest_db` where the blocks read nothing).
     pub fn gain_for(&self, target_lufs: f64, lowest_db: f64, highest_db: f64) -> f64 {
         let (mut low, mut high) = (lowest_db, highest_db.min(lowest_db + MOST_EXTRA_DB).max(lowest_db));
-        if self.lufs(high).is_none_or(|l| l <= target_lufs) {
-            return high;
+        match self.lufs(high) {
+            // Nothing the blocks can read (too short to gate): the plain gain, for the
+            // measurements to correct.
+            None => return lowest_db,
+            Some(l) if l <= target_lufs => return high,
+            Some(_) => {}
         }
         for _ in 0..40 {
             let mid = 0.5 * (low + high);
