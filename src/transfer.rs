@@ -158,8 +158,10 @@ pub struct TransferArgs {
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// How the knobs and the level are decided: `matched` holds the network's EQ to what the
-    /// two recordings' measured tone supports and matches loudness by measurement; `model`
-    /// renders the network's knobs and level as predicted.
+    /// two recordings' measured tone supports and matches loudness by measurement; `learned`
+    /// keeps the network's EQ and compressor, adds the held measured tone and matches loudness
+    /// by measurement (for models trained with `afx train --foreign`); `model` renders the
+    /// network's knobs and level as predicted.
     #[arg(long, value_enum, default_value_t = Mode::Matched)]
     pub mode: Mode,
     /// Refine the network's knobs by this many steps of exact-gradient descent on a style
