@@ -382,8 +382,9 @@ pub fn loudness_stage(output: &mut Audio, target_lufs: f64) -> Result<Leveled> {
 /// gain rise by `α^D` per block and fall at once (`s = min(r, α^D·s + (1 − α^D)·r)`), and
 /// the block leaves with energy `G²·s²·E`. (Spreading each block's need to its neighbours, as
 /// the look-ahead's ramp does to a few samples of them, predicted worse: 0.5 LU low at 15 dB
-/// into the limiter on a drum groove, against 0.1 LU high without.) The blocks' energies fill BS.1770's 100 ms steps, gated as the meter gates
-/// (400 ms windows, −70 LUFS absolute, −10 LU relative). `offset` ties the prediction to the
+/// into the limiter on a drum groove, against 0.1 LU high without.) The blocks' energies fill
+/// BS.1770's 100 ms steps, gated as the meter gates (400 ms windows, −70 LUFS absolute, −10 LU
+/// relative). `offset` ties the prediction to the
 /// meter: it is what the meter read at gain 1 minus what the blocks read unlimited.
 #[derive(Clone, Debug)]
 pub struct LimitedLoudness {
@@ -452,16 +453,14 @@ impl LimitedLoudness {
     /// The predicted loudness after `gain_db` and the limiter (LUFS), `None` if silent.
     pub fn lufs(&self, gain_db: f64) -> Option<f64> {
         let gain = 10f64.powf(gain_db / 20.0);
-        let need = |j: usize| (self.ceiling / (gain * self.peaks[j])).min(1.0);
+        // `gated` visits the blocks in order, so the release runs as it scales them.
         let mut s = 1.0f64;
-        let gains: Vec<f64> = (0..self.peaks.len())
-            .map(|j| {
-                let m = need(j);
-                s = m.min(self.release * s + (1.0 - self.release) * m);
-                gain * s
-            })
-            .collect();
-        self.gated(|j| gains[j] * gains[j]).map(|l| l + self.offset)
+        let scaled = |j: usize| {
+            let need = (self.ceiling / (gain * self.peaks[j])).min(1.0);
+            s = need.min(self.release * s + (1.0 - self.release) * need);
+            (gain * s) * (gain * s)
+        };
+        self.gated(scaled).map(|l| l + self.offset)
     }
 
     /// d(lufs)/d(gain_db) at `gain_db`, by central differences of half a dB.
@@ -491,9 +490,9 @@ impl LimitedLoudness {
         0.5 * (low + high)
     }
 
-    /// BS.1770's gated loudness of the blocks, each block's energy scaled by `scale(j)`, without
-    /// the offset.
-    fn gated(&self, scale: impl Fn(usize) -> f64) -> Option<f64> {
+    /// BS.1770's gated loudness of the blocks, each block's energy scaled by `scale(j)` (called
+    /// once per block, in order), without the offset.
+    fn gated(&self, mut scale: impl FnMut(usize) -> f64) -> Option<f64> {
         let steps = (self.peaks.len() * self.block) / self.step;
         let mut sums = vec![0.0f64; steps + 1];
         for (j, e) in self.energies.iter().enumerate() {

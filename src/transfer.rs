@@ -114,10 +114,17 @@ pub enum Mode {
     Model,
 }
 
+impl Mode {
+    /// Whether the mode measures the recordings: the tone match and the loudness stage.
+    fn measures(self) -> bool {
+        matches!(self, Mode::Matched | Mode::Learned)
+    }
+}
+
 /// How a transfer runs beyond the model.
 #[derive(Clone, Debug, Default)]
 pub struct TransferOptions {
-    /// Matched (the default) or the network alone.
+    /// Matched (the default), learned, or the network alone.
     pub mode: Mode,
     /// The whole chain: the model's, then effects that process its output at the output's
     /// level (default: the model's alone).
@@ -259,11 +266,14 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
             });
         }
     }
-    let measured = matches!(options.mode, Mode::Matched | Mode::Learned);
     // The tone match needs neither the network nor the analysis copies: it runs beside them.
     let (tone, input_copy, reference_copy) = std::thread::scope(|scope| -> Result<_> {
         let side = scope.spawn(|| -> Result<_> {
-            let tone = if measured { Some(matching::tone_match(input, reference, &matching::ToneConfig::default())?) } else { None };
+            let tone = if options.mode.measures() {
+                Some(matching::tone_match(input, reference, &matching::ToneConfig::default())?)
+            } else {
+                None
+            };
             Ok((tone, analysis_copy(reference)?))
         });
         let input_copy = analysis_copy(input);
