@@ -107,6 +107,12 @@ pub enum Error {
     SoxMissing { reason: String },
     #[error("`sox {effects}` failed: {reason}")]
     SoxFailed { effects: String, reason: String },
+    #[error("LV2 plugins need afx built with `--features lv2` (scripts/install-lv2.sh installs what it links to)")]
+    Lv2Disabled,
+    #[error("LV2 plugin `{uri}` is not installed (`afx plugins` lists those that are)")]
+    PluginNotFound { uri: String },
+    #[error("LV2 plugin `{uri}` {reason}")]
+    Plugin { uri: String, reason: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

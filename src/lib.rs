@@ -18,6 +18,8 @@ pub mod eval;
 pub mod example;
 pub mod fx;
 pub mod grad;
+#[cfg(feature = "lv2")]
+pub mod lv2;
 pub mod matching;
 pub mod metrics;
 pub mod model;

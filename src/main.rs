@@ -46,6 +46,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the installed LV2 plugins afx can host, or one plugin's knobs (needs the `lv2`
+    /// feature).
+    Plugins {
+        /// Show this plugin's knobs (its control inputs) instead of the list.
+        uri: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure an estimate against a target recording.
     Analyze {
         #[arg(long)]
@@ -115,6 +124,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `afx plugins`: the installed LV2 plugins, or one plugin's knobs.
+#[cfg(feature = "lv2")]
+fn plugins(uri: Option<&str>, json: bool) -> afx::Result<String> {
+    match uri {
+        Some(uri) => afx::lv2::plugin_knob_listing(uri, json),
+        None => Ok(afx::lv2::plugin_listing(json)),
+    }
+}
+
+/// `afx plugins` in a build without LV2 hosting.
+#[cfg(not(feature = "lv2"))]
+fn plugins(_uri: Option<&str>, _json: bool) -> afx::Result<String> {
+    Err(afx::Error::Lv2Disabled)
+}
+
 /// The one-line message for a library error, naming the command line's flags where the
 /// library names its settings.
 fn message(error: &afx::Error) -> String {
@@ -173,6 +197,7 @@ fn run(cli: Cli) -> afx::Result<()> {
             let chain = chain.as_deref().map(str::parse).transpose()?.unwrap_or_default();
             write!(out, "{}", afx::fx::params::knob_listing(&chain, json))?;
         }
+        Command::Plugins { uri, json } => write!(out, "{}", plugins(uri.as_deref(), json)?)?,
         Command::Analyze { estimate, target, json } => write!(out, "{}", afx::apply::analysis(&estimate, &target, json)?)?,
         Command::Styles { sample: Some(name), seed } => write!(out, "{}", afx::data::styles::sample_file(&name, seed)?)?,
         Command::Styles { sample: None, .. } => write!(out, "{}", afx::data::styles::listing())?,

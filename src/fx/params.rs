@@ -292,7 +292,11 @@ pub fn effect_listing(json: bool) -> String {
 /// `afx params`: every knob of `chain` with its unit, range, default, skew and description, as
 /// a table or as JSON.
 pub fn knob_listing(chain: &ChainSpec, json: bool) -> String {
-    let knobs = chain.knobs();
+    knob_table(&chain.knobs(), json)
+}
+
+/// Knobs with their unit, range, default, skew and description, as a table or as JSON.
+pub fn knob_table(knobs: &[Knob], json: bool) -> String {
     if json {
         let list: Vec<_> = knobs
             .iter()
@@ -304,7 +308,7 @@ pub fn knob_listing(chain: &ChainSpec, json: bool) -> String {
         return serde_json::to_string_pretty(&list).expect("knob list serialises") + "\n";
     }
     let mut out = format!("{:<26} {:>6} {:>9} {:>9} {:>9}  {:<7}  description\n", "knob", "unit", "min", "max", "default", "skew");
-    for k in &knobs {
+    for k in knobs {
         let [min, max, default] = [k.min, k.max, k.default].map(super::knob::short_number);
         out += &format!("{:<26} {:>6} {min:>9} {max:>9} {default:>9}  {:<7}  {}\n", k.name, k.unit, k.skew.name(), k.description);
     }

@@ -50,6 +50,29 @@ pub trait Estimator<F: ?Sized> {
     fn knob_gradients(&self, fx: &F, batch: &[Example], grad_output: &[Channels], seed: u64) -> Vec<Vec<f32>>;
 }
 
+/// A [`Render`] with only some of its knobs free (the ones a network learns): `free` holds
+/// their positions in `fx`'s knob vector, every other knob stays at its value in `base`
+/// (normalised). Its knob vector is the free knobs, in `free`'s order.
+pub struct Subset<'a, F: ?Sized> {
+    pub fx: &'a F,
+    pub base: Vec<f32>,
+    pub free: Vec<usize>,
+}
+
+impl<F: Render + ?Sized> Render for Subset<'_, F> {
+    fn num_knobs(&self) -> usize {
+        self.free.len()
+    }
+
+    fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
+        let mut all = self.base.clone();
+        for (&i, &v) in self.free.iter().zip(knobs) {
+            all[i] = v;
+        }
+        self.fx.render(input, &all, output);
+    }
+}
+
 /// The plain-Rust effect chain at a fixed sample rate, as a renderable and differentiable
 /// effect over the normalised knobs.
 #[derive(Clone, Debug)]

@@ -1,0 +1,266 @@
+//! One LV2 plugin hosted in-process as a streaming effect: blocks of any size (split at
+//! [`MAX_BLOCK`]), state carried across blocks (whether a plugin's own output depends on the
+//! block size is the plugin's matter: x42 fil4 glides its parameters block by block), every port
+//! connected (side-chain inputs keyed on the main input), knobs set by position, a reset that
+//! makes a fresh instance, and the plugin's latency known (reported through its latency port, or
+//! measured once with an impulse).
+
+use livi::event::LV2AtomSequence;
+use livi::{EmptyPortConnections, PortIndex};
+
+use super::catalogue::{MAX_BLOCK, PluginInfo, catalogue};
+use crate::{Error, Result};
+
+/// Room for the events a plugin writes to an atom output in one block (they are discarded).
+const ATOM_CAPACITY: usize = 32 * 1024;
+/// How far an impulse is followed to measure the latency of a plugin that reports none.
+const LATENCY_SEARCH_SECONDS: f64 = 0.5;
+
+/// How the audio's channels meet the plugin's ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// The plugin has as many inputs and outputs as the audio has channels: one instance.
+    Whole,
+    /// A mono plugin on audio of several channels: one instance per channel.
+    PerChannel,
+    /// A plugin of several channels on mono audio: the channel feeds every input, the outputs
+    /// are averaged.
+    MonoThrough,
+}
+
+/// One instance with its atom buffers (connected empty: some plugins run only when every atom
+/// port is connected).
+struct Unit {
+    instance: livi::Instance,
+    atom_in: Vec<LV2AtomSequence>,
+    atom_out: Vec<LV2AtomSequence>,
+}
+
+/// A plugin instance (or one per channel) processing audio in place.
+pub struct PluginStream {
+    info: &'static PluginInfo,
+    layout: Layout,
+    units: Vec<Unit>,
+    /// The plugin's outputs for one block.
+    scratch: Vec<Vec<f32>>,
+    sample_rate: u32,
+    /// The knobs last set (what a reset restores).
+    knobs: Vec<f64>,
+    /// Measured latency for a plugin without a latency port.
+    measured_latency: usize,
+}
+
+impl std::fmt::Debug for PluginStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginStream").field("uri", &self.info.uri).field("layout", &self.layout).finish()
+    }
+}
+
+impl PluginStream {
+    /// An instance of `info`'s plugin for `channels` channels at `sample_rate`, knobs at their
+    /// defaults, at rest.
+    pub fn new(info: &'static PluginInfo, sample_rate: u32, channels: usize) -> Result<Self> {
+        let plugin_error = |reason: String| Error::Plugin { uri: info.uri.clone(), reason };
+        let (ins, outs) = (info.audio_inputs, info.audio_outputs);
+        let layout = if ins == channels && outs == channels {
+            Layout::Whole
+        } else if ins == 1 && outs == 1 {
+            Layout::PerChannel
+        } else if channels == 1 && ins == outs {
+            Layout::MonoThrough
+        } else {
+            return Err(plugin_error(format!("has {ins} audio inputs and {outs} outputs; the audio has {channels} channels")));
+        };
+        let count = if layout == Layout::PerChannel { channels } else { 1 };
+        let units = instantiate(info, sample_rate, count)?;
+        let mut stream = PluginStream {
+            info,
+            layout,
+            units,
+            sample_rate,
+            knobs: info.defaults(),
+            scratch: vec![vec![0.0; MAX_BLOCK]; outs],
+            measured_latency: 0,
+        };
+        stream.set(&info.defaults());
+        if info.latency_port.is_none() {
+            stream.measured_latency = stream.measure_latency(sample_rate)?;
+            stream.reset()?;
+        }
+        Ok(stream)
+    }
+
+    /// The plugin's description.
+    pub fn info(&self) -> &'static PluginInfo {
+        self.info
+    }
+
+    /// Sets every knob (physical values in [`PluginInfo::knobs`] order; the plugin clamps to
+    /// its ranges); allocates nothing.
+    pub fn set(&mut self, knobs: &[f64]) {
+        let n = self.knobs.len();
+        self.knobs.copy_from_slice(&knobs[..n]);
+        self.apply_knobs();
+    }
+
+    fn apply_knobs(&mut self) {
+        for unit in &mut self.units {
+            for (&port, &value) in self.info.knob_ports.iter().zip(&self.knobs) {
+                unit.instance.set_control_input(PortIndex(port), value as f32);
+            }
+        }
+    }
+
+    /// Returns the plugin to rest, knobs kept: a fresh instance. (LV2's deactivate and activate
+    /// should do it, but plugins differ in what they clear: Calf's compressors keep their
+    /// envelope, x42's filters their parameter glide.) Allocates; not for the audio thread.
+    pub fn reset(&mut self) -> Result<()> {
+        self.units = instantiate(self.info, self.sample_rate, self.units.len())?;
+        self.apply_knobs();
+        Ok(())
+    }
+
+    /// Samples by which the output lags the input: what the plugin last reported through its
+    /// latency port, or what an impulse measured when it has none.
+    pub fn latency(&self) -> usize {
+        match self.info.latency_port {
+            Some(port) => {
+                self.units[0].instance.control_output(PortIndex(port)).map_or(0, |v| if v.is_finite() && v > 0.0 { v.round() as usize } else { 0 })
+            }
+            None => self.measured_latency,
+        }
+    }
+
+    /// Processes one block in place (every channel the same length, any length); allocates
+    /// nothing. A non-finite output is an error naming the plugin.
+    pub fn process(&mut self, channels: &mut [&mut [f32]]) -> Result<()> {
+        let len = channels.first().map_or(0, |c| c.len());
+        let mut start = 0;
+        while start < len {
+            let n = (len - start).min(MAX_BLOCK);
+            self.process_block(channels, start, n)?;
+            start += n;
+        }
+        Ok(())
+    }
+
+    fn process_block(&mut self, channels: &mut [&mut [f32]], start: usize, n: usize) -> Result<()> {
+        let range = start..start + n;
+        match self.layout {
+            Layout::Whole => {
+                let sources = self.info.input_sources.iter().map(|&m| &channels[m][range.clone()]);
+                run(&mut self.units[0], sources, &mut self.scratch, n, self.info)?;
+                for (c, s) in channels.iter_mut().zip(&self.scratch) {
+                    c[range.clone()].copy_from_slice(&s[..n]);
+                }
+            }
+            Layout::PerChannel => {
+                for (c, unit) in channels.iter_mut().zip(&mut self.units) {
+                    let sources = std::iter::repeat_n(&c[range.clone()], self.info.input_sources.len());
+                    run(unit, sources, &mut self.scratch, n, self.info)?;
+                    c[range.clone()].copy_from_slice(&self.scratch[0][..n]);
+                }
+            }
+            Layout::MonoThrough => {
+                let ports = self.info.audio_outputs;
+                let sources = std::iter::repeat_n(&channels[0][range.clone()], self.info.input_sources.len());
+                run(&mut self.units[0], sources, &mut self.scratch, n, self.info)?;
+                let out = &mut channels[0][range];
+                out.fill(0.0);
+                for s in &self.scratch {
+                    for (o, v) in out.iter_mut().zip(&s[..n]) {
+                        *o += v / ports as f32;
+                    }
+                }
+            }
+        }
+        if channels.iter().any(|c| c[start..start + n].iter().any(|v| !v.is_finite())) {
+            return Err(Error::Plugin { uri: self.info.uri.clone(), reason: "produced a non-finite sample".into() });
+        }
+        Ok(())
+    }
+
+    /// Renders whole signals in place from the plugin's current state, with the latency
+    /// compensated: the plugin runs on past the end on silence, and the output is read from
+    /// [`PluginStream::latency`] samples on, so it lines up with the input.
+    pub fn render(&mut self, channels: &mut [&mut [f32]]) -> Result<()> {
+        self.process(channels)?;
+        let latency = self.latency();
+        if latency == 0 {
+            return Ok(());
+        }
+        let mut tail = vec![vec![0.0f32; latency]; channels.len()];
+        let mut views: Vec<&mut [f32]> = tail.iter_mut().map(|t| t.as_mut_slice()).collect();
+        self.process(&mut views)?;
+        for (c, t) in channels.iter_mut().zip(&tail) {
+            let len = c.len();
+            let kept = len.saturating_sub(latency);
+            c.copy_within(len - kept.., 0);
+            let from_tail = len - kept;
+            c[kept..].copy_from_slice(&t[latency - from_tail..]);
+        }
+        Ok(())
+    }
+
+    /// The lag of the peak of the response to an impulse at the current knobs.
+    fn measure_latency(&mut self, sample_rate: u32) -> Result<usize> {
+        let len = (LATENCY_SEARCH_SECONDS * f64::from(sample_rate)) as usize;
+        let mut impulse = vec![0.0f32; len];
+        impulse[0] = 0.1;
+        let mut channels = vec![impulse; self.channels()];
+        let mut views: Vec<&mut [f32]> = channels.iter_mut().map(|c| c.as_mut_slice()).collect();
+        self.process(&mut views)?;
+        let (lag, _) = channels[0].iter().enumerate().fold((0, 0.0f32), |best, (i, v)| if v.abs() > best.1 { (i, v.abs()) } else { best });
+        Ok(lag)
+    }
+
+    /// The number of audio channels this stream processes.
+    pub fn channels(&self) -> usize {
+        match self.layout {
+            Layout::Whole => self.info.audio_inputs,
+            Layout::PerChannel => self.units.len(),
+            Layout::MonoThrough => 1,
+        }
+    }
+}
+
+/// `count` fresh instances of `info`'s plugin at `sample_rate`, each with its atom buffers.
+fn instantiate(info: &PluginInfo, sample_rate: u32, count: usize) -> Result<Vec<Unit>> {
+    let plugin_error = |reason: String| Error::Plugin { uri: info.uri.clone(), reason };
+    let catalogue = catalogue();
+    let plugin = catalogue.plugin(&info.uri)?;
+    let counts = *plugin.port_counts();
+    if counts.cv_inputs + counts.cv_outputs > 0 {
+        return Err(plugin_error("has CV ports, which afx does not connect".into()));
+    }
+    (0..count)
+        .map(|_| {
+            // SAFETY: the plugin comes from the installed catalogue, the sample rate is a checked
+            // one, and every port is connected before each run.
+            let instance = unsafe { plugin.instantiate(catalogue.features.clone(), f64::from(sample_rate)) }
+                .map_err(|e| plugin_error(format!("cannot be instantiated at {sample_rate} Hz ({e:?})")))?;
+            let atoms = |n: usize| (0..n).map(|_| LV2AtomSequence::new(&catalogue.features, ATOM_CAPACITY)).collect();
+            Ok(Unit { instance, atom_in: atoms(counts.atom_sequence_inputs), atom_out: atoms(counts.atom_sequence_outputs) })
+        })
+        .collect()
+}
+
+/// One run of `n` samples of a unit: `inputs` to the plugin's audio inputs, its outputs into
+/// `outputs`, every atom port connected.
+fn run<'a>(
+    unit: &'a mut Unit,
+    inputs: impl ExactSizeIterator<Item = &'a [f32]>,
+    outputs: &'a mut [Vec<f32>],
+    n: usize,
+    info: &PluginInfo,
+) -> Result<()> {
+    let Unit { instance, atom_in, atom_out } = unit;
+    let ports = EmptyPortConnections::new()
+        .with_audio_inputs(inputs)
+        .with_audio_outputs(outputs.iter_mut().map(|o| &mut o[..n]))
+        .with_atom_sequence_inputs(atom_in.iter())
+        .with_atom_sequence_outputs(atom_out.iter_mut());
+    // SAFETY: every port of the plugin is connected to a buffer of at least `n` samples (or an
+    // empty atom sequence) that outlives the call, and `n` is within the features' block range.
+    unsafe { instance.run(n, ports) }.map_err(|e| Error::Plugin { uri: info.uri.clone(), reason: format!("failed to run ({e:?})") })
+}
