@@ -430,3 +430,20 @@ fn transfer_refines_and_proxy_training_refuses_bad_data() {
         assert!(!o.status.success() && message.lines().count() == 1 && message.contains(needle), "{args:?}: {message}");
     }
 }
+
+#[test]
+fn plugins_lists_lv2_plugins_or_names_the_feature_it_needs() {
+    let o = afx(&["plugins"]);
+    if cfg!(feature = "lv2") {
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = afx(&["plugins", "urn:afx:no-such-plugin"]);
+        assert!(!o.status.success());
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("urn:afx:no-such-plugin"), "{}", stderr(&o));
+    } else {
+        assert!(!o.status.success());
+        let message = stderr(&o);
+        assert_eq!(message.trim().lines().count(), 1, "{message}");
+        assert!(message.contains("--features lv2"), "{message}");
+    }
+}

@@ -192,7 +192,7 @@ fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
     for port in plugin.ports_with_type(PortType::ControlInput) {
         let (Some(min), Some(max)) = (port.min_value, port.max_value) else { continue };
         let (min, max) = (f64::from(min), f64::from(max));
-        if !(min < max) {
+        if min.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
             continue;
         }
         let lilv_port = raw.port_by_index(port.index.0).expect("a listed port exists");

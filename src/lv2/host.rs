@@ -124,9 +124,10 @@ impl PluginStream {
     /// latency port, or what an impulse measured when it has none.
     pub fn latency(&self) -> usize {
         match self.info.latency_port {
-            Some(port) => {
-                self.units[0].instance.control_output(PortIndex(port)).map_or(0, |v| if v.is_finite() && v > 0.0 { v.round() as usize } else { 0 })
-            }
+            Some(port) => self.units[0]
+                .instance
+                .control_output(PortIndex(port))
+                .map_or(0, |v| if v.is_finite() && v > 0.0 { v.round() as usize } else { 0 }),
             None => self.measured_latency,
         }
     }

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 pub use catalogue::{MAX_BLOCK, PluginEntry, PluginInfo, installed, plugin_info, plugin_knob_listing, plugin_listing};
 pub use host::PluginStream;
 
-use crate::grad::{Channels, Render};
 use crate::Result;
+use crate::grad::{Channels, Render};
 
 /// One plugin at a sample rate as a [`Render`]: normalised knobs (`[0, 1]`, mapped by each
 /// knob's range and skew) in, the whole signal rendered from rest with its latency compensated.

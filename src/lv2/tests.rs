@@ -47,7 +47,8 @@ fn block_split_difference(uri: &str, settings: &[(&str, f64)]) -> (f32, bool) {
     let fs = 44_100;
     let info = plugin_info(uri).unwrap();
     let k = knobs(info, settings);
-    let input: Vec<Vec<f32>> = program(3, 2, 20_000, f64::from(fs)).into_iter().map(|c| c.into_iter().map(|v| v as f32).collect()).collect();
+    let input: Vec<Vec<f32>> =
+        program(3, 2, 20_000, f64::from(fs)).into_iter().map(|c| c.into_iter().map(|v| v as f32).collect()).collect();
     let fresh = || {
         let mut s = PluginStream::new(info, fs, 2).unwrap();
         s.set(&k);
