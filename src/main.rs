@@ -95,6 +95,10 @@ enum Command {
         /// Print one flat JSON object.
         #[arg(long)]
         json: bool,
+        /// Measure the LV2 host instead: each plugin's own speed against its renders inside an
+        /// SPSA step (needs the `lv2` feature).
+        #[arg(long)]
+        plugins: bool,
     },
 }
 
@@ -131,6 +135,18 @@ fn plugins(uri: Option<&str>, json: bool) -> afx::Result<String> {
         Some(uri) => afx::lv2::plugin_knob_listing(uri, json),
         None => Ok(afx::lv2::plugin_listing(json)),
     }
+}
+
+/// `afx bench --plugins`: the LV2 host's speed.
+#[cfg(feature = "lv2")]
+fn plugin_bench(json: bool) -> afx::Result<String> {
+    afx::lv2::bench::report(json)
+}
+
+/// `afx bench --plugins` in a build without LV2 hosting.
+#[cfg(not(feature = "lv2"))]
+fn plugin_bench(_json: bool) -> afx::Result<String> {
+    Err(afx::Error::Lv2Disabled)
 }
 
 /// `afx plugins` in a build without LV2 hosting.
@@ -207,7 +223,8 @@ fn run(cli: Cli) -> afx::Result<()> {
         Command::Proxy { command: ProxyCommand::Eval(args) } => args.run(out)?,
         Command::Eval(args) => args.run(out)?,
         Command::RealEval(args) => args.run(out)?,
-        Command::Bench { json } => write!(out, "{}", afx::bench::report(json))?,
+        Command::Bench { json, plugins: false } => write!(out, "{}", afx::bench::report(json))?,
+        Command::Bench { json, plugins: true } => write!(out, "{}", plugin_bench(json)?)?,
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub struct PluginInfo {
     pub(super) knob_ports: Vec<usize>,
     /// The control output through which the plugin reports its latency in samples, if any.
     pub(super) latency_port: Option<usize>,
+    /// Whether LV2's deactivate + activate returns this plugin to rest (checked on first reset).
+    pub(super) activation_resets: OnceLock<bool>,
 }
 
 impl PluginInfo {
@@ -227,6 +229,7 @@ fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
         knobs,
         knob_ports,
         latency_port: raw.latency_port_index(),
+        activation_resets: OnceLock::new(),
     })
 }
 

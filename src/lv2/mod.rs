@@ -3,6 +3,7 @@
 //! gradient estimators train through ([`PluginFx`]: SPSA and finite differences need only
 //! renders).
 
+pub mod bench;
 pub mod catalogue;
 pub mod host;
 
@@ -69,7 +70,11 @@ impl Render for PluginFx {
 
     /// Panics if the plugin fails while rendering (it instantiated and ran in [`PluginFx::new`]).
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
-        output.clone_from(&input.to_vec());
+        output.resize_with(input.len(), Vec::new);
+        for (o, i) in output.iter_mut().zip(input) {
+            o.clear();
+            o.extend_from_slice(i);
+        }
         let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
         if let Err(e) = self.render_physical(&self.physical(knobs), &mut views) {
             panic!("{e}");
