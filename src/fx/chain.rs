@@ -376,17 +376,32 @@ pub fn render<T: Real>(knobs: &ChainKnobs, sample_rate: u32, channels: &mut [&mu
     let mut chain = Chain::new(knobs, sample_rate, channels.len())?;
     chain.process(channels);
     let latency = chain.latency();
-    if latency > 0 {
-        let mut tail = vec![vec![T::zero(); latency]; channels.len()];
-        let mut views: Vec<&mut [T]> = tail.iter_mut().map(|c| c.as_mut_slice()).collect();
-        chain.process(&mut views);
-        for (c, t) in channels.iter_mut().zip(&tail) {
-            let len = c.len();
-            let kept = len.saturating_sub(latency);
-            c.copy_within(len - kept.., 0);
-            let from_tail = len - kept;
-            c[kept..].copy_from_slice(&t[latency - from_tail..]);
-        }
+    align_latency(channels, latency, |tail| {
+        chain.process(tail);
+        Ok(())
+    })
+}
+
+/// Lines up a rendering that lags its input by `latency` samples: `process` renders `latency`
+/// samples of silence past the end (it continues from where the rendering stopped), and every
+/// channel is read from `latency` samples on, so the output starts with the input.
+pub(crate) fn align_latency<T: Copy + num_traits::Zero>(
+    channels: &mut [&mut [T]],
+    latency: usize,
+    process: impl FnOnce(&mut [&mut [T]]) -> Result<()>,
+) -> Result<()> {
+    if latency == 0 {
+        return Ok(());
+    }
+    let mut tail = vec![vec![T::zero(); latency]; channels.len()];
+    let mut views: Vec<&mut [T]> = tail.iter_mut().map(|c| c.as_mut_slice()).collect();
+    process(&mut views)?;
+    for (c, t) in channels.iter_mut().zip(&tail) {
+        let len = c.len();
+        let kept = len.saturating_sub(latency);
+        c.copy_within(len - kept.., 0);
+        let from_tail = len - kept;
+        c[kept..].copy_from_slice(&t[latency - from_tail..]);
     }
     Ok(())
 }

@@ -50,6 +50,16 @@ pub trait Estimator<F: ?Sized> {
     fn knob_gradients(&self, fx: &F, batch: &[Example], grad_output: &[Channels], seed: u64) -> Vec<Vec<f32>>;
 }
 
+/// Copies `input` into `output` (reusing its buffers) and returns views of it to render in place.
+pub fn copy_for_rendering<'a>(input: &[Vec<f32>], output: &'a mut Channels) -> Vec<&'a mut [f32]> {
+    output.resize_with(input.len(), Vec::new);
+    for (o, i) in output.iter_mut().zip(input) {
+        o.clear();
+        o.extend_from_slice(i);
+    }
+    output.iter_mut().map(|c| c.as_mut_slice()).collect()
+}
+
 /// A [`Render`] with only some of its knobs free (the ones a network learns): `free` holds
 /// their positions in `fx`'s knob vector, every other knob stays at its value in `base`
 /// (normalised). Its knob vector is the free knobs, in `free`'s order.
@@ -112,12 +122,7 @@ impl Render for ChainFx {
     }
 
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
-        output.resize_with(input.len(), Vec::new);
-        for (o, i) in output.iter_mut().zip(input) {
-            o.clear();
-            o.extend_from_slice(i);
-        }
-        let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
+        let mut views = copy_for_rendering(input, output);
         fx::Chain::new(&self.knobs(knobs), self.sample_rate, views.len()).expect("valid sample rate and knobs").process(&mut views);
     }
 }

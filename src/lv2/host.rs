@@ -243,20 +243,7 @@ impl PluginStream {
     pub fn render(&mut self, channels: &mut [&mut [f32]]) -> Result<()> {
         self.process(channels)?;
         let latency = self.latency();
-        if latency == 0 {
-            return Ok(());
-        }
-        let mut tail = vec![vec![0.0f32; latency]; channels.len()];
-        let mut views: Vec<&mut [f32]> = tail.iter_mut().map(|t| t.as_mut_slice()).collect();
-        self.process(&mut views)?;
-        for (c, t) in channels.iter_mut().zip(&tail) {
-            let len = c.len();
-            let kept = len.saturating_sub(latency);
-            c.copy_within(len - kept.., 0);
-            let from_tail = len - kept;
-            c[kept..].copy_from_slice(&t[latency - from_tail..]);
-        }
-        Ok(())
+        crate::fx::chain::align_latency(channels, latency, |tail| self.process(tail))
     }
 
     /// The lag of the peak of the response to an impulse at the current knobs.

@@ -13,7 +13,7 @@ pub use catalogue::{MAX_BLOCK, PluginEntry, PluginInfo, installed, plugin_info, 
 pub use host::PluginStream;
 
 use crate::Result;
-use crate::grad::{Channels, Render};
+use crate::grad::{Channels, Render, copy_for_rendering};
 
 /// One plugin at a sample rate as a [`Render`]: normalised knobs (`[0, 1]`, mapped by each
 /// knob's range and skew) in, the whole signal rendered from rest with its latency compensated.
@@ -70,12 +70,7 @@ impl Render for PluginFx {
 
     /// Panics if the plugin fails while rendering (it instantiated and ran in [`PluginFx::new`]).
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
-        output.resize_with(input.len(), Vec::new);
-        for (o, i) in output.iter_mut().zip(input) {
-            o.clear();
-            o.extend_from_slice(i);
-        }
-        let mut views: Vec<&mut [f32]> = output.iter_mut().map(|c| c.as_mut_slice()).collect();
+        let mut views = copy_for_rendering(input, output);
         if let Err(e) = self.render_physical(&self.physical(knobs), &mut views) {
             panic!("{e}");
         }
