@@ -329,6 +329,9 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     if config.pairs == 0 {
         return Err(Error::Setting { name: "pairs", value: "0".into(), expected: "at least 1".into() });
     }
+    if config.oracle_steps > 0 {
+        config.oracle_chain.check_differentiable("the oracle fits knobs by exact gradients (--oracle-steps 0 leaves it out)")?;
+    }
     let corpus = Corpus::from_roots(&config.data, &[config.split], "evaluation")?;
     let (files, hours) = (corpus.num_files(config.split), corpus.duration_s(config.split) / 3600.0);
     debug_assert_eq!(corpus.sample_rate(), RATE_HZ);

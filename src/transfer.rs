@@ -33,8 +33,9 @@ use crate::apply::read_checked;
 use crate::atomic::write_bytes_atomic;
 use crate::audio::{self, Audio, WavFormat};
 use crate::data::{self, PEAK_DBFS, normalize_peak};
+use crate::fx::chain::StageKind;
 use crate::fx::level::{OutputLevel, level_db};
-use crate::fx::{ChainKnobs, ChainSpec};
+use crate::fx::{ChainKnobs, ChainSpec, EffectKind};
 use crate::grad::ChainFx;
 use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
 use crate::{Error, Result, matching, refine};
@@ -247,7 +248,7 @@ fn mastering(model_chain: &ChainSpec, chain: Option<&ChainSpec>) -> Result<Optio
     if !whole.starts_with(&model) {
         return Err(Error::ChainNotAfterModel { chain: chain.to_string(), model_chain: model_chain.to_string() });
     }
-    Ok(Some(ChainKnobs::defaults(ChainSpec::new(&whole[model.len()..])?)))
+    Ok(Some(ChainKnobs::defaults(ChainSpec::of_stages(&chain.stages()[model.len()..])?)))
 }
 
 /// Style transfer in memory: the knobs (the network's in the rendering chain, then
@@ -284,6 +285,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
     if options.refine_steps > 0 {
+        net.config().chain.check_differentiable("--refine needs it")?;
         let fx = ChainFx::new(net.config().chain.clone(), ANALYSIS_RATE_HZ);
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }
@@ -358,14 +360,14 @@ fn hold_to_measurement(knobs: &mut ChainKnobs, tone: &matching::ToneMatch, sampl
     for stage in stages {
         let range = stage.knobs();
         match stage.kind {
-            crate::fx::EffectKind::Eq => {
+            StageKind::Effect(EffectKind::Eq) => {
                 let mut network = ChainKnobs::defaults("eq".parse()?);
                 network.values_mut().copy_from_slice(&knobs.values()[range.clone()]);
                 let weight = if learned { 1.0 } else { tone.strength };
                 let (held, _) = tone.fit(Some((&network, weight)), sample_rate)?;
                 knobs.values_mut()[range].copy_from_slice(held.values());
             }
-            crate::fx::EffectKind::Comp => {
+            StageKind::Effect(EffectKind::Comp) => {
                 if !learned {
                     knobs.set(&format!("{}.ratio", stage.label), 1.0)?;
                 }

@@ -445,5 +445,9 @@ fn plugins_lists_lv2_plugins_or_names_the_feature_it_needs() {
         let message = stderr(&o);
         assert_eq!(message.trim().lines().count(), 1, "{message}");
         assert!(message.contains("--features lv2"), "{message}");
+        // A chain naming a plugin says the same, whichever command reads it.
+        let o = afx(&["params", "--chain", "hpf,fil4=lv2:http://gareus.org/oss/lv2/fil4#mono"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("--features lv2") && stderr(&o).trim().lines().count() == 1, "{}", stderr(&o));
     }
 }

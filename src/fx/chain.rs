@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use super::knob::{Knob, KnobSpec};
 use super::params::ChainKnobs;
+use super::plugin::{PluginInfo, PluginNode};
 use super::{EffectKind, Stage, StageTape, Track};
 use crate::{Error, Real, Result};
 
@@ -23,11 +24,85 @@ pub fn check_sample_rate(sample_rate: u32) -> Result<()> {
     crate::audio::check_sample_rate(sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
 }
 
-/// One effect in a chain: its kind, its label (the effect's name, with a 1-based index when the
-/// chain holds the effect more than once: `eq1`, `eq2`) and where its knobs start.
+/// What a stage of a chain is: one of afx's effects, or a hosted LV2 plugin (`NAME=lv2:URI`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    Effect(EffectKind),
+    Plugin(&'static PluginInfo),
+}
+
+impl From<EffectKind> for StageKind {
+    fn from(kind: EffectKind) -> Self {
+        StageKind::Effect(kind)
+    }
+}
+
+impl StageKind {
+    /// The stage's knob declarations (a plugin's: its control inputs).
+    pub fn knobs(self) -> &'static [KnobSpec] {
+        match self {
+            StageKind::Effect(k) => k.knobs(),
+            StageKind::Plugin(p) => &p.knobs,
+        }
+    }
+
+    /// The most channels the stage handles.
+    pub fn max_channels(self) -> usize {
+        match self {
+            StageKind::Effect(k) => k.max_channels(),
+            StageKind::Plugin(p) => p.max_channels(),
+        }
+    }
+
+    /// Its level knobs ([`crate::fx::effect::Effect::LEVEL_KNOBS`]); `None` for a plugin, whose
+    /// behaviour with level afx does not know.
+    pub fn level_knobs(self) -> Option<&'static [usize]> {
+        match self {
+            StageKind::Effect(k) => k.level_knobs(),
+            StageKind::Plugin(_) => None,
+        }
+    }
+
+    /// Its output-gain knob ([`crate::fx::effect::Effect::OUTPUT_GAIN`]); `None` for a plugin.
+    pub fn output_gain(self) -> Option<usize> {
+        match self {
+            StageKind::Effect(k) => k.output_gain(),
+            StageKind::Plugin(_) => None,
+        }
+    }
+
+    /// The look-ahead known before running (a plugin's own is compensated by its node, see
+    /// [`Chain::latency`]).
+    pub fn latency(self, sample_rate: f64) -> usize {
+        match self {
+            StageKind::Effect(k) => k.latency(sample_rate),
+            StageKind::Plugin(_) => 0,
+        }
+    }
+
+    /// [`EffectKind::response_db`]; `None` for a plugin.
+    pub fn response_db(self, knobs: &[f64], sample_rate: f64, freq_hz: f64) -> Option<f64> {
+        match self {
+            StageKind::Effect(k) => k.response_db(knobs, sample_rate, freq_hz),
+            StageKind::Plugin(_) => None,
+        }
+    }
+
+    /// [`EffectKind::static_curve_db`]; `None` for a plugin.
+    pub fn static_curve_db(self, knobs: &[f64], level_db: f64) -> Option<f64> {
+        match self {
+            StageKind::Effect(k) => k.static_curve_db(knobs, level_db),
+            StageKind::Plugin(_) => None,
+        }
+    }
+}
+
+/// One stage of a chain: its kind, its label (an effect's name, with a 1-based index when the
+/// chain holds the effect more than once: `eq1`, `eq2`; a plugin's name as given) and where its
+/// knobs start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageSpec {
-    pub kind: EffectKind,
+    pub kind: StageKind,
     pub label: String,
     pub offset: usize,
 }
@@ -36,6 +111,11 @@ impl StageSpec {
     /// The range of this effect's knobs in the chain's knob vector.
     pub fn knobs(&self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.kind.knobs().len()
+    }
+
+    /// The plugin's name in the chain (its label), for a plugin stage.
+    fn plugin_name(&self) -> Option<String> {
+        matches!(self.kind, StageKind::Plugin(_)).then(|| self.label.clone())
     }
 }
 
@@ -46,36 +126,88 @@ pub struct ChainSpec {
 }
 
 impl ChainSpec {
-    /// A chain of `kinds`, in order (at least one).
+    /// A chain of afx's effects `kinds`, in order (at least one).
     pub fn new(kinds: &[EffectKind]) -> Result<Self> {
-        if kinds.is_empty() {
+        Self::build(kinds.iter().map(|&k| (StageKind::Effect(k), None)).collect())
+    }
+
+    /// A chain of stages (each a kind, with its name for a plugin), in order (at least one).
+    /// Effects are labelled by name (numbered when one appears twice); plugins by their names,
+    /// which must be new: no other stage's label, no effect's name.
+    fn build(parts: Vec<(StageKind, Option<String>)>) -> Result<Self> {
+        if parts.is_empty() {
             return Err(Error::BadChain { chain: String::new(), reason: "a chain needs at least one effect".into() });
         }
+        let effects: Vec<Option<EffectKind>> =
+            parts.iter().map(|(k, _)| if let StageKind::Effect(e) = k { Some(*e) } else { None }).collect();
         let mut offset = 0;
-        let stages = kinds
-            .iter()
-            .enumerate()
-            .map(|(i, &kind)| {
-                let count = kinds.iter().filter(|&&k| k == kind).count();
-                let label = if count > 1 {
-                    let index = kinds[..=i].iter().filter(|&&k| k == kind).count();
-                    format!("{}{index}", kind.name())
-                } else {
-                    kind.name().to_string()
-                };
-                let stage = StageSpec { kind, label, offset };
-                offset += kind.knobs().len();
-                stage
-            })
-            .collect();
-        Ok(ChainSpec { stages })
+        let mut stages: Vec<StageSpec> = Vec::with_capacity(parts.len());
+        for (i, (kind, name)) in parts.into_iter().enumerate() {
+            let label = match (kind, name) {
+                (StageKind::Effect(e), _) => {
+                    let count = effects.iter().filter(|k| **k == Some(e)).count();
+                    if count > 1 {
+                        let index = effects[..=i].iter().filter(|k| **k == Some(e)).count();
+                        format!("{}{index}", e.name())
+                    } else {
+                        e.name().to_string()
+                    }
+                }
+                (StageKind::Plugin(_), Some(name)) => name,
+                (StageKind::Plugin(p), None) => {
+                    return Err(Error::BadChain { chain: p.uri.clone(), reason: "a plugin needs a name (NAME=lv2:URI)".into() });
+                }
+            };
+            stages.push(StageSpec { kind, label, offset });
+            offset += kind.knobs().len();
+        }
+        let spec = ChainSpec { stages };
+        for (i, s) in spec.stages.iter().enumerate() {
+            if let StageKind::Plugin(_) = s.kind {
+                let clash = s.label.parse::<EffectKind>().is_ok()
+                    || spec.stages.iter().enumerate().any(|(j, o)| j != i && o.label == s.label)
+                    || !s.label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || s.label.is_empty();
+                if clash {
+                    return Err(Error::BadChain {
+                        chain: spec.to_string(),
+                        reason: format!(
+                            "the plugin name `{}` must be new (no effect's name, no other stage's) and of letters, digits and `_`",
+                            s.label
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The chain of these stages, in order (at least one), relabelled for the whole.
+    pub fn of_stages<'a>(stages: impl IntoIterator<Item = &'a StageSpec>) -> Result<Self> {
+        Self::build(stages.into_iter().map(|s| (s.kind, s.plugin_name())).collect())
     }
 
     /// The chain of `parts` one after another (at least one); its knob vector is theirs
     /// concatenated, its labels renumbered for the whole (`eq` and `eq` make `eq1,eq2`).
     pub fn concat<'a>(parts: impl IntoIterator<Item = &'a ChainSpec>) -> Result<Self> {
-        let kinds: Vec<EffectKind> = parts.into_iter().flat_map(|p| p.stages.iter().map(|s| s.kind)).collect();
-        ChainSpec::new(&kinds)
+        Self::of_stages(parts.into_iter().flat_map(|p| p.stages.iter()))
+    }
+
+    /// Whether any stage is a hosted plugin (such a chain renders, but has no exact adjoint).
+    pub fn has_plugins(&self) -> bool {
+        self.stages.iter().any(|s| matches!(s.kind, StageKind::Plugin(_)))
+    }
+
+    /// For uses that need the exact adjoint: an error naming the first plugin stage, with
+    /// `advice`.
+    pub fn check_differentiable(&self, advice: &str) -> Result<()> {
+        match self.stages.iter().find(|s| matches!(s.kind, StageKind::Plugin(_))) {
+            Some(s) => Err(Error::BadChain {
+                chain: self.to_string(),
+                reason: format!("`{}` is a plugin, which has no exact adjoint; {advice}", s.label),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The effects in order.
@@ -130,7 +262,7 @@ impl ChainSpec {
 
     /// Whether any effect is of `kind`.
     pub fn contains(&self, kind: EffectKind) -> bool {
-        self.stages.iter().any(|s| s.kind == kind)
+        self.stages.iter().any(|s| s.kind == StageKind::Effect(kind))
     }
 
     /// The chain's output gain: the position of the last effect's
@@ -151,19 +283,28 @@ impl Default for ChainSpec {
 impl FromStr for ChainSpec {
     type Err = Error;
 
-    /// Parses comma-separated effect names, e.g. `hpf,eq,comp`.
+    /// Parses comma-separated effect names, e.g. `hpf,eq,comp`, with hosted plugins as
+    /// `NAME=lv2:URI` (`hpf,fil4=lv2:http://gareus.org/oss/lv2/fil4#mono,comp`).
     fn from_str(text: &str) -> Result<Self> {
-        let kinds = text
+        let parts = text
             .split(',')
-            .map(|name| {
-                let name = name.trim();
-                if name.is_empty() {
+            .map(|item| {
+                let item = item.trim();
+                if item.is_empty() {
                     return Err(Error::BadChain { chain: text.to_string(), reason: "an effect name is empty".into() });
                 }
-                name.parse()
+                match item.split_once('=') {
+                    Some((name, target)) => {
+                        let Some(uri) = target.trim().strip_prefix("lv2:") else {
+                            return Err(Error::BadChain { chain: text.to_string(), reason: format!("`{item}`: a plugin is NAME=lv2:URI") });
+                        };
+                        Ok((StageKind::Plugin(super::plugin::resolve(uri)?), Some(name.trim().to_string())))
+                    }
+                    None => Ok((StageKind::Effect(item.parse()?), None)),
+                }
             })
-            .collect::<Result<Vec<EffectKind>>>()?;
-        ChainSpec::new(&kinds)
+            .collect::<Result<Vec<_>>>()?;
+        ChainSpec::build(parts)
     }
 }
 
@@ -174,7 +315,10 @@ impl fmt::Display for ChainSpec {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(s.kind.name())?;
+            match s.kind {
+                StageKind::Effect(kind) => f.write_str(kind.name())?,
+                StageKind::Plugin(p) => write!(f, "{}=lv2:{}", s.label, p.uri)?,
+            }
         }
         Ok(())
     }
@@ -206,6 +350,43 @@ pub(crate) fn ramp_samples(sample_rate: f64) -> usize {
 /// live on the stack); a wider chain changes its knobs at once.
 pub const MAX_RAMP_CHANNELS: usize = 32;
 
+/// One stage of a streaming chain: one of afx's effects, or a hosted plugin.
+#[derive(Debug)]
+enum Node<T: Real> {
+    Effect(Stage<T>),
+    Plugin(Box<PluginNode>),
+}
+
+impl<T: Real> Node<T> {
+    fn new(kind: StageKind, knobs: &[f64], sample_rate: u32, channels: usize) -> Result<Self> {
+        Ok(match kind {
+            StageKind::Effect(k) => Node::Effect(Stage::new(k, knobs, f64::from(sample_rate), channels)),
+            StageKind::Plugin(p) => Node::Plugin(Box::new(PluginNode::new(p, knobs, sample_rate, channels)?)),
+        })
+    }
+
+    fn set(&mut self, knobs: &[f64], sample_rate: f64) {
+        match self {
+            Node::Effect(s) => s.set(knobs, sample_rate),
+            Node::Plugin(p) => p.set(knobs),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Node::Effect(s) => s.reset(),
+            Node::Plugin(p) => p.reset(),
+        }
+    }
+
+    fn process(&mut self, channels: &mut [&mut [T]]) {
+        match self {
+            Node::Effect(s) => s.process(channels),
+            Node::Plugin(p) => p.process(channels),
+        }
+    }
+}
+
 /// The streaming chain: any block size, state carried across blocks, no allocation while
 /// processing or changing knobs. Stereo (or more) channels share the settings. Its output lags
 /// the input by [`ChainSpec::latency`] samples.
@@ -215,10 +396,10 @@ pub const MAX_RAMP_CHANNELS: usize = 32;
 /// from where it is to its new value, each effect set anew at every sample of the glide. The
 /// glide is counted in samples from the change, so the output does not depend on how the audio
 /// is split into blocks. A change during a glide starts a new one from where the knobs are.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Chain<T: Real> {
     spec: ChainSpec,
-    stages: Vec<Stage<T>>,
+    stages: Vec<Node<T>>,
     sample_rate: f64,
     channels: usize,
     /// The glide: normalised knobs at its start and end, the end in physical units (set exactly
@@ -245,7 +426,8 @@ impl<T: Real> Chain<T> {
         knobs.validate()?;
         let fs = f64::from(sample_rate);
         let spec = knobs.chain().clone();
-        let stages = spec.stages().iter().map(|s| Stage::new(s.kind, &knobs.values()[s.knobs()], fs, channels)).collect();
+        let stages =
+            spec.stages().iter().map(|s| Node::new(s.kind, &knobs.values()[s.knobs()], sample_rate, channels)).collect::<Result<_>>()?;
         let normalized = knobs.to_normalized();
         let ramp_length = ramp_samples(fs);
         Ok(Chain {
@@ -304,14 +486,20 @@ impl<T: Real> Chain<T> {
         knobs.validate()
     }
 
-    /// Samples by which the output lags the input.
+    /// Samples by which the output lags the input (a plugin's as it reports it now).
     pub fn latency(&self) -> usize {
-        self.spec.latency(self.sample_rate as u32)
+        let plugins: usize = self.stages.iter().map(|s| if let Node::Plugin(p) = s { p.latency() } else { 0 }).sum();
+        self.spec.latency(self.sample_rate as u32) + plugins
+    }
+
+    /// The first failure of a hosted plugin since the last call (it left silence), if any.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.stages.iter_mut().find_map(|s| if let Node::Plugin(p) = s { p.take_error() } else { None })
     }
 
     /// Returns every effect to rest (a glide under way jumps to its end).
     pub fn reset(&mut self) {
-        self.stages.iter_mut().for_each(Stage::reset);
+        self.stages.iter_mut().for_each(Node::reset);
         if self.ramp_position < self.ramp_length {
             self.ramp_position = self.ramp_length - 1;
             self.step_ramp();
@@ -379,7 +567,8 @@ pub fn render<T: Real>(knobs: &ChainKnobs, sample_rate: u32, channels: &mut [&mu
     align_latency(channels, latency, |tail| {
         chain.process(tail);
         Ok(())
-    })
+    })?;
+    chain.take_error().map_or(Ok(()), Err)
 }
 
 /// Lines up a rendering that lags its input by `latency` samples: `process` renders `latency`
@@ -488,11 +677,14 @@ pub(crate) fn forward_tracks<'a, T: Real>(
                 dst.extend_from_slice(src);
             }
         }
+        let StageKind::Effect(kind) = s.kind else {
+            panic!("the stage `{}` is a plugin: it has no exact adjoint (train such chains with SPSA or finite differences)", s.label)
+        };
         if tape.tapes.len() <= i {
-            tape.tapes.push(StageTape::empty(s.kind));
+            tape.tapes.push(StageTape::empty(kind));
         }
         let mut views: Vec<&mut [T]> = tape.output.iter_mut().map(|c| c.as_mut_slice()).collect();
-        tape.tapes[i].forward(s.kind, *track, fs, &mut views);
+        tape.tapes[i].forward(kind, *track, fs, &mut views);
     }
     if latency > 0 {
         tape.output.iter_mut().for_each(|c| drop(c.drain(..latency)));
@@ -669,7 +861,7 @@ mod tests {
         let mut chains: Vec<ChainSpec> = EffectKind::ALL.iter().map(|&k| ChainSpec::new(&[k]).unwrap()).collect();
         chains.push(ChainSpec::default());
         for chain in chains {
-            let comp = chain.stages().iter().find(|s| s.kind == EffectKind::Comp).map(|s| s.offset);
+            let comp = chain.stages().iter().find(|s| s.kind == StageKind::Effect(EffectKind::Comp)).map(|s| s.offset);
             let specs = chain.knobs();
             for (seed, fs) in [(11, 16_000), (12, 44_100), (13, 192_000)] {
                 for trial in 0..2 {

@@ -13,6 +13,7 @@ mod jet;
 pub mod knob;
 pub mod level;
 pub mod params;
+pub mod plugin;
 pub mod track;
 pub mod trajectory;
 

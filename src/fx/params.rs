@@ -101,24 +101,23 @@ impl ChainKnobs {
     /// The knobs of this chain followed by those of `after`, as one chain (labels renumbered
     /// where an effect now appears twice: `eq` + `eq` is `eq1,eq2`).
     pub fn concat(&self, after: &ChainKnobs) -> ChainKnobs {
-        let kinds: Vec<_> = self.chain.stages().iter().chain(after.chain.stages()).map(|s| s.kind).collect();
-        let chain = ChainSpec::new(&kinds).expect("two chains make a non-empty chain");
+        let chain = ChainSpec::of_stages(self.chain.stages().iter().chain(after.chain.stages())).expect("two chains make a chain");
         ChainKnobs { chain, values: [&self.values[..], &after.values[..]].concat() }
     }
 
     /// The first `stages` effects' knobs and the rest's, as two chains (the second `None` when
     /// nothing is left).
     pub fn split_at(&self, stages: usize) -> (ChainKnobs, Option<ChainKnobs>) {
-        let kinds: Vec<_> = self.chain.stages().iter().map(|s| s.kind).collect();
-        let part = |kinds: &[super::EffectKind], values: &[f64]| ChainKnobs {
-            chain: ChainSpec::new(kinds).expect("non-empty"),
+        let all = self.chain.stages();
+        let part = |stages: &[super::chain::StageSpec], values: &[f64]| ChainKnobs {
+            chain: ChainSpec::of_stages(stages).expect("a part of a chain is a chain"),
             values: values.to_vec(),
         };
-        if stages >= kinds.len() {
+        if stages >= all.len() {
             return (self.clone(), None);
         }
-        let at = self.chain.stages()[stages].offset;
-        (part(&kinds[..stages], &self.values[..at]), Some(part(&kinds[stages..], &self.values[at..])))
+        let at = all[stages].offset;
+        (part(&all[..stages], &self.values[..at]), Some(part(&all[stages..], &self.values[at..])))
     }
 
     /// These values carried into another chain: each knob of `chain` that these knobs also

@@ -9,50 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use livi::{Features, FeaturesBuilder, PortType};
 
 use crate::fx::knob::{Knob, KnobSpec, Skew, StepSize};
+pub use crate::fx::plugin::PluginInfo;
 use crate::{Error, Result};
 
 /// The longest block a plugin is run on; longer blocks are split.
 pub const MAX_BLOCK: usize = 4096;
-
-/// A plugin as afx uses it: where its audio goes and which knobs it has. Made once per URI and
-/// process (leaked, so that knobs are `'static` like afx's own).
-#[derive(Debug)]
-pub struct PluginInfo {
-    pub uri: String,
-    pub name: String,
-    /// Main audio inputs (side-chain inputs not counted).
-    pub audio_inputs: usize,
-    pub audio_outputs: usize,
-    /// For every audio input port in port order, the main input whose signal it reads (a
-    /// side-chain input reads a main input: the plugin keys on its own input).
-    pub(super) input_sources: Vec<usize>,
-    /// The control inputs that have a range, in port order, named by their symbols.
-    pub knobs: Vec<KnobSpec>,
-    /// The port index of each knob.
-    pub(super) knob_ports: Vec<usize>,
-    /// The control output through which the plugin reports its latency in samples, if any.
-    pub(super) latency_port: Option<usize>,
-    /// Whether LV2's deactivate + activate returns this plugin to rest (checked on first reset).
-    pub(super) activation_resets: OnceLock<bool>,
-}
-
-impl PluginInfo {
-    /// The position of the knob with port symbol `symbol`.
-    pub fn knob_index(&self, symbol: &str) -> Result<usize> {
-        self.knobs.iter().position(|k| k.name == symbol).ok_or_else(|| Error::Plugin {
-            uri: self.uri.clone(),
-            reason: format!(
-                "has no control input `{symbol}` (its knobs: {})",
-                self.knobs.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-            ),
-        })
-    }
-
-    /// Every knob at its default, in [`PluginInfo::knobs`] order.
-    pub fn defaults(&self) -> Vec<f64> {
-        self.knobs.iter().map(|k| k.default).collect()
-    }
-}
 
 /// One line of `afx plugins`.
 #[derive(Clone, Debug, serde::Serialize)]

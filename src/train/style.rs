@@ -206,6 +206,9 @@ impl TrainConfig {
             (false, false) => return Err(Error::UnusedProxies { estimator }),
             _ => {}
         }
+        if !matches!(self.estimator, EstimatorKind::Spsa | EstimatorKind::FiniteDiff) {
+            self.net.chain.check_differentiable("train it with --estimator spsa or finite_diff")?;
+        }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
             return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
         }
