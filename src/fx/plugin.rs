@@ -3,7 +3,7 @@
 //! streaming node ([`PluginNode`]). Hosting itself is in [`crate::lv2`] (the `lv2` feature);
 //! without it a chain naming a plugin does not parse, so no node exists.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::knob::KnobSpec;
 use crate::{Error, Real, Result};
@@ -29,6 +29,8 @@ pub struct PluginInfo {
     pub(crate) latency_port: Option<usize>,
     /// Whether LV2's deactivate + activate returns this plugin to rest (checked on first reset).
     pub(crate) activation_resets: OnceLock<bool>,
+    /// For a plugin that reports no latency: the lag measured at each sample rate so far.
+    pub(crate) measured_latency: Mutex<Vec<(u32, usize)>>,
 }
 
 impl PluginInfo {
@@ -103,9 +105,9 @@ impl PluginNode {
         if channels > super::chain::MAX_RAMP_CHANNELS {
             return Err(Error::TooManyChannels { effect: info.uri.clone(), channels, max: super::chain::MAX_RAMP_CHANNELS });
         }
+        // A new stream is at rest and has not run: setting its knobs is making it with them.
         let mut stream = crate::lv2::PluginStream::new(info, sample_rate, channels)?;
         stream.set(knobs);
-        stream.reset()?;
         Ok(PluginNode { stream, scratch: vec![vec![0.0; crate::lv2::MAX_BLOCK]; channels], error: None })
     }
 

@@ -123,7 +123,10 @@ impl Render for ChainFx {
 
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
         let mut views = copy_for_rendering(input, output);
-        fx::Chain::new(&self.knobs(knobs), self.sample_rate, views.len()).expect("valid sample rate and knobs").process(&mut views);
+        // Aligned with the input, as `fx::forward` renders it (a look-ahead's latency removed).
+        if let Err(e) = fx::render(&self.knobs(knobs), self.sample_rate, &mut views) {
+            panic!("rendering the chain `{}`: {e}", self.chain);
+        }
     }
 }
 
@@ -357,5 +360,29 @@ pub(crate) mod test_support {
         let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
         let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
         dot / (na * nb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::batch;
+    use super::*;
+
+    #[test]
+    fn the_chain_renders_for_the_estimators_what_the_taped_forward_renders() {
+        // A look-ahead limiter's latency is removed in both, so SPSA and finite differences
+        // difference the same outputs that the exact adjoint differentiates.
+        let fs = 48_000;
+        let fx = ChainFx::new("eq,limiter".parse().unwrap(), fs);
+        assert!(fx.chain.latency(fs) > 0);
+        let (inputs, _, _) = batch(4, 1, 6000, fs);
+        let knobs: Vec<f32> = (0..fx.num_knobs()).map(|i| 0.3 + 0.4 * ((i * 5) % 7) as f32 / 7.0).collect();
+        let mut rendered = Channels::new();
+        fx.render(&inputs[0], &knobs, &mut rendered);
+        let views: Vec<&[f32]> = inputs[0].iter().map(Vec::as_slice).collect();
+        let mut tape = ChainTape::default();
+        let taped = fx::forward(&fx.knobs(&knobs), fs, &views, &mut tape);
+        let worst = rendered.iter().flatten().zip(taped.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "render and taped forward differ by {worst}");
     }
 }

@@ -102,7 +102,7 @@ pub fn plugin_info(uri: &str) -> Result<&'static PluginInfo> {
 pub fn plugin_listing(json: bool) -> String {
     let entries = installed();
     if json {
-        return serde_json::to_string_pretty(&entries).expect("plugin entries serialise");
+        return serde_json::to_string_pretty(&entries).expect("plugin entries serialise") + "\n";
     }
     entries
         .iter()
@@ -191,6 +191,7 @@ fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
         knob_ports,
         latency_port: raw.latency_port_index(),
         activation_resets: OnceLock::new(),
+        measured_latency: Mutex::new(Vec::new()),
     })
 }
 

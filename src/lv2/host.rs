@@ -1,9 +1,10 @@
 //! One LV2 plugin hosted in-process as a streaming effect: blocks of any size (split at
 //! [`MAX_BLOCK`]), state carried across blocks (whether a plugin's own output depends on the
 //! block size is the plugin's matter: x42 fil4 glides its parameters block by block), every port
-//! connected (side-chain inputs keyed on the main input), knobs set by position, a reset that
-//! makes a fresh instance, and the plugin's latency known (reported through its latency port, or
-//! measured once with an impulse).
+//! connected (side-chain inputs keyed on the main input), knobs set by position, a reset (LV2's
+//! deactivate + activate where a probe shows that it returns the plugin to rest, else a fresh
+//! instance), and the plugin's latency known (reported through its latency port, or measured with
+//! an impulse once per plugin and sample rate).
 
 use livi::event::LV2AtomSequence;
 use livi::{EmptyPortConnections, PortIndex};
@@ -82,10 +83,19 @@ impl PluginStream {
             scratch: vec![vec![0.0; MAX_BLOCK]; outs],
             measured_latency: 0,
         };
-        stream.set(&info.defaults());
+        stream.apply_knobs();
         if info.latency_port.is_none() {
-            stream.measured_latency = stream.measure_latency(sample_rate)?;
-            stream.reset()?;
+            let known =
+                info.measured_latency.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == sample_rate).map(|m| m.1);
+            stream.measured_latency = match known {
+                Some(latency) => latency,
+                None => {
+                    let latency = stream.measure_latency(sample_rate)?;
+                    stream.reinstantiate()?;
+                    info.measured_latency.lock().unwrap_or_else(|p| p.into_inner()).push((sample_rate, latency));
+                    latency
+                }
+            };
         }
         Ok(stream)
     }
@@ -123,7 +133,12 @@ impl PluginStream {
                 *self.info.activation_resets.get_or_init(|| resets)
             }
         };
-        if resets { self.reactivate() } else { self.reinstantiate() }
+        if resets {
+            self.reactivate();
+            Ok(())
+        } else {
+            self.reinstantiate()
+        }
     }
 
     fn reinstantiate(&mut self) -> Result<()> {
@@ -133,7 +148,7 @@ impl PluginStream {
     }
 
     /// LV2's reset: deactivate, then activate (allowed from the thread that runs the plugin).
-    fn reactivate(&mut self) -> Result<()> {
+    fn reactivate(&mut self) {
         for unit in &mut self.units {
             let instance = unit.instance.raw().instance();
             let handle = instance.handle();
@@ -146,7 +161,6 @@ impl PluginStream {
                 }
             }
         }
-        Ok(())
     }
 
     /// Whether deactivate + activate brings this plugin back to rest: a probe rendered by a
@@ -168,7 +182,7 @@ impl PluginStream {
             let fresh = render(self)?;
             let mut burst = vec![vec![0.9f32; 8192]; self.channels()];
             self.process(&mut burst.iter_mut().map(|c| c.as_mut_slice()).collect::<Vec<_>>())?;
-            self.reactivate()?;
+            self.reactivate();
             same &= render(self)? == fresh;
         }
         self.set(&kept);
