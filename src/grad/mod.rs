@@ -7,11 +7,13 @@
 
 mod exact;
 mod finite_diff;
+mod mixed;
 mod proxy;
 mod spsa;
 
 pub use exact::{Exact, chain_knob_gradient, chain_loss_and_grad};
 pub use finite_diff::FiniteDiff;
+pub use mixed::{Mixed, spsa_knobs};
 pub use proxy::ProxyFull;
 pub use spsa::Spsa;
 

@@ -9,7 +9,7 @@
 use livi::event::LV2AtomSequence;
 use livi::{EmptyPortConnections, PortIndex};
 
-use super::catalogue::{MAX_BLOCK, PluginInfo, catalogue};
+use super::catalogue::{Catalogue, MAX_BLOCK, PluginInfo, catalogue};
 use crate::{Error, Result};
 
 /// Room for the events a plugin writes to an atom output in one block (they are discarded).
@@ -51,6 +51,15 @@ pub struct PluginStream {
     measured_latency: usize,
 }
 
+/// lilv's world keeps the plugin libraries and counts their users: instances are made and
+/// freed only under the catalogue's lock.
+impl Drop for PluginStream {
+    fn drop(&mut self) {
+        let _catalogue = catalogue();
+        self.units.clear();
+    }
+}
+
 impl std::fmt::Debug for PluginStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginStream").field("uri", &self.info.uri).field("layout", &self.layout).finish()
@@ -73,7 +82,7 @@ impl PluginStream {
             return Err(plugin_error(format!("has {ins} audio inputs and {outs} outputs; the audio has {channels} channels")));
         };
         let count = if layout == Layout::PerChannel { channels } else { 1 };
-        let units = instantiate(info, sample_rate, count)?;
+        let units = instantiate(&catalogue(), info, sample_rate, count)?;
         let mut stream = PluginStream {
             info,
             layout,
@@ -142,7 +151,11 @@ impl PluginStream {
     }
 
     fn reinstantiate(&mut self) -> Result<()> {
-        self.units = instantiate(self.info, self.sample_rate, self.units.len())?;
+        let catalogue = catalogue();
+        let fresh = instantiate(&catalogue, self.info, self.sample_rate, self.units.len())?;
+        // The old instances are freed under the lock too (lilv's library cache is shared).
+        drop(std::mem::replace(&mut self.units, fresh));
+        drop(catalogue);
         self.apply_knobs();
         Ok(())
     }
@@ -282,10 +295,9 @@ impl PluginStream {
     }
 }
 
-/// `count` fresh instances of `info`'s plugin at `sample_rate`, each with its atom buffers.
-fn instantiate(info: &PluginInfo, sample_rate: u32, count: usize) -> Result<Vec<Unit>> {
+/// `count` fresh instances of `info`'s plugin at `sample_rate`, each with its atom buffers (the caller holds the catalogue's lock).
+fn instantiate(catalogue: &Catalogue, info: &PluginInfo, sample_rate: u32, count: usize) -> Result<Vec<Unit>> {
     let plugin_error = |reason: String| Error::Plugin { uri: info.uri.clone(), reason };
-    let catalogue = catalogue();
     let plugin = catalogue.plugin(&info.uri)?;
     let counts = *plugin.port_counts();
     if counts.cv_inputs + counts.cv_outputs > 0 {

@@ -241,3 +241,28 @@ fn a_plugin_in_a_chain_renders_as_it_does_alone_and_knob_files_keep_it() {
     let back = ChainKnobs::from_json(&knobs.to_json(), None).unwrap();
     assert_eq!(back, knobs);
 }
+
+#[test]
+fn mixed_gradients_are_exact_after_the_last_plugin_and_spsa_through_it() {
+    use crate::grad::{ChainFx, Mixed, spsa_knobs};
+    let fs = 22_050;
+    let fx = ChainFx::new(format!("fil4=lv2:{FIL4},comp").parse().unwrap(), fs);
+    let upstream = spsa_knobs(&fx.chain);
+    assert_eq!(upstream, plugin_info(FIL4).unwrap().knobs.len());
+    let input = vec![vec![program(21, 1, 8192, f64::from(fs)).remove(0).into_iter().map(|v| v as f32).collect::<Vec<f32>>()]];
+    let grad_output = vec![vec![weights(23, 8192).into_iter().map(|v| v as f32).collect::<Vec<f32>>()]];
+    let knobs = vec![vec![0.5f32; fx.num_knobs()]];
+    let batch = examples(&input, &knobs);
+    let mixed = Mixed { spsa: Spsa { pairs: 256, epsilon: 1e-3 } }.knob_gradients(&fx, &batch, &grad_output, 5);
+    let fd = FiniteDiff { epsilon: 1e-3 }.knob_gradients(&fx, &batch, &grad_output, 0);
+    // The compressor's knobs: its exact adjoint against differences through the whole chain.
+    let c = cosine(&mixed[0][upstream..], &fd[0][upstream..]);
+    assert!(c > 0.99, "compressor knobs: cosine {c:.4}: {:?} against {:?}", &mixed[0][upstream..], &fd[0][upstream..]);
+    // The plugin's continuous knobs: SPSA through it against differences through it (its
+    // switches get no difference, only SPSA's noise, so they are left out of the comparison).
+    let continuous: Vec<usize> =
+        plugin_info(FIL4).unwrap().knobs.iter().enumerate().filter(|(_, k)| k.is_continuous()).map(|(i, _)| i).collect();
+    let pick = |g: &[f32]| continuous.iter().map(|&i| g[i]).collect::<Vec<f32>>();
+    let c = cosine(&pick(&mixed[0]), &pick(&fd[0]));
+    assert!(c > 0.9, "plugin knobs: cosine {c:.3}: {:?} against {:?}", pick(&mixed[0]), pick(&fd[0]));
+}

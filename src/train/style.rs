@@ -19,7 +19,8 @@ use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, 
 use crate::fx::ChainSpec;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::grad::{
-    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, ProxyFull, Spsa, chain_loss_and_grad, finish_mono, loss_and_knob_gradients,
+    ChainFx, Channels, Exact, Example, FiniteDiff, Levels, Mixed, ProxyFull, Spsa, chain_loss_and_grad, finish_mono,
+    loss_and_knob_gradients,
 };
 use crate::model::card::{DataCard, SplitCard};
 use crate::model::{
@@ -37,6 +38,10 @@ pub enum EstimatorKind {
     Exact,
     /// SPSA with [`TrainConfig::spsa_pairs`] perturbations of size [`TrainConfig::epsilon`].
     Spsa,
+    /// For chains with LV2 plugins: the exact adjoint for the knobs after the last plugin, SPSA
+    /// ([`TrainConfig::spsa_pairs`], [`TrainConfig::epsilon`]) for the rest
+    /// ([`crate::grad::Mixed`]); on a chain without plugins, the exact adjoint.
+    Mixed,
     /// Central differences, one knob at a time, step [`TrainConfig::epsilon`].
     // The names model cards record (`finite_diff`), and clap's kebab-case spelling.
     #[cfg_attr(feature = "cli", value(name = "finite_diff", alias = "finite-diff"))]
@@ -63,6 +68,7 @@ impl EstimatorKind {
         match self {
             EstimatorKind::Exact => "exact",
             EstimatorKind::Spsa => "spsa",
+            EstimatorKind::Mixed => "mixed",
             EstimatorKind::FiniteDiff => "finite_diff",
             EstimatorKind::Proxy => "proxy",
             EstimatorKind::ProxyHalf => "proxy_half",
@@ -206,8 +212,8 @@ impl TrainConfig {
             (false, false) => return Err(Error::UnusedProxies { estimator }),
             _ => {}
         }
-        if !matches!(self.estimator, EstimatorKind::Spsa | EstimatorKind::FiniteDiff) {
-            self.net.chain.check_differentiable("train it with --estimator spsa or finite_diff")?;
+        if !matches!(self.estimator, EstimatorKind::Spsa | EstimatorKind::Mixed | EstimatorKind::FiniteDiff) {
+            self.net.chain.check_differentiable("train it with --estimator mixed, spsa or finite_diff")?;
         }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
             return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
@@ -671,6 +677,10 @@ fn train_step(
             EstimatorKind::Spsa => {
                 let spsa = Spsa { pairs: config.spsa_pairs, epsilon: config.epsilon };
                 loss_and_knob_gradients(&spsa, fx, &batch, &targets, levels, loss, seed)
+            }
+            EstimatorKind::Mixed => {
+                let mixed = Mixed { spsa: Spsa { pairs: config.spsa_pairs, epsilon: config.epsilon } };
+                loss_and_knob_gradients(&mixed, fx, &batch, &targets, levels, loss, seed)
             }
             EstimatorKind::FiniteDiff => {
                 loss_and_knob_gradients(&FiniteDiff { epsilon: config.epsilon }, fx, &batch, &targets, levels, loss, seed)
