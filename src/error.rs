@@ -19,6 +19,8 @@ pub enum Error {
     KnobNotInChain { name: String, chain: String },
     #[error("unknown effect `{name}` (known: {known})")]
     UnknownEffect { name: String, known: String },
+    #[error("knobs to learn (--learn, --set): {reason}")]
+    BadLearn { reason: String },
     #[error("bad chain `{chain}`: {reason}")]
     BadChain { chain: String, reason: String },
     #[error("expected knobs of the chain `{expected}`, got the chain `{got}`")]

@@ -373,7 +373,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     rows.push(measure_row("RB-DSP", &pairs, &styles, rule_based)?);
     progress.inc(1);
     for candidate in candidates {
-        let fx = ChainFx::new(candidate.net.config().chain.clone(), RATE_HZ);
+        let fx = candidate.net.config().fx(RATE_HZ);
         let mut front = LogMel::new(&candidate.net.config().features);
         let mut predict = |reference_of: fn(&Pair) -> &[f32]| -> Result<Vec<(Vec<f32>, f64)>> {
             pairs

@@ -36,7 +36,6 @@ use crate::data::{self, PEAK_DBFS, normalize_peak};
 use crate::fx::chain::StageKind;
 use crate::fx::level::{OutputLevel, level_db};
 use crate::fx::{ChainKnobs, ChainSpec, EffectKind};
-use crate::grad::ChainFx;
 use crate::model::{ANALYSIS_RATE_HZ, LoadedModel, LogMel, StyleNet};
 use crate::{Error, Result, matching, refine};
 
@@ -79,7 +78,7 @@ pub struct Transferred {
 /// `reference`.
 pub fn predict_knobs(net: &StyleNet, input: &Audio, reference: &Audio) -> Result<ChainKnobs> {
     let (input, reference) = (analysis_copy(input), analysis_copy(reference));
-    to_knobs(&net.config().chain, &predict_normalized(net, &input?, &reference?)?)
+    Ok(to_knobs(net, &predict_normalized(net, &input?, &reference?)?))
 }
 
 /// The network's normalised knobs for two analysis copies.
@@ -92,8 +91,9 @@ fn predict_normalized(net: &StyleNet, input: &[f32], reference: &[f32]) -> Resul
     Ok(net.predict(&[input_features], &[reference_features]).remove(0))
 }
 
-fn to_knobs(chain: &ChainSpec, normalized: &[f32]) -> Result<ChainKnobs> {
-    ChainKnobs::from_normalized(chain.clone(), &normalized.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
+/// The whole chain's physical knobs for the network's outputs (the knobs it does not set held).
+fn to_knobs(net: &StyleNet, normalized: &[f32]) -> ChainKnobs {
+    net.config().fx(ANALYSIS_RATE_HZ).knobs(normalized)
 }
 
 /// How the knobs and the level are decided.
@@ -286,10 +286,10 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     let level = net.config().output_level;
     if options.refine_steps > 0 {
         net.config().chain.check_differentiable("--refine needs it")?;
-        let fx = ChainFx::new(net.config().chain.clone(), ANALYSIS_RATE_HZ);
+        let fx = net.config().fx(ANALYSIS_RATE_HZ);
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }
-    let mut knobs = to_knobs(&net.config().chain, &normalized)?;
+    let mut knobs = to_knobs(net, &normalized);
     if let Some(tone) = &tone {
         hold_to_measurement(&mut knobs, tone, f64::from(input.sample_rate), options.mode == Mode::Learned)?;
     }
@@ -609,7 +609,7 @@ mod tests {
         );
         assert_ne!(plain.knobs, refined.knobs);
         let (input_copy, reference_copy) = (analysis_copy(&input).unwrap(), analysis_copy(&reference).unwrap());
-        let fx = ChainFx::default_chain(ANALYSIS_RATE_HZ);
+        let fx = crate::grad::ChainFx::default_chain(ANALYSIS_RATE_HZ);
         let mut distance = StyleDistance::new(&reference_copy, ANALYSIS_RATE_HZ, &StyleDistanceConfig::at(ANALYSIS_RATE_HZ));
         let mut distance_with = |knobs: &ChainKnobs| {
             let normalized: Vec<f32> = knobs.to_normalized().iter().map(|&v| v as f32).collect();

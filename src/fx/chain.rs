@@ -284,7 +284,8 @@ impl FromStr for ChainSpec {
     type Err = Error;
 
     /// Parses comma-separated effect names, e.g. `hpf,eq,comp`, with hosted plugins as
-    /// `NAME=lv2:URI` (`hpf,fil4=lv2:http://gareus.org/oss/lv2/fil4#mono,comp`).
+    /// `NAME=lv2:URI` (`hpf,fil4=lv2:http://gareus.org/oss/lv2/fil4#mono,comp`), the URI or
+    /// the whole item possibly a [plugin alias](super::plugin::ALIASES) (`hpf,fil4,comp`).
     fn from_str(text: &str) -> Result<Self> {
         let parts = text
             .split(',')
@@ -300,7 +301,22 @@ impl FromStr for ChainSpec {
                         };
                         Ok((StageKind::Plugin(super::plugin::resolve(uri)?), Some(name.trim().to_string())))
                     }
-                    None => Ok((StageKind::Effect(item.parse()?), None)),
+                    None => match item.parse() {
+                        Ok(effect) => Ok((StageKind::Effect(effect), None)),
+                        Err(unknown) => match super::plugin::alias(item) {
+                            Some(uri) => Ok((StageKind::Plugin(super::plugin::resolve(uri)?), Some(item.to_string()))),
+                            None => Err(match unknown {
+                                Error::UnknownEffect { name, known } => Error::UnknownEffect {
+                                    name,
+                                    known: format!(
+                                        "{known}; plugin aliases: {}",
+                                        super::plugin::ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+                                    ),
+                                },
+                                other => other,
+                            }),
+                        },
+                    },
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -744,7 +760,7 @@ mod tests {
         assert_eq!(c.knob_index("eq2.band2.gain_db").unwrap(), c.stages()[3].offset + 6);
         assert_eq!(c.knobs()[c.knob_index("comp.ratio").unwrap()].name, "comp.ratio");
         let e = "eq,reverb".parse::<ChainSpec>().unwrap_err().to_string();
-        assert!(e.contains("reverb") && e.contains("hpf"), "{e}");
+        assert!(e.contains("reverb") && e.contains("hpf") && e.contains("calf_multiband"), "{e}");
         assert!("eq,,comp".parse::<ChainSpec>().is_err());
         assert!("".parse::<ChainSpec>().is_err());
         let e = c.knob_index("eq.band1.gain_db").unwrap_err().to_string();

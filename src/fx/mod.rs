@@ -8,6 +8,7 @@ pub mod effect;
 pub mod biquad;
 pub mod cascade;
 pub mod chain;
+pub mod controls;
 pub(crate) mod fastmath;
 mod jet;
 pub mod knob;
@@ -32,6 +33,7 @@ registry! {
 }
 
 pub use chain::{Chain, ChainGrad, ChainSpec, ChainTape, check_sample_rate, forward, render, vjp};
+pub use controls::{Controls, Selection};
 pub use knob::{Knob, KnobSpec, Skew};
 pub use params::{ChainKnobs, KNOBS, Knobs, NUM_KNOBS};
 pub use track::Track;

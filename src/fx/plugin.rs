@@ -66,8 +66,30 @@ impl PartialEq for PluginInfo {
 
 impl Eq for PluginInfo {}
 
-/// The installed plugin `uri`, or why it cannot be had.
+/// Short names for the plugins of afx's plugin tasks, usable wherever a URI is
+/// (`fil4=lv2:fil4`) and alone as a chain item (`--chain hpf,fil4,darc`: the stage is named
+/// by its alias). Mono versions: a mono plugin runs one instance per channel.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("fil4", "http://gareus.org/oss/lv2/fil4#mono"),
+    ("darc", "http://gareus.org/oss/lv2/darc#mono"),
+    ("dpl", "http://gareus.org/oss/lv2/dpl#mono"),
+    ("calf_comp", "http://calf.sourceforge.net/plugins/MonoCompressor"),
+    ("calf_multiband", "http://calf.sourceforge.net/plugins/MultibandCompressor"),
+    ("lsp_geq32", "http://lsp-plug.in/plugins/lv2/graph_equalizer_x32_mono"),
+    ("lsp_limiter", "http://lsp-plug.in/plugins/lv2/limiter_mono"),
+    ("zamcomp", "urn:zamaudio:ZamComp"),
+    ("zamtube", "urn:zamaudio:ZamTube"),
+    ("invada_tube", "http://invadarecords.com/plugins/lv2/tube/mono"),
+];
+
+/// The URI an alias stands for ([`ALIASES`]).
+pub fn alias(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(_, uri)| *uri)
+}
+
+/// The installed plugin `uri` (or [alias](ALIASES)), or why it cannot be had.
 pub fn resolve(uri: &str) -> Result<&'static PluginInfo> {
+    let uri = alias(uri).unwrap_or(uri);
     #[cfg(feature = "lv2")]
     return crate::lv2::plugin_info(uri);
     #[cfg(not(feature = "lv2"))]

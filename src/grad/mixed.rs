@@ -5,8 +5,8 @@
 use rayon::prelude::*;
 
 use super::{ChainFx, Channels, Differentiable, Estimator, Exact, Example, Render, Spsa, Subset};
-use crate::fx::ChainSpec;
 use crate::fx::chain::StageKind;
+use crate::fx::{ChainSpec, Selection};
 
 /// Which estimator each knob of `chain` gets under [`Mixed`]: the number of leading knobs (up
 /// to and including the last plugin's) that SPSA estimates; the rest get the exact adjoint.
@@ -32,10 +32,12 @@ impl Estimator<ChainFx> for Mixed {
         if upstream == 0 {
             return Exact.knob_gradients(fx, batch, grad_output, seed);
         }
-        // Switches (stepped knobs) are not perturbed: a step of ε either changes nothing or
-        // flips them, and a flip is not a gradient (the exact adjoint gives them none either).
-        let perturbed: Vec<usize> =
-            fx.chain.specs().take(upstream).enumerate().filter(|(_, k)| k.is_continuous()).map(|(i, _)| i).collect();
+        // Work on the whole knob vector (the free knobs among it, the held ones at their
+        // values). Switches (stepped knobs) are not perturbed: a step of ε either changes
+        // nothing or flips them, and a flip is not a gradient (the exact adjoint gives them none).
+        let specs: Vec<_> = fx.chain.specs().collect();
+        let perturbed: Vec<usize> = fx.selection.free.iter().copied().filter(|&i| i < upstream && specs[i].is_continuous()).collect();
+        let whole = fx.every_knob();
         let stages = fx.chain.stages();
         let split = stages.iter().position(|s| s.offset >= upstream).unwrap_or(stages.len());
         let head = ChainFx::new(ChainSpec::of_stages(&stages[..split]).expect("the chain up to its last plugin"), fx.sample_rate);
@@ -46,9 +48,10 @@ impl Estimator<ChainFx> for Mixed {
             .zip(grad_output)
             .enumerate()
             .map(|(b, (e, g))| {
-                let mut grad = vec![0.0f32; fx.num_knobs()];
-                let free = Subset { fx, base: e.knobs.to_vec(), free: perturbed.clone() };
-                let values: Vec<f32> = perturbed.iter().map(|&i| e.knobs[i]).collect();
+                let knobs = fx.selection.expand(e.knobs);
+                let mut grad = vec![0.0f32; knobs.len()];
+                let values: Vec<f32> = perturbed.iter().map(|&i| knobs[i]).collect();
+                let free = Subset { fx: &whole, selection: Selection { free: perturbed.clone(), base: knobs.clone() } };
                 let own = Example { input: e.input, knobs: &values };
                 let example_seed = seed ^ (b as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let estimate = self.spsa.knob_gradients(&free, &[own], std::slice::from_ref(g), example_seed);
@@ -57,10 +60,10 @@ impl Estimator<ChainFx> for Mixed {
                 }
                 if let Some(tail) = &tail {
                     let mut middle = Channels::new();
-                    head.render(e.input, &e.knobs[..upstream], &mut middle);
-                    grad[upstream..].copy_from_slice(&tail.knob_vjp(&middle, &e.knobs[upstream..], g));
+                    head.render(e.input, &knobs[..upstream], &mut middle);
+                    grad[upstream..].copy_from_slice(&tail.knob_vjp(&middle, &knobs[upstream..], g));
                 }
-                grad
+                fx.selection.select(&grad)
             })
             .collect()
     }

@@ -17,8 +17,9 @@ pub use mixed::{Mixed, spsa_knobs};
 pub use proxy::ProxyFull;
 pub use spsa::Spsa;
 
+use crate::Result;
 use crate::fx::level::{LevelMatch, OutputLevel, level_db, level_db_and_gradient};
-use crate::fx::{self, ChainKnobs, ChainSpec, ChainTape, KnobSpec};
+use crate::fx::{self, ChainGrad, ChainKnobs, ChainSpec, ChainTape, Controls, KnobSpec, Selection};
 use crate::spectral::MrStftBatch;
 
 /// Planar audio: one `Vec` per channel.
@@ -62,41 +63,48 @@ pub fn copy_for_rendering<'a>(input: &[Vec<f32>], output: &'a mut Channels) -> V
     output.iter_mut().map(|c| c.as_mut_slice()).collect()
 }
 
-/// A [`Render`] with only some of its knobs free (the ones a network learns): `free` holds
-/// their positions in `fx`'s knob vector, every other knob stays at its value in `base`
-/// (normalised). Its knob vector is the free knobs, in `free`'s order.
+/// A [`Render`] with only some of its knobs free (the ones a network learns, or the ones an
+/// estimator perturbs): [`Selection::free`] holds their positions in `fx`'s knob vector, every
+/// other knob stays at its value in [`Selection::base`]. Its knob vector is the free knobs.
 pub struct Subset<'a, F: ?Sized> {
     pub fx: &'a F,
-    pub base: Vec<f32>,
-    pub free: Vec<usize>,
+    pub selection: Selection,
 }
 
 impl<F: Render + ?Sized> Render for Subset<'_, F> {
     fn num_knobs(&self) -> usize {
-        self.free.len()
+        self.selection.free.len()
     }
 
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
-        let mut all = self.base.clone();
-        for (&i, &v) in self.free.iter().zip(knobs) {
-            all[i] = v;
-        }
-        self.fx.render(input, &all, output);
+        self.fx.render(input, &self.selection.expand(knobs), output);
     }
 }
 
 /// The plain-Rust effect chain at a fixed sample rate, as a renderable and differentiable
-/// effect over the normalised knobs.
+/// effect over the normalised knobs that a network sets ([`Selection::free`]: every knob of
+/// the chain unless a model's [`crate::fx::Controls`] hold some).
 #[derive(Clone, Debug)]
 pub struct ChainFx {
     pub sample_rate: u32,
     pub chain: ChainSpec,
+    pub selection: Selection,
 }
 
 impl ChainFx {
-    /// `chain` at `sample_rate`.
+    /// `chain` at `sample_rate`, every knob free.
     pub fn new(chain: ChainSpec, sample_rate: u32) -> Self {
-        ChainFx { sample_rate, chain }
+        ChainFx { sample_rate, selection: Selection::every(&chain), chain }
+    }
+
+    /// `chain` at `sample_rate` with the knobs `controls` name free and the others held.
+    pub fn with_controls(chain: ChainSpec, controls: &Controls, sample_rate: u32) -> Result<Self> {
+        Ok(ChainFx { sample_rate, selection: controls.resolve(&chain)?, chain })
+    }
+
+    /// The same chain with every knob free.
+    pub fn every_knob(&self) -> Self {
+        Self::new(self.chain.clone(), self.sample_rate)
     }
 
     /// The default chain (`eq,comp`, today's style network's) at `sample_rate`.
@@ -111,16 +119,26 @@ impl ChainFx {
         output.remove(0)
     }
 
-    /// The physical knobs of normalised `knobs` (one per knob of the chain).
+    /// The physical knobs of the whole chain for normalised values of the free knobs.
     pub fn knobs(&self, knobs: &[f32]) -> ChainKnobs {
-        let n: Vec<f64> = knobs.iter().map(|&v| f64::from(v)).collect();
-        ChainKnobs::from_normalized(self.chain.clone(), &n).expect("one normalised value per knob of the chain")
+        let n: Vec<f64> = if self.selection.is_every() {
+            knobs.iter().map(|&v| f64::from(v)).collect()
+        } else {
+            self.selection.expand(knobs).iter().map(|&v| f64::from(v)).collect()
+        };
+        ChainKnobs::from_normalized(self.chain.clone(), &n).expect("one normalised value per free knob of the chain")
+    }
+
+    /// The free knobs' share of a gradient of the whole chain, in normalised units.
+    pub fn knob_gradient<T>(&self, grad: &ChainGrad<T>, knobs: &ChainKnobs) -> Vec<f32> {
+        let all: Vec<f32> = grad.knobs_normalized(knobs).iter().map(|&v| v as f32).collect();
+        if self.selection.is_every() { all } else { self.selection.select(&all) }
     }
 }
 
 impl Render for ChainFx {
     fn num_knobs(&self) -> usize {
-        self.chain.num_knobs()
+        self.selection.free.len()
     }
 
     fn render(&self, input: &[Vec<f32>], knobs: &[f32], output: &mut Channels) {
@@ -140,7 +158,7 @@ impl Differentiable for ChainFx {
         let mut tape = ChainTape::default();
         fx::forward(&k, self.sample_rate, &inputs, &mut tape);
         let g = fx::vjp(&k, self.sample_rate, &inputs, &tape, &grads);
-        g.knobs_normalized(&k).iter().map(|&v| v as f32).collect()
+        self.knob_gradient(&g, &k)
     }
 }
 
@@ -159,8 +177,11 @@ pub fn finish_mono(level: OutputLevel, fx: &ChainFx, output: &mut [f32], referen
 pub struct Levels {
     /// The rate of the outputs.
     pub sample_rate: u32,
-    /// The chain's output-gain knob (its position and declaration), if it has one.
+    /// The chain's output-gain knob (its position among the free knobs and its declaration),
+    /// if it has one that the network sets.
     pub output_gain: Option<(usize, &'static KnobSpec)>,
+    /// The output gain in dB where the chain's output-gain knob is held (0 without one).
+    pub held_gain_db: f64,
     /// [`crate::fx::level::level_db`] of each example's reference, for a level-relative model.
     pub reference_db: Option<Vec<f64>>,
     /// Weight `w` of the loss term `w · mean_b |L(output_b) − L(target_b)|` (K-weighted levels
@@ -169,14 +190,21 @@ pub struct Levels {
 }
 
 impl Levels {
-    /// The level handling of outputs of `chain` at `sample_rate`.
-    pub fn new(chain: &ChainSpec, sample_rate: u32, reference_db: Option<Vec<f64>>, loss_weight: f64) -> Self {
-        Levels { sample_rate, output_gain: chain.output_gain(), reference_db, loss_weight }
+    /// The level handling of outputs of `fx` (at its rate).
+    pub fn new(fx: &ChainFx, reference_db: Option<Vec<f64>>, loss_weight: f64) -> Self {
+        let (output_gain, held_gain_db) = match fx.chain.output_gain() {
+            Some((i, spec)) => match fx.selection.free.iter().position(|&f| f == i) {
+                Some(at) => (Some((at, spec)), 0.0),
+                None => (None, spec.denormalize(f64::from(fx.selection.base[i]))),
+            },
+            None => (None, 0.0),
+        };
+        Levels { sample_rate: fx.sample_rate, output_gain, held_gain_db, reference_db, loss_weight }
     }
 
     /// The output gain in dB of normalised `knobs`, and its derivative per normalised unit.
     fn output_gain_db(&self, knobs: &[f32]) -> (f64, f64) {
-        self.output_gain.map_or((0.0, 0.0), |(i, spec)| {
+        self.output_gain.map_or((self.held_gain_db, 0.0), |(i, spec)| {
             let n = f64::from(knobs[i]).clamp(0.0, 1.0);
             (spec.denormalize(n), spec.physical_per_normalized(n))
         })

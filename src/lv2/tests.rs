@@ -1,6 +1,7 @@
 //! Tests against installed plugins (`x42-plugins`, `calf-plugins`; scripts/install-lv2.sh).
 
 use super::*;
+use crate::fx::Selection;
 use crate::fx::test_signals::{program, weights};
 use crate::grad::test_support::{cosine, examples};
 use crate::grad::{Estimator, FiniteDiff, Spsa, Subset};
@@ -164,7 +165,7 @@ fn spsa_through_a_plugin_agrees_with_finite_differences() {
     let info = fx.info();
     let free: Vec<usize> = ["gain2", "freq2", "q2", "HSgain"].iter().map(|s| info.knob_index(s).unwrap()).collect();
     let base: Vec<f32> = info.knobs.iter().map(|k| k.normalize(k.default) as f32).collect();
-    let learned = Subset { fx: &fx, base, free };
+    let learned = Subset { fx: &fx, selection: Selection { free, base } };
     let input: Vec<Vec<f32>> = vec![program(11, 1, 8192, f64::from(fs)).remove(0).into_iter().map(|v| v as f32).collect()];
     let knobs_at = vec![0.7f32, 0.4, 0.5, 0.3];
     let grad_output = vec![vec![weights(17, 8192).into_iter().map(|v| v as f32).collect::<Vec<f32>>()]];
@@ -213,6 +214,17 @@ fn chains_name_plugins_and_read_back_their_spelling() {
     }
     let e = "hpf,x=lv2:urn:afx:none".parse::<ChainSpec>().unwrap_err().to_string();
     assert!(e.contains("urn:afx:none") && e.contains("not installed"), "{e}");
+    // Aliases: alone (the stage named by the alias) or for a URI; they spell back in full.
+    let short: ChainSpec = "hpf,fil4,comp".parse().unwrap();
+    assert_eq!(short, chain);
+    assert_eq!(short.to_string(), text);
+    let named: ChainSpec = "hpf,eq2=lv2:fil4".parse().unwrap();
+    assert!(matches!(named.stages()[1].kind, StageKind::Plugin(p) if p.uri == FIL4) && named.stages()[1].label == "eq2");
+    // Every alias names an installed plugin (the install script installs them all).
+    for (alias, uri) in crate::fx::plugin::ALIASES {
+        let chain: ChainSpec = alias.parse().unwrap_or_else(|e| panic!("{alias}: {e}"));
+        assert!(matches!(chain.stages()[0].kind, StageKind::Plugin(p) if p.uri == *uri), "{alias}");
+    }
 }
 
 #[test]
@@ -265,4 +277,43 @@ fn mixed_gradients_are_exact_after_the_last_plugin_and_spsa_through_it() {
     let pick = |g: &[f32]| continuous.iter().map(|&i| g[i]).collect::<Vec<f32>>();
     let c = cosine(&pick(&mixed[0]), &pick(&fd[0]));
     assert!(c > 0.9, "plugin knobs: cosine {c:.3}: {:?} against {:?}", pick(&mixed[0]), pick(&fd[0]));
+}
+
+/// With only some knobs learnt (`--learn`) and others held (`--set`), the mixed estimator still
+/// gives the compressor its exact gradient and the plugin's free knobs SPSA through it, both
+/// against differences through the chain as the network drives it.
+#[test]
+fn mixed_gradients_of_the_learnt_knobs_match_finite_differences() {
+    use crate::fx::Controls;
+    use crate::grad::{ChainFx, Mixed};
+    let fs = 22_050;
+    let chain: crate::fx::ChainSpec = "fil4,comp".parse().unwrap();
+    let controls = Controls::parse(&chain, Some("fil4.gain2,fil4.freq2,fil4.q2,comp.*"), &["fil4.HSgain=6".into()]).unwrap();
+    let fx = ChainFx::with_controls(chain, &controls, fs).unwrap();
+    assert_eq!(fx.num_knobs(), 3 + 6);
+    // What renders is the chain with the free knobs as given and the shelf at +6 dB, the rest
+    // at their defaults (built here by name in physical units).
+    let knobs = vec![0.5f32; fx.num_knobs()];
+    let mut by_name = crate::fx::ChainKnobs::defaults(fx.chain.clone());
+    by_name.set("fil4.HSgain", 6.0).unwrap();
+    for name in &controls.learn {
+        let spec = fx.chain.knobs()[fx.chain.knob_index(name).unwrap()].spec;
+        by_name.set(name, spec.denormalize(0.5)).unwrap();
+    }
+    let tone: Vec<f32> = sine(6_000.0, 0.1, fs, 8192);
+    let mut expected = tone.clone();
+    crate::fx::render(&by_name, fs, &mut [&mut expected]).unwrap();
+    let rendered = fx.render_mono(&tone, &knobs);
+    let worst = rendered.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "held and free knobs render as set by name: differ by {worst}");
+    let input = vec![vec![program(31, 1, 8192, f64::from(fs)).remove(0).into_iter().map(|v| v as f32).collect::<Vec<f32>>()]];
+    let grad_output = vec![vec![weights(33, 8192).into_iter().map(|v| v as f32).collect::<Vec<f32>>()]];
+    let all_knobs = vec![knobs];
+    let batch = examples(&input, &all_knobs);
+    let mixed = Mixed { spsa: Spsa { pairs: 256, epsilon: 1e-3 } }.knob_gradients(&fx, &batch, &grad_output, 7);
+    let fd = FiniteDiff { epsilon: 1e-3 }.knob_gradients(&fx, &batch, &grad_output, 0);
+    let c = cosine(&mixed[0][3..], &fd[0][3..]);
+    assert!(c > 0.99, "compressor knobs: cosine {c:.4}: {:?} against {:?}", &mixed[0][3..], &fd[0][3..]);
+    let c = cosine(&mixed[0][..3], &fd[0][..3]);
+    assert!(c > 0.9, "plugin knobs: cosine {c:.3}: {:?} against {:?}", &mixed[0][..3], &fd[0][..3]);
 }

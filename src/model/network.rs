@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureConfig, Features};
 use crate::fx::level::OutputLevel;
-use crate::fx::{ChainSpec, NUM_KNOBS};
+use crate::fx::{ChainSpec, Controls, NUM_KNOBS};
+use crate::grad::ChainFx;
 use crate::{Error, Result};
 
 /// One convolution of the encoder.
@@ -55,6 +56,10 @@ pub struct StyleNetConfig {
     /// of model files that do not say), or relative to the reference's level.
     #[serde(default)]
     pub output_level: OutputLevel,
+    /// Which of the chain's knobs the network sets and the values of the rest (model files
+    /// that do not say: every knob).
+    #[serde(default, skip_serializing_if = "Controls::is_every")]
+    pub controls: Controls,
 }
 
 impl Default for StyleNetConfig {
@@ -71,6 +76,7 @@ impl Default for StyleNetConfig {
             num_knobs: NUM_KNOBS,
             chain: ChainSpec::default(),
             output_level: OutputLevel::Absolute,
+            controls: Controls::default(),
         }
     }
 }
@@ -82,9 +88,19 @@ const MAX_CONV_LAYERS: usize = 16;
 const MAX_KERNEL: usize = 63;
 
 impl StyleNetConfig {
-    /// This config setting the knobs of `chain` (one output per knob).
+    /// This config setting every knob of `chain` (one output per knob).
     pub fn with_chain(self, chain: ChainSpec) -> Self {
-        StyleNetConfig { num_knobs: chain.num_knobs(), chain, ..self }
+        StyleNetConfig { num_knobs: chain.num_knobs(), chain, controls: Controls::default(), ..self }
+    }
+
+    /// This config setting the knobs of its chain that `controls` name (one output each).
+    pub fn with_controls(self, controls: Controls) -> Self {
+        StyleNetConfig { num_knobs: controls.count(&self.chain), controls, ..self }
+    }
+
+    /// The chain as the network drives it at `sample_rate`: its free knobs, the rest held.
+    pub fn fx(&self, sample_rate: u32) -> ChainFx {
+        ChainFx::with_controls(self.chain.clone(), &self.controls, sample_rate).expect("a validated config's controls fit its chain")
     }
 
     /// Checks that the config describes a buildable network: valid features, 1 to 16
@@ -98,8 +114,10 @@ impl StyleNetConfig {
         if !(1..=MAX_CONV_LAYERS).contains(&self.conv.len()) {
             return fail(format!("{} convolutions, expected 1..={MAX_CONV_LAYERS}", self.conv.len()));
         }
-        if self.num_knobs != self.chain.num_knobs() {
-            return fail(format!("{} outputs for the chain `{}` of {} knobs", self.num_knobs, self.chain, self.chain.num_knobs()));
+        self.controls.resolve(&self.chain)?;
+        let learnt = self.controls.count(&self.chain);
+        if self.num_knobs != learnt {
+            return fail(format!("{} outputs for {learnt} knobs of the chain `{}` to set", self.num_knobs, self.chain));
         }
         if !widths.iter().all(|w| (1..=MAX_WIDTH).contains(w)) {
             return fail(format!("a width is outside 1..={MAX_WIDTH}: {widths:?}"));

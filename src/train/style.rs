@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::run::{BudgetArgs, RunArgs};
 use super::run::{RunConfig, RunState, Summary, Training, Validation, check_run_settings, run};
 use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
-use crate::fx::ChainSpec;
 use crate::fx::level::{OutputLevel, level_db};
+use crate::fx::{ChainSpec, Controls};
 use crate::grad::{
     ChainFx, Channels, Exact, Example, FiniteDiff, Levels, Mixed, ProxyFull, Spsa, chain_loss_and_grad, finish_mono,
     loss_and_knob_gradients,
@@ -215,6 +215,13 @@ impl TrainConfig {
         if !matches!(self.estimator, EstimatorKind::Spsa | EstimatorKind::Mixed | EstimatorKind::FiniteDiff) {
             self.net.chain.check_differentiable("train it with --estimator mixed, spsa or finite_diff")?;
         }
+        if !self.net.controls.is_every() && (self.estimator.uses_proxies() || self.estimator == EstimatorKind::Ctcn) {
+            return Err(Error::BadLearn {
+                reason: format!(
+                    "the estimator `{estimator}` sets every knob of its chain; --learn and --set need exact, spsa, finite_diff or mixed"
+                ),
+            });
+        }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
             return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
         }
@@ -244,10 +251,38 @@ impl TrainConfig {
     }
 }
 
+/// Which knobs of its chain a run's network sets: `--learn` patterns and `--set` assignments
+/// ([`Controls::parse`]).
+#[derive(Clone, Debug, Default)]
+pub struct KnobChoice {
+    pub learn: Option<String>,
+    pub set: Vec<String>,
+}
+
 /// The network a run trains: that of the initial model `init` (fine-tuning), else the one in
-/// the JSON file `net_file` (a model file header's `config`), else the default; with `chain` and
-/// `output_level` where given. An initial model's chain cannot change.
+/// the JSON file `net_file` (a model file header's `config`), else the default; with `chain`,
+/// `output_level` and the knobs to learn where given. An initial model's chain and learnt
+/// knobs cannot change.
 pub fn network_for(
+    init: Option<&Path>,
+    net_file: Option<&Path>,
+    chain: Option<ChainSpec>,
+    output_level: Option<OutputLevel>,
+    knobs: &KnobChoice,
+) -> Result<StyleNetConfig> {
+    let chosen = knobs.learn.is_some() || !knobs.set.is_empty() || (chain.is_some() && init.is_none());
+    let net = network_and_chain(init, net_file, chain, output_level)?;
+    if !chosen {
+        return Ok(net);
+    }
+    let controls = Controls::parse(&net.chain, knobs.learn.as_deref(), &knobs.set)?;
+    if init.is_some() && controls != net.controls {
+        return Err(Error::BadLearn { reason: "the initial model sets other knobs; fine-tuning keeps its --learn and --set".into() });
+    }
+    Ok(net.with_controls(controls))
+}
+
+fn network_and_chain(
     init: Option<&Path>,
     net_file: Option<&Path>,
     chain: Option<ChainSpec>,
@@ -308,6 +343,17 @@ pub struct TrainArgs {
     /// with `eq,comp` whatever the network's chain.
     #[arg(long)]
     pub chain: Option<String>,
+    /// The knobs the network sets, as full names where `*` stands for any run of characters
+    /// (`fil4.gain*,fil4.freq*,darc.*`; a pattern matches continuous knobs, a switch is learnt
+    /// only when named in full); the others keep their defaults or a --set value.
+    /// Default: every knob of afx's effects and every continuous knob of a plugin (its switches
+    /// keep their defaults).
+    #[arg(long)]
+    pub learn: Option<String>,
+    /// Holds a knob the network does not set at a value (NAME=VALUE, physical units;
+    /// repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
     /// How the output level is set: `absolute` (the make-up knob is a plain gain) or
     /// `reference` (the output is scaled to the reference's K-weighted level plus the make-up
     /// knob). Default: that of --net / --init, else absolute.
@@ -414,7 +460,8 @@ impl TrainArgs {
     pub fn config(&self) -> Result<TrainConfig> {
         let d = TrainConfig::default();
         let chain = self.chain.as_deref().map(str::parse).transpose()?;
-        let net = network_for(self.init.as_deref(), self.net.as_deref(), chain, self.output_level)?;
+        let knobs = KnobChoice { learn: self.learn.clone(), set: self.set.clone() };
+        let net = network_for(self.init.as_deref(), self.net.as_deref(), chain, self.output_level, &knobs)?;
         Ok(TrainConfig {
             net,
             init: self.init.clone(),
@@ -529,7 +576,7 @@ impl Training for StyleTraining {
     fn open(config: &TrainConfig, learner: Learner, first_step: u64) -> Result<Self> {
         let generator = Arc::new(load_pairs(config)?);
         let validation = ValidationSet::new(&generator, config)?;
-        let chain = ChainFx::new(config.net.chain.clone(), generator.corpus().sample_rate());
+        let chain = config.net.fx(generator.corpus().sample_rate());
         let proxies = (!config.proxies.is_empty()).then(|| ProxyChain::load(&config.proxies, chain.sample_rate)).transpose()?;
         if let Some(proxies) = &proxies {
             proxies.check_imitates(&config.net.chain)?;
@@ -659,7 +706,7 @@ fn train_step(
         }
     };
     let inputs: Vec<Channels> = pairs.iter().map(|p| vec![p.input.clone()]).collect();
-    let levels = batch_levels(config, effects.chain.sample_rate, pairs);
+    let levels = batch_levels(config, &effects.chain, pairs);
     let levels = levels.as_ref();
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
     trainer.step(&input_features, &reference_features, |knobs| {
@@ -701,11 +748,11 @@ fn render_for(fx: &ChainFx, level: OutputLevel, pair: &Pair, knobs: &[f32]) -> V
 
 /// The level handling of a batch: for a level-relative network the level of every pair's
 /// reference, and the loss's level term; none if neither applies.
-fn batch_levels(config: &TrainConfig, sample_rate: u32, pairs: &[Pair]) -> Option<Levels> {
+fn batch_levels(config: &TrainConfig, fx: &ChainFx, pairs: &[Pair]) -> Option<Levels> {
     let relative = config.net.output_level == OutputLevel::Reference;
     (relative || config.level_weight > 0.0).then(|| {
-        let reference_db = relative.then(|| pairs.iter().map(|p| level_db(&[&p.reference], sample_rate)).collect());
-        Levels::new(&config.net.chain, sample_rate, reference_db, config.level_weight)
+        let reference_db = relative.then(|| pairs.iter().map(|p| level_db(&[&p.reference], fx.sample_rate)).collect());
+        Levels::new(fx, reference_db, config.level_weight)
     })
 }
 
@@ -1114,5 +1161,41 @@ mod tests {
         let done = crate::transfer::transfer(&model.net, &input, &reference, &options).unwrap();
         assert_eq!(done.knobs.chain(), &chain);
         assert!(done.output.channels.iter().flatten().all(|x| x.is_finite()));
+    }
+
+    /// A network that learns some knobs (`--learn`) and holds one (`--set`) trains with one
+    /// output per learnt knob; its model file records the choice, `afx transfer` renders the
+    /// held knob at its value, and fine-tuning or a proxy estimator cannot change it.
+    #[test]
+    fn a_network_learns_the_chosen_knobs_and_holds_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("audio");
+        write_corpus(&data);
+        let choice = KnobChoice { learn: Some("eq.band*.gain_db,comp.*".into()), set: vec!["hpf.freq_hz=150".into()] };
+        let net = network_for(None, None, Some("hpf,eq,comp".parse().unwrap()), None, &choice).unwrap();
+        assert_eq!(net.num_knobs, 4 + 6);
+        let config =
+            TrainConfig { net: StyleNetConfig { features: tiny_config(&data).net.features, ..net }, steps: 2, ..tiny_config(&data) };
+        let (run, out) = (dir.path().join("run"), dir.path().join("learn.afx"));
+        train(&config, &run, &out, false, None).unwrap();
+        let model = model::file::load(&out).unwrap();
+        assert_eq!(model.net.config().controls, config.net.controls);
+        let (input, reference) = (groove(2.0, 44_100, 2, 1), groove(2.0, 48_000, 2, 2));
+        let options = crate::transfer::TransferOptions { mode: crate::transfer::Mode::Model, ..Default::default() };
+        let done = crate::transfer::transfer(&model.net, &input, &reference, &options).unwrap();
+        assert!((done.knobs.get("hpf.freq_hz").unwrap() - 150.0).abs() < 1e-3);
+        let defaults = crate::fx::ChainKnobs::defaults(done.knobs.chain().clone());
+        for name in ["hpf.q", "eq.band1.freq_hz", "eq.high_shelf.q"] {
+            assert!(
+                (done.knobs.get(name).unwrap() - defaults.get(name).unwrap()).abs() < 1e-3 * defaults.get(name).unwrap().abs(),
+                "{name}"
+            );
+        }
+        let other = KnobChoice { learn: Some("comp.*".into()), set: vec![] };
+        let e = network_for(Some(&out), None, None, None, &other).unwrap_err().to_string();
+        assert!(e.contains("initial model sets other knobs"), "{e}");
+        let proxy = TrainConfig { estimator: EstimatorKind::Proxy, proxies: vec![out.clone()], ..config.clone() };
+        let e = proxy.validate().unwrap_err().to_string();
+        assert!(e.contains("--learn") && !e.contains('\n'), "{e}");
     }
 }
