@@ -39,7 +39,7 @@ use serde::Serialize;
 
 use crate::data::{self, Corpus, InputCorruption, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
 use crate::fx::level::OutputLevel;
-use crate::fx::{ChainSpec, Knobs};
+use crate::fx::{ChainSpec, Controls, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
 use crate::model::file::AnyModel;
@@ -134,7 +134,8 @@ pub struct EvalArgs {
     pub corruption: InputCorruption,
     #[arg(long, default_value_t = 100)]
     pub pairs: usize,
-    /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out).
+    /// Adam steps of the oracle's per-pair knob fit (0 leaves the oracle out): exact gradients
+    /// through afx's effects, a direct search (SPSA on the loss) through a chain with plugins.
     #[arg(long, default_value_t = 100)]
     pub oracle_steps: usize,
     /// The chain of the oracle's fit and of `--model untrained` (default `eq,comp`, the
@@ -329,9 +330,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     if config.pairs == 0 {
         return Err(Error::Setting { name: "pairs", value: "0".into(), expected: "at least 1".into() });
     }
-    if config.oracle_steps > 0 {
-        config.oracle_chain.check_differentiable("the oracle fits knobs by exact gradients (--oracle-steps 0 leaves it out)")?;
-    }
+    // The oracle's fit sets every knob of afx's effects and a plugin's continuous knobs.
+    let oracle_fx = ChainFx::with_controls(config.oracle_chain.clone(), &Controls::parse(&config.oracle_chain, None, &[])?, RATE_HZ)?;
     let corpus = Corpus::from_roots(&config.data, &[config.split], "evaluation")?;
     let (files, hours) = (corpus.num_files(config.split), corpus.duration_s(config.split) / 3600.0);
     debug_assert_eq!(corpus.sample_rate(), RATE_HZ);
@@ -433,7 +433,7 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&style_fx, &pairs, &style_knobs))?);
     progress.inc(1);
     if config.oracle_steps > 0 {
-        let fx = ChainFx::new(config.oracle_chain.clone(), RATE_HZ);
+        let fx = oracle_fx;
         let fitted: Vec<(Vec<f32>, f64)> = pairs
             .par_iter()
             .map(|p| {
@@ -573,7 +573,8 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
         (value, vec![grad])
     };
-    let start: Vec<f32> = pair
+    // From the style's own knobs where the chain has them, the defaults elsewhere.
+    let whole: Vec<f32> = pair
         .afx_style()
         .expect("evaluation pairs are made with afx's chain")
         .chain_knobs()
@@ -582,6 +583,7 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         .iter()
         .map(|&v| v as f32)
         .collect();
+    let start = fx.selection.select(&whole);
     refine::descend(fx, std::slice::from_ref(&pair.input), &start, steps, None, output_loss).0
 }
 

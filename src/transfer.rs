@@ -285,7 +285,6 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     let mut normalized = predict_normalized(net, &input_copy, &reference_copy)?;
     let level = net.config().output_level;
     if options.refine_steps > 0 {
-        net.config().chain.check_differentiable("--refine needs it")?;
         let fx = net.config().fx(ANALYSIS_RATE_HZ);
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
     }

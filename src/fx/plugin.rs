@@ -31,6 +31,10 @@ pub struct PluginInfo {
     pub(crate) activation_resets: OnceLock<bool>,
     /// For a plugin that reports no latency: the lag measured at each sample rate so far.
     pub(crate) measured_latency: Mutex<Vec<(u32, usize)>>,
+    /// How long the plugin takes to reach its knobs from a fresh start (some glide their
+    /// parameters from the defaults: x42 fil4 and darc, Calf's compressors), measured at each
+    /// sample rate so far: the silence a stream runs before it is at rest with new knobs.
+    pub(crate) settle: Mutex<Vec<(u32, usize)>>,
 }
 
 impl PluginInfo {
@@ -127,9 +131,10 @@ impl PluginNode {
         if channels > super::chain::MAX_RAMP_CHANNELS {
             return Err(Error::TooManyChannels { effect: info.uri.clone(), channels, max: super::chain::MAX_RAMP_CHANNELS });
         }
-        // A new stream is at rest and has not run: setting its knobs is making it with them.
+        // A new stream at rest with these knobs: set, then settled (some plugins glide to them).
         let mut stream = crate::lv2::PluginStream::new(info, sample_rate, channels)?;
         stream.set(knobs);
+        stream.settle()?;
         Ok(PluginNode { stream, scratch: vec![vec![0.0; crate::lv2::MAX_BLOCK]; channels], error: None })
     }
 

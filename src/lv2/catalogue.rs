@@ -192,6 +192,7 @@ fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
         latency_port: raw.latency_port_index(),
         activation_resets: OnceLock::new(),
         measured_latency: Mutex::new(Vec::new()),
+        settle: Mutex::new(Vec::new()),
     })
 }
 

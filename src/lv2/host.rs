@@ -16,6 +16,12 @@ use crate::{Error, Result};
 const ATOM_CAPACITY: usize = 32 * 1024;
 /// How far an impulse is followed to measure the latency of a plugin that reports none.
 const LATENCY_SEARCH_SECONDS: f64 = 0.5;
+/// The longest a plugin may take to reach its knobs from a fresh start; a plugin still gliding
+/// after it settles this long.
+const MAX_SETTLE_SECONDS: f64 = 1.0;
+/// A plugin has reached its knobs once its output on a probe stays within this fraction of the
+/// probe's peak (−40 dB) of the output of an instance that had long settled.
+const SETTLE_TOLERANCE: f32 = 0.01;
 
 /// How the audio's channels meet the plugin's ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +55,10 @@ pub struct PluginStream {
     knobs: Vec<f64>,
     /// Measured latency for a plugin without a latency port.
     measured_latency: usize,
+    /// Samples of silence that bring a fresh instance to its knobs ([`PluginInfo`]'s settle).
+    settle: usize,
+    /// Room for that silence, one block per channel.
+    silence: Vec<Vec<f32>>,
 }
 
 /// lilv's world keeps the plugin libraries and counts their users: instances are made and
@@ -91,6 +101,8 @@ impl PluginStream {
             knobs: info.defaults(),
             scratch: vec![vec![0.0; MAX_BLOCK]; outs],
             measured_latency: 0,
+            settle: 0,
+            silence: vec![vec![0.0; MAX_BLOCK]; channels],
         };
         stream.apply_knobs();
         if info.latency_port.is_none() {
@@ -106,7 +118,73 @@ impl PluginStream {
                 }
             };
         }
+        let known = info.settle.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == sample_rate).map(|m| m.1);
+        stream.settle = match known {
+            Some(settle) => settle,
+            None => {
+                let settle = stream.measure_settle()?;
+                info.settle.lock().unwrap_or_else(|p| p.into_inner()).push((sample_rate, settle));
+                settle
+            }
+        };
         Ok(stream)
+    }
+
+    /// Runs silence until the plugin has reached the knobs last set (a plugin that glides its
+    /// parameters from where it started: what makes a fresh or reset stream at rest with its
+    /// knobs). Not for the audio thread of a stream whose knobs change: there the glide is
+    /// the plugin's smoothing.
+    pub fn settle(&mut self) -> Result<()> {
+        let mut left = self.settle;
+        while left > 0 {
+            let n = left.min(MAX_BLOCK);
+            let mut silence = std::mem::take(&mut self.silence);
+            silence.iter_mut().for_each(|c| c[..n].fill(0.0));
+            let result = self.process(&mut silence.iter_mut().map(|c| &mut c[..n]).collect::<Vec<_>>());
+            self.silence = silence;
+            result?;
+            left -= n;
+        }
+        Ok(())
+    }
+
+    /// How many samples of silence bring a fresh instance to knobs away from its defaults: the
+    /// shortest of 0, 1/32, 1/16, 1/8, 1/4, 1/2, 3/4 s and [`MAX_SETTLE_SECONDS`] after which its
+    /// output on a probe (a tone and noise at 0.3, 0.5 s) stays within [`SETTLE_TOLERANCE`] of the
+    /// probe's peak of the output after [`MAX_SETTLE_SECONDS`] × 4 of silence. Leaves the stream
+    /// fresh at its own knobs.
+    fn measure_settle(&mut self) -> Result<usize> {
+        let kept = self.knobs.clone();
+        let away: Vec<f64> =
+            self.info.knobs.iter().zip(&kept).map(|(k, &v)| if k.is_continuous() { k.denormalize(0.7) } else { v }).collect();
+        let rate = f64::from(self.sample_rate);
+        let probe: Vec<f32> = (0..(rate / 2.0) as usize)
+            .map(|i| {
+                (0.15 * (std::f64::consts::TAU * 997.0 * i as f64 / rate).sin() + 0.15 * ((i * 7919 % 4096) as f64 / 2048.0 - 1.0)) as f32
+            })
+            .collect();
+        let mut render = |preroll: usize| -> Result<Vec<f32>> {
+            self.reinstantiate()?;
+            self.set(&away);
+            self.settle = preroll;
+            self.settle()?;
+            let mut channels = vec![probe.clone(); self.channels()];
+            self.process(&mut channels.iter_mut().map(|c| c.as_mut_slice()).collect::<Vec<_>>())?;
+            Ok(channels.swap_remove(0))
+        };
+        let settled = render((4.0 * MAX_SETTLE_SECONDS * rate) as usize)?;
+        let mut settle = (MAX_SETTLE_SECONDS * rate) as usize;
+        for fraction in [0.0, 1.0 / 32.0, 1.0 / 16.0, 0.125, 0.25, 0.5, 0.75] {
+            let preroll = (fraction * MAX_SETTLE_SECONDS * rate) as usize;
+            if render(preroll)?.iter().zip(&settled).all(|(x, y)| (x - y).abs() <= SETTLE_TOLERANCE * 0.3) {
+                settle = preroll;
+                break;
+            }
+        }
+        self.settle = 0;
+        self.set(&kept);
+        self.reinstantiate()?;
+        Ok(settle)
     }
 
     /// The plugin's description.
@@ -133,7 +211,8 @@ impl PluginStream {
     /// Returns the plugin to rest, knobs kept. LV2's deactivate and activate should do it, but
     /// plugins differ in what they clear (Calf's compressors keep their envelope), so afx checks
     /// once per plugin ([`PluginStream::activation_resets`]) and otherwise makes a fresh
-    /// instance (0.4–0.7 ms for x42 fil4). Not for the audio thread.
+    /// instance (0.4–0.7 ms for x42 fil4); then [settles](PluginStream::settle) it at its
+    /// knobs. Not for the audio thread.
     pub fn reset(&mut self) -> Result<()> {
         let resets = match self.info.activation_resets.get() {
             Some(&resets) => resets,
@@ -144,10 +223,10 @@ impl PluginStream {
         };
         if resets {
             self.reactivate();
-            Ok(())
         } else {
-            self.reinstantiate()
+            self.reinstantiate()?;
         }
+        self.settle()
     }
 
     fn reinstantiate(&mut self) -> Result<()> {
@@ -161,7 +240,7 @@ impl PluginStream {
     }
 
     /// LV2's reset: deactivate, then activate (allowed from the thread that runs the plugin).
-    fn reactivate(&mut self) {
+    pub(crate) fn reactivate(&mut self) {
         for unit in &mut self.units {
             let instance = unit.instance.raw().instance();
             let handle = instance.handle();
