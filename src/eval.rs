@@ -37,9 +37,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{self, Corpus, InputCorruption, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice};
+use crate::data::{self, Corpus, InputCorruption, Making, Pair, PairConfig, PairGenerator, Split, Style, StyleChoice, TargetChain};
 use crate::fx::level::OutputLevel;
-use crate::fx::{ChainSpec, Controls, Knobs};
+use crate::fx::{ChainKnobs, ChainSpec, Controls, Knobs};
 use crate::grad::{ChainFx, Channels, Render, finish_mono};
 use crate::metrics::{self, Metrics};
 use crate::model::file::AnyModel;
@@ -92,6 +92,8 @@ pub struct EvalConfig {
     /// The files the pairs come from: the test split, or, to measure how much better a model
     /// does on what it was trained on (its generalisation gap), the training or validation split.
     pub split: Split,
+    /// Pairs made by a chain the user names (emulation, mastering) instead of afx's styles.
+    pub target: Option<TargetChain>,
 }
 
 impl Default for EvalConfig {
@@ -110,6 +112,7 @@ impl Default for EvalConfig {
             proxies: Vec::new(),
             same_content: false,
             split: Split::Test,
+            target: None,
         }
     }
 }
@@ -167,6 +170,8 @@ pub struct EvalArgs {
     pub split: Split,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub target: crate::data::target::TargetArgs,
     /// Also write the markdown table to this file.
     #[arg(long)]
     pub table: Option<PathBuf>,
@@ -195,6 +200,7 @@ impl EvalArgs {
             corruption: self.corruption,
             split: self.split,
             seed: self.seed,
+            target: self.target.target()?,
             ..EvalConfig::default()
         };
         let report = evaluate(&config, &candidates(&self.models, &loaded))?;
@@ -349,7 +355,8 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
     };
     let per_model = 1 + usize::from(config.same_content);
     let model_rows = per_model * candidates.len() + candidates.iter().map(extra).sum::<usize>();
-    let progress = crate::progress::bar((model_rows + 4 + usize::from(config.oracle_steps > 0)) as u64, "rows");
+    let style_rows = if config.target.is_none() { 4 } else { 3 };
+    let progress = crate::progress::bar((model_rows + style_rows + usize::from(config.oracle_steps > 0)) as u64, "rows");
 
     let mut rows = vec![measure_row("Input", &pairs, &styles, pairs.iter().map(|p| (p.input.clone(), 0.0)).collect())?];
     progress.inc(1);
@@ -428,10 +435,12 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             progress.inc(1);
         }
     }
-    let style_knobs =
-        pairs.iter().map(|p| (normalized(p.afx_style().expect("evaluation pairs are made with afx's chain")), 0.0)).collect::<Vec<_>>();
-    rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&style_fx, &pairs, &style_knobs))?);
-    progress.inc(1);
+    if config.target.is_none() {
+        let style_knobs =
+            pairs.iter().map(|p| (normalized(p.afx_style().expect("evaluation pairs are made with afx's chain")), 0.0)).collect::<Vec<_>>();
+        rows.push(measure_row("Style knobs", &pairs, &styles, timed_renders(&style_fx, &pairs, &style_knobs))?);
+        progress.inc(1);
+    }
     if config.oracle_steps > 0 {
         let fx = oracle_fx;
         let fitted: Vec<(Vec<f32>, f64)> = pairs
@@ -462,6 +471,7 @@ fn make_pairs(corpus: Corpus, config: &EvalConfig) -> Result<Vec<Pair>> {
         half_frames: config.half_frames,
         reference_frames: config.reference_frames,
         corruption: config.corruption,
+        target: config.target.clone(),
         ..PairConfig::default()
     };
     let generator = PairGenerator::new(corpus, pair_config)?;
@@ -573,16 +583,13 @@ fn fit_knobs(fx: &ChainFx, pair: &Pair, steps: usize) -> Vec<f32> {
         let value = loss.value_and_grad(&[output[0].as_slice()], &[target], &mut [grad.as_mut_slice()]);
         (value, vec![grad])
     };
-    // From the style's own knobs where the chain has them, the defaults elsewhere.
-    let whole: Vec<f32> = pair
-        .afx_style()
-        .expect("evaluation pairs are made with afx's chain")
-        .chain_knobs()
-        .carried_into(&fx.chain)
-        .to_normalized()
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    // From the knobs that made the target where the chain has them, the defaults elsewhere.
+    let known = match &pair.making {
+        Making::Afx { style, .. } => style.chain_knobs().carried_into(&fx.chain),
+        Making::Chain { knobs } => knobs.carried_into(&fx.chain),
+        Making::Foreign { .. } => ChainKnobs::defaults(fx.chain.clone()),
+    };
+    let whole: Vec<f32> = known.to_normalized().iter().map(|&v| v as f32).collect();
     let start = fx.selection.select(&whole);
     refine::descend(fx, std::slice::from_ref(&pair.input), &start, steps, None, output_loss).0
 }

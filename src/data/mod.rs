@@ -16,11 +16,13 @@ pub mod foreign;
 pub mod pairs;
 pub mod source;
 pub mod styles;
+pub mod target;
 
 pub use corrupt::{Corruption, ExpanderSettings, InputCorruption, corrupt, expand};
 pub use pairs::{Batch, BatchPlan, ClipOrigin, Loader, Making, Mix, Pair, PairConfig, PairGenerator, StyleChoice, domain_of};
 pub use source::{Corpus, CorpusConfig, Recording, Skipped, Split, SplitFractions, scan};
 pub use styles::{Draw, Style, random_colour, random_style};
+pub use target::TargetChain;
 
 /// Peak level, in dBFS, of every signal the pairs hand out (input, and the louder of reference
 /// and target), as in DeepAFx-ST.

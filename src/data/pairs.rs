@@ -15,12 +15,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::foreign::{Domain, ForeignKind, ForeignRecipe};
+use super::target::TargetChain;
 use super::{
     Corpus, Corruption, InputCorruption, PEAK_DBFS, Recording, Split, Style, corrupt, normalize_peak, peak_gain, random_colour,
     random_style,
 };
 use crate::audio::Audio;
-use crate::fx::{Knobs, render};
+use crate::fx::{ChainKnobs, Knobs, render};
 use crate::{Error, Result};
 
 /// Default half-clip length L in frames: 131072, 5.46 s at 24 kHz (DeepAFx-ST's `train_length`).
@@ -45,7 +46,7 @@ impl StyleChoice {
 }
 
 /// How pairs are made.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PairConfig {
     /// L, the length of input and target in frames (and of the reference, by default).
     pub half_frames: usize,
@@ -89,6 +90,9 @@ pub struct PairConfig {
     /// given here the reference is a passage of *another* recording of the same domain instead
     /// of the clip's other part.
     pub foreign: Option<f64>,
+    /// Pairs made by a chain the user names ([`TargetChain`]: emulation, mastering): target
+    /// and reference through it, the input as it is; `None` for afx's styles.
+    pub target: Option<TargetChain>,
 }
 
 impl Default for PairConfig {
@@ -104,6 +108,7 @@ impl Default for PairConfig {
             colour_db: 0.0,
             mix: 0.0,
             foreign: None,
+            target: None,
         }
     }
 }
@@ -195,6 +200,9 @@ pub enum Making {
     },
     /// Foreign processors ([`PairConfig::foreign`]), run on the −12 dBFS parts.
     Foreign { style: ForeignRecipe, corruption: ForeignRecipe },
+    /// A chain the user named ([`PairConfig::target`]) with these settings, run on the
+    /// −12 dBFS parts; the input is the part as it is.
+    Chain { knobs: ChainKnobs },
 }
 
 impl Pair {
@@ -202,7 +210,7 @@ impl Pair {
     pub fn afx_style(&self) -> Option<&Knobs> {
         match &self.making {
             Making::Afx { style, .. } => Some(style),
-            Making::Foreign { .. } => None,
+            Making::Foreign { .. } | Making::Chain { .. } => None,
         }
     }
 }
@@ -218,6 +226,8 @@ pub struct PairGenerator {
     cumulative_starts: [Vec<u64>; 3],
     /// Per split, per recording: its [`domain_of`].
     domains: [Vec<Domain>; 3],
+    /// The target chain's settings (draws centre on them), with [`PairConfig::target`].
+    target_settings: Option<ChainKnobs>,
 }
 
 impl PairGenerator {
@@ -238,7 +248,8 @@ impl PairGenerator {
                 .collect()
         });
         let domains = Split::ALL.map(|split| corpus.recordings(split).iter().map(domain_of).collect());
-        Ok(PairGenerator { corpus, config, cumulative_starts, domains })
+        let target_settings = config.target.as_ref().map(TargetChain::settings).transpose()?;
+        Ok(PairGenerator { corpus, config, cumulative_starts, domains, target_settings })
     }
 
     /// The corpus the pairs come from.
@@ -311,6 +322,14 @@ impl PairGenerator {
             played_at_hz,
         };
 
+        if let (Some(target), Some(settings)) = (&self.config.target, &self.target_settings) {
+            let knobs = target.sample(settings, &mut rng);
+            let (mut target, mut reference) = (a.to_vec(), b.to_vec());
+            render(&knobs, sample_rate, &mut [&mut target])?;
+            render(&knobs, sample_rate, &mut [&mut reference])?;
+            normalize_peak(&mut [&mut target, &mut reference], PEAK_DBFS);
+            return Ok(Pair { input: a.to_vec(), reference, target, making: Making::Chain { knobs }, colour, mix, origin });
+        }
         if let Some(other) = self.config.foreign {
             let domain = self.domains[split.index()][recording];
             let elsewhere =
@@ -844,7 +863,7 @@ mod tests {
         // The noise has a mean energy of 0.03, so a half passes only if about a third of it or
         // more is noise.
         let config_gappy = PairConfig { max_attempts: 1000, min_mean_energy: 0.01, ..config(StyleChoice::Random) };
-        let generator = make_generator(gappy, config_gappy);
+        let generator = make_generator(gappy, config_gappy.clone());
         let gappy_index = generator.corpus().recordings(Split::Train).iter().position(|r| r.sources[0].ends_with("gappy.wav")).unwrap();
         for i in 0..50 {
             let origin = generator.pair(Split::Train, i, 4).unwrap().origin;
@@ -912,5 +931,30 @@ mod tests {
         let mut loader = Loader::spawn(generator, failing, 0..4, 1).unwrap();
         assert!(loader.next().unwrap().is_err());
         assert!(loader.next().is_none(), "the first error ends the sequence");
+    }
+
+    /// With a target chain, the input is the clip's part as it is and the target that part
+    /// through the chain at the pair's settings (up to the common peak gain); drawn settings
+    /// differ from pair to pair, fixed ones do not.
+    #[test]
+    fn a_target_chain_makes_the_target_from_the_untouched_input() {
+        for draw in [0.0, 0.3] {
+            let target = TargetChain::parse("eq,comp", &["eq.band2.gain_db=9".into(), "comp.threshold_db=-30".into()], draw).unwrap();
+            let generator = make_generator(noise_files, PairConfig { target: Some(target), ..config(StyleChoice::Random) });
+            let pairs: Vec<Pair> = (0..3).map(|i| generator.pair(Split::Train, i, 5).unwrap()).collect();
+            for pair in &pairs {
+                let Making::Chain { knobs } = &pair.making else { panic!("a target chain's pair") };
+                let mut rendered = pair.input.clone();
+                render(knobs, RATE, &mut [&mut rendered]).unwrap();
+                let gain = pair.target.iter().zip(&rendered).map(|(t, r)| t * r).sum::<f32>() / rendered.iter().map(|r| r * r).sum::<f32>();
+                let worst = pair.target.iter().zip(&rendered).map(|(t, r)| (t - gain * r).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-4, "target differs from the input through the chain by {worst}");
+            }
+            let ratios: Vec<f64> = pairs
+                .iter()
+                .map(|p| if let Making::Chain { knobs } = &p.making { knobs.get("eq.band2.gain_db").unwrap() } else { 0.0 })
+                .collect();
+            assert_eq!(ratios.windows(2).all(|w| w[0] == w[1]), draw == 0.0, "{ratios:?}");
+        }
     }
 }

@@ -120,6 +120,8 @@ pub fn plugin_knob_listing(uri: &str, json: bool) -> Result<String> {
 const LV2_CORE: &str = "http://lv2plug.in/ns/lv2core#";
 const PORT_PROPS: &str = "http://lv2plug.in/ns/ext/port-props#";
 const UNITS: &str = "http://lv2plug.in/ns/extensions/units#";
+/// A positive range at least this wide (max / min) maps logarithmically whatever the plugin says.
+const LOG_SPAN: f64 = 30.0;
 
 /// Reads a plugin's ports into a [`PluginInfo`].
 fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
@@ -162,7 +164,10 @@ fn describe(world: &livi::World, plugin: &livi::Plugin) -> Result<PluginInfo> {
         let stepped = [&toggled, &integer, &enumeration].iter().any(|p| lilv_port.has_property(p));
         let skew = if stepped && min.fract() == 0.0 && max.fract() == 0.0 {
             Skew::Stepped(StepSize(1))
-        } else if lilv_port.has_property(&logarithmic) && min > 0.0 {
+        } else if min > 0.0 && (lilv_port.has_property(&logarithmic) || max / min >= LOG_SPAN) {
+            // A positive range over decades (Calf's linear amplitudes: thresholds 0.001–1,
+            // gains 1/64–64) maps logarithmically even unmarked: an even step of a normalised
+            // knob is then an even step in dB, not nearly all of it in the top decade.
             Skew::Log
         } else {
             Skew::Linear

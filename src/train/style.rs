@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "cli")]
 use super::run::{BudgetArgs, RunArgs};
 use super::run::{RunConfig, RunState, Summary, Training, Validation, check_run_settings, run};
-use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split};
+use crate::data::{BatchPlan, Corpus, InputCorruption, Loader, Pair, PairConfig, PairGenerator, Split, TargetChain};
 use crate::fx::level::{OutputLevel, level_db};
 use crate::fx::{ChainSpec, Controls};
 use crate::grad::{
@@ -136,6 +136,10 @@ pub struct TrainConfig {
     /// `None` (and runs saved before it existed) for afx's own pairs.
     #[serde(default)]
     pub foreign: Option<f64>,
+    /// Pairs made by a chain the user names (emulation, mastering: [`PairConfig::target`]);
+    /// `None` for afx's styles.
+    #[serde(default)]
+    pub target: Option<TargetChain>,
     /// Dropout in the style network's controller ([`TrainerConfig::dropout`]), 0 for none; a
     /// cTCN run has none.
     #[serde(default)]
@@ -176,6 +180,7 @@ impl Default for TrainConfig {
             colour_db: 0.0,
             mix: 0.0,
             foreign: None,
+            target: None,
             dropout: 0.0,
             init: None,
             proxies: Vec::new(),
@@ -221,6 +226,15 @@ impl TrainConfig {
                     "the estimator `{estimator}` sets every knob of its chain; --learn and --set need exact, spsa, finite_diff or mixed"
                 ),
             });
+        }
+        if let Some(target) = &self.target {
+            target.settings()?;
+            if self.foreign.is_some() {
+                return Err(Error::BadConfig {
+                    what: "pair",
+                    reason: "--target-chain and --foreign make pairs two ways; choose one".into(),
+                });
+            }
         }
         if self.estimator == EstimatorKind::Ctcn && self.init.is_some() {
             return Err(Error::CtcnSetting { setting: "init", reason: "starts a style network; a cTCN run starts fresh" });
@@ -393,6 +407,8 @@ pub struct TrainArgs {
     /// part. Default: afx's own pairs. Validation pairs are made the same way.
     #[arg(long, value_parser = parse_probability)]
     pub foreign: Option<f64>,
+    #[command(flatten)]
+    pub target: crate::data::target::TargetArgs,
     /// Dropout in the controller: the probability, in [0, 1), that each of its inputs and
     /// hidden units is dropped in a training step; default 0 (none).
     #[arg(long)]
@@ -485,6 +501,7 @@ impl TrainArgs {
             colour_db: self.colour_db.unwrap_or(d.colour_db),
             mix: self.mix.unwrap_or(d.mix),
             foreign: self.foreign.or(d.foreign),
+            target: self.target.target()?,
             dropout: self.dropout.unwrap_or(d.dropout),
             ..d
         })
@@ -776,6 +793,7 @@ fn load_pairs(config: &TrainConfig) -> Result<PairGenerator> {
             colour_db: config.colour_db,
             mix: config.mix,
             foreign: config.foreign,
+            target: config.target.clone(),
             ..PairConfig::default()
         },
     )
@@ -1005,7 +1023,7 @@ mod tests {
             (0..40)
                 .map(|i| match generator.pair(Split::Train, i, 1).unwrap().making {
                     Making::Afx { corruption, .. } => corruption.knobs.0[default_chain::RATIO],
-                    Making::Foreign { .. } => unreachable!(),
+                    Making::Foreign { .. } | Making::Chain { .. } => unreachable!(),
                 })
                 .collect::<Vec<_>>()
         };
