@@ -16,30 +16,8 @@ set -euo pipefail
 out=${1:-runs/compare}
 STEPS=${STEPS:-500} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PROXY_STEPS=${PROXY_STEPS:-2500}
 PAIRS=${PAIRS:-50} REFINE=${REFINE:-50} SEED=${SEED:-1}
-DATA=${DATA:-${AFX_DATA:-$HOME/.cache/afx/training-audio}}
-if [ -z "${AFX:-}" ]; then
-    cargo build --release --quiet
-    AFX=target/release/afx
-fi
-for kind in music speech; do
-    [ -d "$DATA/$kind" ] || { echo "no $DATA/$kind: run scripts/get-training-audio.sh first" >&2; exit 1; }
-done
-mkdir -p "$out"
-data=("$DATA/music" "$DATA/speech")
-
-# run OUT_FILE COMMAND...: runs an afx training command unless OUT_FILE exists; resumes the
-# run folder (OUT_FILE.run) if an earlier attempt left a checkpoint.
-run() {
-    local file=$1
-    shift
-    if [ -f "$file" ]; then
-        echo "have $file"
-    elif [ -f "$file.run/checkpoint.afx" ]; then
-        "$AFX" "$@" --out "$file" --resume
-    else
-        "$AFX" "$@" --out "$file" --data "${data[@]}"
-    fi
-}
+# shellcheck source=scripts/runs.sh
+source "$(dirname "$0")/runs.sh"
 
 for effect in eq comp; do
     run "$out/proxy-$effect.afx" proxy train --effect "$effect" --steps "$PROXY_STEPS" --seed "$SEED"

@@ -18,30 +18,9 @@
 set -euo pipefail
 out=${1:-runs/plugins-style}
 STEPS=${STEPS:-500} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PAIRS=${PAIRS:-50} ORACLE=${ORACLE:-100} SEED=${SEED:-1}
-DATA=${DATA:-${AFX_DATA:-$HOME/.cache/afx/training-audio}}
-if [ -z "${AFX:-}" ]; then
-    cargo build --release --quiet --features lv2
-    AFX=target/release/afx
-fi
-for kind in music speech; do
-    [ -d "$DATA/$kind" ] || { echo "no $DATA/$kind: run scripts/get-training-audio.sh first" >&2; exit 1; }
-done
-mkdir -p "$out"
-data=("$DATA/music" "$DATA/speech")
-
-# run OUT_FILE COMMAND...: runs an afx training command unless OUT_FILE exists; resumes the
-# run folder (OUT_FILE.run) if an earlier attempt left a checkpoint.
-run() {
-    local file=$1
-    shift
-    if [ -f "$file" ]; then
-        echo "have $file"
-    elif [ -f "$file.run/checkpoint.afx" ]; then
-        "$AFX" "$@" --out "$file" --resume
-    else
-        "$AFX" "$@" --out "$file" --data "${data[@]}"
-    fi
-}
+AFX_FEATURES="--features lv2"
+# shellcheck source=scripts/runs.sh
+source "$(dirname "$0")/runs.sh"
 
 common=(--steps "$STEPS" --batch-size "$BATCH" --clip-frames "$CLIP" --seed "$SEED"
         --validate-every 250 --validation-pairs 16)
