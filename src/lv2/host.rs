@@ -106,27 +106,13 @@ impl PluginStream {
         };
         stream.apply_knobs();
         if info.latency_port.is_none() {
-            let known =
-                info.measured_latency.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == sample_rate).map(|m| m.1);
-            stream.measured_latency = match known {
-                Some(latency) => latency,
-                None => {
-                    let latency = stream.measure_latency(sample_rate)?;
-                    stream.reinstantiate()?;
-                    info.measured_latency.lock().unwrap_or_else(|p| p.into_inner()).push((sample_rate, latency));
-                    latency
-                }
-            };
+            stream.measured_latency = per_rate(&info.measured_latency, sample_rate, || {
+                let latency = stream.measure_latency(sample_rate)?;
+                stream.reinstantiate()?;
+                Ok(latency)
+            })?;
         }
-        let known = info.settle.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == sample_rate).map(|m| m.1);
-        stream.settle = match known {
-            Some(settle) => settle,
-            None => {
-                let settle = stream.measure_settle()?;
-                info.settle.lock().unwrap_or_else(|p| p.into_inner()).push((sample_rate, settle));
-                settle
-            }
-        };
+        stream.settle = per_rate(&info.settle, sample_rate, || stream.measure_settle())?;
         Ok(stream)
     }
 
@@ -370,6 +356,20 @@ impl PluginStream {
             Layout::Whole => self.info.audio_inputs,
             Layout::PerChannel => self.units.len(),
             Layout::MonoThrough => 1,
+        }
+    }
+}
+
+/// What `measured` holds for `sample_rate`, else what `measure` finds, kept there (a plugin's
+/// measurements are made once per process and rate).
+fn per_rate(measured: &std::sync::Mutex<Vec<(u32, usize)>>, sample_rate: u32, measure: impl FnOnce() -> Result<usize>) -> Result<usize> {
+    let known = measured.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == sample_rate).map(|m| m.1);
+    match known {
+        Some(value) => Ok(value),
+        None => {
+            let value = measure()?;
+            measured.lock().unwrap_or_else(|p| p.into_inner()).push((sample_rate, value));
+            Ok(value)
         }
     }
 }
