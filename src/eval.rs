@@ -401,7 +401,10 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
         // The model's output for each pair: its TCN's for a cTCN, else the chain's.
         let outputs = |knobs: &[(Vec<f32>, f64)], reference_of: fn(&Pair) -> &[f32]| match candidate.tcn {
             Some(tcn) => timed_tcn(tcn, &pairs, knobs),
-            None => Ok(at_level(level, &fx, &pairs, knobs, reference_of, timed_renders(&fx, &pairs, knobs))),
+            None => {
+                let rendered = at_level(level, &fx, &pairs, knobs, reference_of, timed_renders(&fx, &pairs, knobs));
+                fx.check().map(|()| rendered)
+            }
         };
         rows.push(trained(measure_row(&candidate.name, &pairs, &styles, outputs(&predicted, |p| &p.reference)?)?));
         progress.inc(1);
@@ -453,7 +456,9 @@ pub fn evaluate(config: &EvalConfig, candidates: &[Candidate]) -> Result<Report>
             .collect();
         let name =
             if fx.chain == style_fx.chain { "Oracle (fitted knobs)".to_string() } else { format!("Oracle (fitted knobs of {})", fx.chain) };
-        rows.push(measure_row(&name, &pairs, &styles, timed_renders(&fx, &pairs, &fitted))?);
+        let rendered = timed_renders(&fx, &pairs, &fitted);
+        fx.check()?;
+        rows.push(measure_row(&name, &pairs, &styles, rendered)?);
         progress.inc(1);
     }
     progress.finish_and_clear();

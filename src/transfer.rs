@@ -287,6 +287,7 @@ pub fn transfer(net: &StyleNet, input: &Audio, reference: &Audio, options: &Tran
     if options.refine_steps > 0 {
         let fx = net.config().fx(ANALYSIS_RATE_HZ);
         normalized = refine::refine(&fx, &input_copy, &reference_copy, &normalized, options.refine_steps, level);
+        fx.check()?;
     }
     let mut knobs = to_knobs(net, &normalized);
     if let Some(tone) = &tone {

@@ -89,17 +89,25 @@ pub struct ChainFx {
     pub sample_rate: u32,
     pub chain: ChainSpec,
     pub selection: Selection,
+    failure: Failure,
 }
+
+/// The first error a render of a [`ChainFx`] (and its clones) met: a plugin that failed or
+/// output NaN/Inf at some knobs. An estimator cannot stop in the middle of its renders, so such
+/// a render comes out silent and the error waits here for the command to report it
+/// ([`ChainFx::check`]) once the step or example is done.
+#[derive(Clone, Debug, Default)]
+struct Failure(std::sync::Arc<std::sync::Mutex<Option<crate::Error>>>);
 
 impl ChainFx {
     /// `chain` at `sample_rate`, every knob free.
     pub fn new(chain: ChainSpec, sample_rate: u32) -> Self {
-        ChainFx { sample_rate, selection: Selection::every(&chain), chain }
+        ChainFx { sample_rate, selection: Selection::every(&chain), chain, failure: Failure::default() }
     }
 
     /// `chain` at `sample_rate` with the knobs `controls` name free and the others held.
     pub fn with_controls(chain: ChainSpec, controls: &Controls, sample_rate: u32) -> Result<Self> {
-        Ok(ChainFx { sample_rate, selection: controls.resolve(&chain)?, chain })
+        Ok(ChainFx { sample_rate, selection: controls.resolve(&chain)?, chain, failure: Failure::default() })
     }
 
     /// The same chain with every knob free.
@@ -129,6 +137,16 @@ impl ChainFx {
         ChainKnobs::from_normalized(self.chain.clone(), &n).expect("one normalised value per free knob of the chain")
     }
 
+    /// The error a render has met since the last check, if any ([`Failure`]): renders that
+    /// can fail (chains with plugins) are checked after each training step, evaluation example
+    /// and fit.
+    pub fn check(&self) -> crate::Result<()> {
+        match self.failure.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The free knobs' share of a gradient of the whole chain, in normalised units.
     pub fn knob_gradient<T>(&self, grad: &ChainGrad<T>, knobs: &ChainKnobs) -> Vec<f32> {
         let all: Vec<f32> = grad.knobs_normalized(knobs).iter().map(|&v| v as f32).collect();
@@ -145,7 +163,8 @@ impl Render for ChainFx {
         let mut views = copy_for_rendering(input, output);
         // Aligned with the input, as `fx::forward` renders it (a look-ahead's latency removed).
         if let Err(e) = fx::render(&self.knobs(knobs), self.sample_rate, &mut views) {
-            panic!("rendering the chain `{}`: {e}", self.chain);
+            views.iter_mut().for_each(|c| c.fill(0.0));
+            self.failure.0.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
         }
     }
 }

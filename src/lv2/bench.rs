@@ -37,6 +37,12 @@ pub struct PluginSpeed {
     pub spsa_mframes_per_s: f64,
     /// `1 − spsa / (threads × own)`: the share of the cores the host takes (target ≤ 0.10).
     pub host_overhead: f64,
+    /// The silence that brings a fresh instance to rest at its knobs before each render
+    /// (seconds; the plugin's own work, measured per plugin and rate).
+    pub settle_s: f64,
+    /// The share of the cores that is neither a render nor the plugin settling: the host's own
+    /// bookkeeping (instantiation, copies, latency compensation, the estimator).
+    pub overhead_beyond_settling: f64,
     /// Whether the host resets this plugin by reactivating it (else by a fresh instance).
     pub reset_by_reactivation: bool,
 }
@@ -64,14 +70,19 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
         let batch: Vec<Example> = inputs.iter().zip(&knobs).map(|(i, k)| Example { input: i, knobs: k }).collect();
         let spsa = Spsa { pairs: SPSA_PAIRS, epsilon: 1e-3 };
         let step = pool.install(|| best_of(3, || drop(spsa.knob_gradients(&fx, &batch, &grads, 0))));
-        let frames = (SPSA_EXAMPLES * 2 * SPSA_PAIRS * SPSA_FRAMES) as f64;
+        let renders = SPSA_EXAMPLES * 2 * SPSA_PAIRS;
+        let frames = (renders * SPSA_FRAMES) as f64;
         let own_rate = len as f64 / own;
         let spsa_rate = frames / step;
+        let settle = info.settle.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == RATE).map_or(0, |m| m.1);
+        let plugin_rate = (frames + (renders * settle) as f64) / step;
         speeds.push(PluginSpeed {
             uri,
             own_mframes_per_s: own_rate / 1e6,
             spsa_mframes_per_s: spsa_rate / 1e6,
             host_overhead: 1.0 - spsa_rate / (BATCH_THREADS as f64 * own_rate),
+            settle_s: settle as f64 / f64::from(RATE),
+            overhead_beyond_settling: 1.0 - plugin_rate / (BATCH_THREADS as f64 * own_rate),
             reset_by_reactivation: info.activation_resets.get() == Some(&true),
         });
     }

@@ -440,3 +440,45 @@ fn a_render_starts_settled_at_its_knobs() {
         assert!(worst < 0.02 * 0.3, "{uri}: differs by {worst} from a long-settled stream");
     }
 }
+
+#[test]
+fn a_new_network_starts_a_plugins_knobs_at_their_defaults() {
+    use crate::model::{ANALYSIS_RATE_HZ, LogMel, StyleNetConfig};
+    let chain: crate::fx::ChainSpec = "eq,calf_comp".parse().unwrap();
+    let net = StyleNetConfig::default().with_chain(chain.clone());
+    let net = net.clone().with_controls(crate::fx::Controls::parse(&chain, None, &[]).unwrap());
+    let selection = net.controls.resolve(&chain).unwrap();
+    let model = net.init(&burn::prelude::Device::flex(), 7);
+    let fs = f64::from(ANALYSIS_RATE_HZ);
+    let clips: Vec<Vec<f32>> = (0..4).map(|i| program(i, 1, fs as usize, fs).remove(0).into_iter().map(|v| v as f32).collect()).collect();
+    let views: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+    let features = LogMel::compute_all(&net.features, &views).unwrap();
+    let predicted = model.predict(&features, &features[1..].iter().chain(&features[..1]).cloned().collect::<Vec<_>>());
+    let plugin = chain.stages()[1].knobs();
+    let mut far_from_middle = 0;
+    for (j, &i) in selection.free.iter().enumerate() {
+        let mean = predicted.iter().map(|p| p[j]).sum::<f32>() / predicted.len() as f32;
+        let start = if plugin.contains(&i) { selection.base[i].clamp(0.05, 0.95) } else { 0.5 };
+        assert!((mean - start).abs() < 0.15, "knob {i} starts at {mean}, not near {start}");
+        far_from_middle += usize::from(plugin.contains(&i) && (start - 0.5).abs() > 0.3);
+    }
+    assert!(far_from_middle >= 2, "the test needs plugin defaults far from the middle of their ranges");
+}
+
+#[test]
+fn a_render_that_fails_is_kept_for_the_command_to_report() {
+    // Calf's multiband crossover above Nyquist (20 kHz at 24 kHz) blows up to NaN.
+    let chain: crate::fx::ChainSpec = "calf_multiband".parse().unwrap();
+    let fx = crate::grad::ChainFx::new(chain.clone(), 24_000);
+    let x: Vec<f32> = program(3, 1, 16384, 24_000.0).remove(0).into_iter().map(|v| v as f32).collect();
+    let defaults = crate::fx::Selection::every(&chain).base.clone();
+    assert!(fx.render_mono(&x, &defaults).iter().all(|v| v.is_finite()));
+    fx.check().expect("the defaults render");
+    let mut above_nyquist = defaults.clone();
+    above_nyquist[chain.knob_index("calf_multiband.freq2").unwrap()] = 1.0;
+    let out = fx.clone().render_mono(&x, &above_nyquist);
+    assert!(out.iter().all(|&v| v == 0.0), "a failed render comes out silent");
+    let message = fx.check().expect_err("the clone's failure is the chain's").to_string();
+    assert!(message.contains("MultibandCompressor") && !message.contains('\n'), "{message}");
+    fx.check().expect("reported once");
+}

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureConfig, Features};
+use crate::fx::chain::StageKind;
 use crate::fx::level::OutputLevel;
 use crate::fx::{ChainSpec, Controls, NUM_KNOBS};
 use crate::grad::ChainFx;
@@ -171,12 +172,51 @@ impl StyleNetConfig {
             encoder: Encoder { convs, embed: linear(2 * last_channels, self.embedding_dim, &unit) },
             controller: Controller {
                 hidden: vec![linear(3 * self.embedding_dim, self.hidden_dim, &he), linear(self.hidden_dim, self.hidden_dim, &he)],
-                out: LinearConfig::new(self.hidden_dim, self.num_knobs).init(device),
+                out: self.output_layer(device),
             },
             config: self.clone(),
         }
     }
+
+    /// The controller's last layer. A free knob of a plugin starts near the plugin's default
+    /// (or its `--set` value): its bias is the logit of that normalised value, kept within
+    /// [`PLUGIN_START`] of the range's ends so the sigmoid still moves it. afx's own knobs start
+    /// where every earlier model did, at the middle of their ranges. A plugin's ranges are its
+    /// author's, and their middles are often extreme settings (Calf's multiband compressor: +18 dB
+    /// make-up in every band), which a gradient estimate then has to walk back from.
+    fn output_layer(&self, device: &Device) -> Linear {
+        let mut out = LinearConfig::new(self.hidden_dim, self.num_knobs).init(device);
+        let selection = self.controls.resolve(&self.chain).expect("validated: the controls fit the chain");
+        let plugin_knob: Vec<bool> = self
+            .chain
+            .stages()
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(matches!(s.kind, StageKind::Plugin(_)), s.kind.knobs().len()))
+            .collect();
+        if !selection.free.iter().any(|&i| plugin_knob[i]) {
+            return out;
+        }
+        let current = out.bias.as_ref().map(|b| b.val().into_data().try_into_vec::<f32>().expect("a float tensor holds f32 values"));
+        let bias: Vec<f32> = selection
+            .free
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| match plugin_knob[i] {
+                true => {
+                    let p = selection.base[i].clamp(PLUGIN_START, 1.0 - PLUGIN_START);
+                    (p / (1.0 - p)).ln()
+                }
+                false => current.as_ref().map_or(0.0, |b| b[j]),
+            })
+            .collect();
+        out.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [self.num_knobs]), device)));
+        out
+    }
 }
+
+/// How close to a range's end a plugin knob may start (normalised): see
+/// [`StyleNetConfig::output_layer`].
+const PLUGIN_START: f32 = 0.05;
 
 /// Seeds the device's generator with `seed` and holds a lock until the guard drops: flex keeps
 /// one random generator for the whole process and burn draws initial weights lazily, on first

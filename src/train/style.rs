@@ -615,11 +615,15 @@ impl Training for StyleTraining {
         self.validation.measure(&self.learner, &self.effects.chain, &mut self.loss)
     }
 
+    // A render that failed during validation (a plugin's NaN) is reported before anything is
+    // written: validation cannot fail, its renders keep the error for [`ChainFx::check`].
     fn save_checkpoint(&self, run_dir: &Path, state: &serde_json::Value) -> Result<()> {
+        self.effects.chain.check()?;
         self.learner.save_checkpoint(run_dir, state)
     }
 
     fn save_model(&self, path: &Path, card: &ModelCard) -> Result<()> {
+        self.effects.chain.check()?;
         self.learner.save_model(path, card)
     }
 
@@ -726,7 +730,7 @@ fn train_step(
     let levels = batch_levels(config, &effects.chain, pairs);
     let levels = levels.as_ref();
     let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
-    trainer.step(&input_features, &reference_features, |knobs| {
+    let loss = trainer.step(&input_features, &reference_features, |knobs| {
         let batch: Vec<Example> = inputs.iter().zip(knobs).map(|(input, knobs)| Example { input, knobs }).collect();
         let fx = &effects.chain;
         let proxies = || effects.proxies.as_ref().expect("validated: the proxy estimators have their proxies");
@@ -752,7 +756,9 @@ fn train_step(
             EstimatorKind::Ctcn => unreachable!("a cTCN run has a cTCN learner"),
         };
         (value, grads)
-    })
+    })?;
+    effects.chain.check()?;
+    Ok(loss)
 }
 
 /// A pair's input rendered through the chain with normalised `knobs`, its level set as
