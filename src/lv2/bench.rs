@@ -43,6 +43,11 @@ pub struct PluginSpeed {
     /// The share of the cores that is neither a render nor the plugin settling: the host's own
     /// bookkeeping (instantiation, copies, latency compensation, the estimator).
     pub overhead_beyond_settling: f64,
+    /// The plugin's own speed with one instance per thread on [`BATCH_THREADS`] threads at once.
+    pub parallel_mframes_per_s: f64,
+    /// `1 − (renders + settling) / parallel`: the host's own share against what the threads
+    /// measurably give the plugin together.
+    pub overhead_vs_parallel: f64,
     /// Whether the host resets this plugin by reactivating it (else by a fresh instance).
     pub reset_by_reactivation: bool,
 }
@@ -63,6 +68,21 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
                 stream.process(&mut [block]).expect("the plugin runs");
             }
         });
+        // The same work on every thread at once: what the cores give this plugin together
+        // (a shared machine's two threads rarely make twice one).
+        let mut streams: Vec<(PluginStream, Vec<f32>)> =
+            (0..BATCH_THREADS).map(|_| PluginStream::new(info, RATE, 1).map(|s| (s, signal.clone()))).collect::<Result<_>>()?;
+        let together = pool.install(|| {
+            best_of(3, || {
+                use rayon::prelude::*;
+                streams.par_iter_mut().for_each(|(stream, work)| {
+                    work.copy_from_slice(&signal);
+                    for block in work.chunks_mut(MAX_BLOCK) {
+                        stream.process(&mut [block]).expect("the plugin runs");
+                    }
+                });
+            })
+        });
         let fx = PluginFx::new(uri, RATE)?;
         let inputs: Vec<Channels> = (0..SPSA_EXAMPLES).map(|b| vec![program_signal(SPSA_FRAMES, f64::from(RATE), 2 + b as u32)]).collect();
         let knobs: Vec<Vec<f32>> = (0..SPSA_EXAMPLES).map(|_| info.knobs.iter().map(|k| k.normalize(k.default) as f32).collect()).collect();
@@ -76,6 +96,7 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
         let spsa_rate = frames / step;
         let settle = info.settle.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == RATE).map_or(0, |m| m.1);
         let plugin_rate = (frames + (renders * settle) as f64) / step;
+        let parallel_rate = (BATCH_THREADS * len) as f64 / together;
         speeds.push(PluginSpeed {
             uri,
             own_mframes_per_s: own_rate / 1e6,
@@ -83,6 +104,8 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
             host_overhead: 1.0 - spsa_rate / (BATCH_THREADS as f64 * own_rate),
             settle_s: settle as f64 / f64::from(RATE),
             overhead_beyond_settling: 1.0 - plugin_rate / (BATCH_THREADS as f64 * own_rate),
+            parallel_mframes_per_s: parallel_rate / 1e6,
+            overhead_vs_parallel: 1.0 - plugin_rate / parallel_rate,
             reset_by_reactivation: info.activation_resets.get() == Some(&true),
         });
     }
