@@ -482,3 +482,36 @@ fn a_render_that_fails_is_kept_for_the_command_to_report() {
     assert!(message.contains("MultibandCompressor") && !message.contains('\n'), "{message}");
     fx.check().expect("reported once");
 }
+
+#[test]
+fn training_warns_of_a_crossover_against_the_waveform_term() {
+    use crate::spectral::{MrStftBatch, MrStftConfig};
+    use crate::train::run::Validation;
+    use crate::train::style::starting_warning;
+    // Targets a little brighter than the inputs (afx's EQ, +3 dB high shelf); the chain to train:
+    // Calf's multiband at its defaults, whose crossover turns the phase.
+    let fs = 24_000;
+    let inputs: Vec<Vec<f32>> =
+        (0..4).map(|i| program(20 + i, 1, 16384, f64::from(fs)).remove(0).into_iter().map(|v| v as f32).collect()).collect();
+    let mut shelf = crate::fx::ChainKnobs::defaults("eq".parse().unwrap());
+    shelf.set("eq.high_shelf.gain_db", 3.0).unwrap();
+    let eq = crate::grad::ChainFx::new(shelf.chain().clone(), fs);
+    let shelf_n: Vec<f32> = shelf.to_normalized().iter().map(|&v| v as f32).collect();
+    let targets: Vec<Vec<f32>> = inputs.iter().map(|x| eq.render_mono(x, &shelf_n)).collect();
+    let chain: crate::fx::ChainSpec = "calf_multiband".parse().unwrap();
+    let fx = crate::grad::ChainFx::new(chain.clone(), fs);
+    let defaults = Selection::every(&chain).base;
+    let outputs: Vec<Vec<f32>> = inputs.iter().map(|x| fx.render_mono(x, &defaults)).collect();
+    fn view(v: &[Vec<f32>]) -> Vec<&[f32]> {
+        v.iter().map(Vec::as_slice).collect()
+    }
+    let scores = |l1_weight: f64| {
+        let mut loss = MrStftBatch::<f32>::new(MrStftConfig { l1_weight, ..MrStftConfig::default() });
+        Validation { loss: loss.value(&view(&outputs), &view(&targets)), input_loss: loss.value(&view(&inputs), &view(&targets)) }
+    };
+    let with_l1 = scores(MrStftConfig::default().l1_weight);
+    let warning = starting_warning(&with_l1, MrStftConfig::default().l1_weight).expect("a warning with the waveform term");
+    assert!(warning.contains("--l1-weight 0") && !warning.contains('\n'), "{warning}");
+    let spectral = scores(0.0);
+    assert!(starting_warning(&spectral, 0.0).is_none(), "MR-STFT alone: {} against the input's {}", spectral.loss, spectral.input_loss);
+}

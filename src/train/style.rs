@@ -601,7 +601,15 @@ impl Training for StyleTraining {
         let plan = BatchPlan { split: Split::Train, batch_size: config.batch_size, seed: config.seed };
         let loader = Loader::spawn(Arc::clone(&generator), plan, first_step..config.steps, 2)?;
         let effects = Effects { chain, proxies };
-        Ok(StyleTraining { config: config.clone(), learner, generator, loader, validation, effects, loss: config.loss() })
+        let mut loss = config.loss();
+        if first_step == 0 {
+            let start = validation.measure(&learner, &effects.chain, &mut loss);
+            effects.chain.check()?;
+            if let Some(warning) = starting_warning(&start, config.l1_weight) {
+                eprintln!("{warning}");
+            }
+        }
+        Ok(StyleTraining { config: config.clone(), learner, generator, loader, validation, effects, loss })
     }
 
     fn step(&mut self, step: u64, learning_rate: f64) -> Result<f64> {
@@ -759,6 +767,29 @@ fn train_step(
     })?;
     effects.chain.check()?;
     Ok(loss)
+}
+
+/// How many times the unprocessed input's validation loss a fresh network may score before
+/// [`starting_warning`] speaks.
+const STARTING_LOSS_FACTOR: f64 = 3.0;
+
+/// A warning when a fresh network's outputs score far worse than the unprocessed input on the
+/// validation pairs ([`STARTING_LOSS_FACTOR`] times): a chain that cannot come near its target
+/// at its starting knobs, most often an effect that turns the phase (a multiband compressor's
+/// crossover) against the loss's waveform term, which then drives the knobs to the ends of their
+/// ranges.
+pub(crate) fn starting_warning(start: &Validation, l1_weight: f64) -> Option<String> {
+    (start.loss > STARTING_LOSS_FACTOR * start.input_loss).then(|| {
+        let advice = if l1_weight > 0.0 {
+            "an effect that turns the phase (a multiband crossover) against the loss's waveform term? try --l1-weight 0"
+        } else {
+            "check the chain's held knobs (--set) and where its knobs start"
+        };
+        format!(
+            "warning: at its starting knobs the chain scores {:.2} on the validation pairs against the unprocessed input's {:.2}; {advice}",
+            start.loss, start.input_loss
+        )
+    })
 }
 
 /// A pair's input rendered through the chain with normalised `knobs`, its level set as
