@@ -19,12 +19,12 @@
 #
 # Needs afx built with `--features lv2` and the plugins (scripts/install-lv2.sh).
 # Usage: scripts/plugins-tasks.sh [OUT]   (OUT defaults to runs/plugins-tasks)
-# Settings (environment): STEPS (500: the afx rows and the one-pair SPSA rows), LONG (1500: the
+# Settings (environment): STEPS (500: the afx rows and the one-pair SPSA rows), LONG (800: the
 # four-pair SPSA rows; 0 leaves them out), BATCH (4), CLIP (16384 frames at 24 kHz), PAIRS (30 evaluation pairs),
 # ORACLE (60 fit steps per pair), SEED (1), DATA, AFX (as scripts/plugins-style.sh).
 set -euo pipefail
 out=${1:-runs/plugins-tasks}
-STEPS=${STEPS:-500} LONG=${LONG:-1500} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PAIRS=${PAIRS:-30} ORACLE=${ORACLE:-60} SEED=${SEED:-1}
+STEPS=${STEPS:-500} LONG=${LONG:-800} BATCH=${BATCH:-4} CLIP=${CLIP:-16384} PAIRS=${PAIRS:-30} ORACLE=${ORACLE:-60} SEED=${SEED:-1}
 AFX_FEATURES="--features lv2"
 # shellcheck source=scripts/runs.sh
 source "$(dirname "$0")/runs.sh"
