@@ -60,29 +60,23 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
         let Ok(info) = plugin_info(uri) else { continue };
         let len = 1 << 19;
         let signal = program_signal(len, f64::from(RATE), 1);
-        let mut stream = PluginStream::new(info, RATE, 1)?;
-        let mut work = signal.clone();
-        let own = best_of(3, || {
+        // The signal through one stream in blocks of MAX_BLOCK.
+        let stream_through = |(stream, work): &mut (PluginStream, Vec<f32>)| {
             work.copy_from_slice(&signal);
             for block in work.chunks_mut(MAX_BLOCK) {
                 stream.process(&mut [block]).expect("the plugin runs");
             }
-        });
-        // The same work on every thread at once: what the cores give this plugin together
-        // (a shared machine's two threads rarely make twice one).
+        };
         let mut streams: Vec<(PluginStream, Vec<f32>)> =
             (0..BATCH_THREADS).map(|_| PluginStream::new(info, RATE, 1).map(|s| (s, signal.clone()))).collect::<Result<_>>()?;
+        let own = best_of(3, || stream_through(&mut streams[0]));
+        // The same work on every thread at once: what the cores give this plugin together
+        // (a shared machine's two threads rarely make twice one).
         let together = pool.install(|| {
-            best_of(3, || {
-                use rayon::prelude::*;
-                streams.par_iter_mut().for_each(|(stream, work)| {
-                    work.copy_from_slice(&signal);
-                    for block in work.chunks_mut(MAX_BLOCK) {
-                        stream.process(&mut [block]).expect("the plugin runs");
-                    }
-                });
-            })
+            use rayon::prelude::*;
+            best_of(3, || streams.par_iter_mut().for_each(stream_through))
         });
+        let settle = streams[0].0.settle_len();
         let fx = PluginFx::new(uri, RATE)?;
         let inputs: Vec<Channels> = (0..SPSA_EXAMPLES).map(|b| vec![program_signal(SPSA_FRAMES, f64::from(RATE), 2 + b as u32)]).collect();
         let knobs: Vec<Vec<f32>> = (0..SPSA_EXAMPLES).map(|_| info.knobs.iter().map(|k| k.normalize(k.default) as f32).collect()).collect();
@@ -94,7 +88,6 @@ pub fn run() -> Result<Vec<PluginSpeed>> {
         let frames = (renders * SPSA_FRAMES) as f64;
         let own_rate = len as f64 / own;
         let spsa_rate = frames / step;
-        let settle = info.settle.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(rate, _)| *rate == RATE).map_or(0, |m| m.1);
         let plugin_rate = (frames + (renders * settle) as f64) / step;
         let parallel_rate = (BATCH_THREADS * len) as f64 / together;
         speeds.push(PluginSpeed {

@@ -134,6 +134,11 @@ impl PluginStream {
         Ok(())
     }
 
+    /// The silence run by [`PluginStream::settle`], in samples.
+    pub fn settle_len(&self) -> usize {
+        self.settle
+    }
+
     /// How many samples of silence bring a fresh instance to knobs away from its defaults: the
     /// shortest of 0, 1/32, 1/16, 1/8, 1/4, 1/2, 3/4 s and [`MAX_SETTLE_SECONDS`] after which its
     /// output on a probe (a tone and noise at 0.3, 0.5 s) stays within [`SETTLE_TOLERANCE`] of the
