@@ -69,7 +69,7 @@ def host(lilv, numpy, uri, rate, hop):
                 out[left:left + hop] = self.outputs[0]
             return numpy.clip(out, -100.0, 100.0) + noise
 
-    return plugin, Instance
+    return Instance
 
 
 def main():
@@ -87,7 +87,7 @@ def main():
     import numpy
 
     numpy.random.seed(1)
-    plugin, Instance = host(lilv, numpy, args.uri, args.rate, args.hop)
+    Instance = host(lilv, numpy, args.uri, args.rate, args.hop)
     nominal, plus, minus = Instance(), Instance(), Instance()
     t = numpy.arange(args.frames) / args.rate
     items = [0.3 * numpy.sin(2 * numpy.pi * (110 + 50 * i) * t) * (1 + numpy.sin(2 * numpy.pi * 2 * t)) / 2

@@ -950,11 +950,11 @@ mod tests {
                 let worst = pair.target.iter().zip(&rendered).map(|(t, r)| (t - gain * r).abs()).fold(0.0f32, f32::max);
                 assert!(worst < 1e-4, "target differs from the input through the chain by {worst}");
             }
-            let ratios: Vec<f64> = pairs
+            let gains: Vec<f64> = pairs
                 .iter()
                 .map(|p| if let Making::Chain { knobs } = &p.making { knobs.get("eq.band2.gain_db").unwrap() } else { 0.0 })
                 .collect();
-            assert_eq!(ratios.windows(2).all(|w| w[0] == w[1]), draw == 0.0, "{ratios:?}");
+            assert_eq!(gains.windows(2).all(|w| w[0] == w[1]), draw == 0.0, "{gains:?}");
         }
     }
 }
